@@ -1,0 +1,38 @@
+# modelport: the README's two commands are `make up` and `make test`.
+# Both create/refresh .venv first, so each works as the first command on a fresh machine.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+PORT      ?= 8000
+GRPC_PORT ?= 0
+EXAMPLE   ?= examples/predictor-iris
+
+.PHONY: venv up test protos lint bench clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	@touch $(STAMP)
+
+up: venv
+	$(BIN)/modelport up --port $(PORT) --grpc-port $(GRPC_PORT) --deploy $(EXAMPLE)
+
+test: venv
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS); rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 0; fi; exit $$rc
+
+protos: venv
+	$(BIN)/python -m modelport.protos_build
+
+lint: venv
+	$(BIN)/ruff check modelport services tests
+
+bench: venv
+	$(BIN)/python bench/run.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,319 @@
+"""The `modelport` command line: `up` runs the platform; the rest are clients of its REST API.
+
+Client commands take `--url` (or MODELPORT_URL) and `--json` for scripts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from modelport.client import DEFAULT_URL, Client, DeployFailed
+from modelport.errors import ModelportError
+
+app = typer.Typer(help="modelport: turn a model package into an online service.",
+                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+out = Console()
+err = Console(stderr=True)
+
+UrlOpt = Annotated[str, typer.Option("--url", envvar="MODELPORT_URL",
+                                     help="gateway URL")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON for scripts")]
+WaitOpt = Annotated[bool, typer.Option("--wait/--no-wait",
+                                       help="wait until the service answers")]
+
+
+def _client(url: str) -> Client:
+    return Client(url or DEFAULT_URL)
+
+
+def _emit(data: Any, as_json: bool, human: str | None = None) -> None:
+    if as_json:
+        print(json.dumps(data, indent=2))
+    elif human is not None:
+        out.print(human, highlight=False, markup=False)
+
+
+def _fail(exc: Exception, as_json: bool) -> None:
+    if isinstance(exc, DeployFailed):
+        data = {"error": {"code": "deploy.failed", "message": str(exc), "reason": exc.reason,
+                          "version": exc.version, "build_log_tail": exc.build_log_tail,
+                          "service_removed": exc.removed}}
+        text = f"error: {exc}"
+        if exc.build_log_tail:
+            text += f"\n--- build log (last lines) ---\n{exc.build_log_tail}"
+        if exc.removed:
+            text += (f"\nthe service was removed; version {exc.version} and its build log stay"
+                     " inspectable (`modelport build-log MODEL VERSION`)")
+    elif isinstance(exc, ModelportError):
+        data = {"error": exc.to_dict()}
+        text = f"error: {exc}"
+        if rid := exc.details.get("request_id"):
+            text += f"\nrequest id: {rid}"
+    else:
+        data = {"error": {"code": "client", "message": str(exc)}}
+        text = f"error: {exc}"
+    if as_json:
+        print(json.dumps(data, indent=2))
+    else:
+        err.print(text, highlight=False, markup=False)
+    raise typer.Exit(1)
+
+
+def _progress(as_json: bool):  # noqa: ANN202 - a small closure factory
+    last: dict[str, str] = {}
+
+    def show(svc: dict[str, Any]) -> None:
+        line = f"{svc['phase']}: {svc['message']}"
+        if not as_json and last.get("line") != line:
+            err.print(f"  {line}", highlight=False, markup=False)
+            last["line"] = line
+
+    return show
+
+
+def _describe(svc: dict[str, Any]) -> str:
+    return (f"name:    {svc['name']}\nurl:     {svc['url']}\nstatus:  {svc['phase']}"
+            f" (version {svc['serving_version'] or '-'}) {svc['message']}\n\n"
+            f"call with curl:\n  {svc['examples']['curl']}\n\ncall with Python:\n"
+            + "\n".join("  " + ln for ln in svc["examples"]["python"].splitlines()))
+
+
+def _deploy(action: Any, as_json: bool) -> dict[str, Any]:
+    try:
+        return action()
+    except (ModelportError, DeployFailed, OSError) as exc:
+        _fail(exc, as_json)
+        raise  # unreachable
+
+
+@app.command()
+def up(
+    home: Annotated[str | None, typer.Option(help="platform home (env MODELPORT_HOME)")] = None,
+    port: Annotated[int, typer.Option(help="HTTP port; 0 = pick a free one")] = 8000,
+    grpc_port: Annotated[int, typer.Option(help="public gRPC port; 0 = pick a free one")] = 0,
+    host: Annotated[str, typer.Option(help="bind address")] = "127.0.0.1",
+    deploy: Annotated[list[Path] | None, typer.Option(
+        help="package directory or zip to deploy once ready (repeatable)")] = None,
+) -> None:
+    """Start registry, builder, runtime and gateway; Ctrl-C stops them all."""
+    from modelport.home import resolve_home
+    from modelport.launcher import Platform
+
+    platform = Platform(resolve_home(home), host, port, grpc_port)
+
+    async def main() -> None:
+        import signal
+
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await platform.start()
+        print(f"ready: {platform.url}", flush=True)
+        print(f"grpc: {host}:{platform.bound_grpc_port}  home: {platform.layout.root}", flush=True)
+        for pkg in deploy or []:
+            await asyncio.to_thread(_deploy_example, platform.url, pkg)
+        await stop.wait()
+        print("stopping...", flush=True)
+        await platform.stop()
+
+    try:
+        asyncio.run(main())
+    except RuntimeError as exc:
+        err.print(f"error: {exc}", highlight=False, markup=False)
+        raise typer.Exit(1) from None
+
+
+def _deploy_example(url: str, pkg: Path) -> None:
+    """Deploy a package under its config name (idempotent across restarts) and show a call."""
+    from modelport.package import load_package
+    from modelport.spec.service import NAME_RE
+
+    try:
+        name = load_package(pkg).name if pkg.is_dir() else pkg.stem
+        name = name if NAME_RE.match(name) else None
+        with Client(url) as client:
+            try:
+                svc = client.get(name) if name else None
+                svc = client.update(name, pkg) if svc else client.create(pkg, name=name)
+            except ModelportError as exc:
+                if exc.code != "service.not_found":
+                    raise
+                svc = client.create(pkg, name=name)
+        print(f"deployed {svc['name']} (version {svc['serving_version']}): {svc['url']}",
+              flush=True)
+        print(f"try: {svc['examples']['curl']}", flush=True)
+    except (ModelportError, DeployFailed) as exc:
+        print(f"deploy of {pkg} failed: {exc}", file=sys.stderr, flush=True)
+
+
+@app.command()
+def create(
+    package: Annotated[Path, typer.Argument(help="model zip or directory with config.json")],
+    name: Annotated[str | None, typer.Option(help="service name (default: generated)")] = None,
+    url: UrlOpt = DEFAULT_URL, wait: WaitOpt = True, as_json: JsonOpt = False,
+) -> None:
+    """Create a service from a package; prints its name, URL and how to call it."""
+    with _client(url) as c:
+        svc = _deploy(lambda: c.create(package, name=name, wait=wait,
+                                       progress=_progress(as_json)), as_json)
+    _emit(svc, as_json, _describe(svc))
+
+
+@app.command()
+def update(
+    name: Annotated[str, typer.Argument(help="service name")],
+    package: Annotated[Path, typer.Argument(help="model zip or directory")],
+    url: UrlOpt = DEFAULT_URL, wait: WaitOpt = True, as_json: JsonOpt = False,
+) -> None:
+    """Deploy a new version behind the same URL; the old one serves until the new one is ready."""
+    with _client(url) as c:
+        svc = _deploy(lambda: c.update(name, package, wait=wait, progress=_progress(as_json)),
+                      as_json)
+    _emit(svc, as_json, _describe(svc))
+
+
+@app.command()
+def apply(
+    file: Annotated[Path, typer.Option("-f", "--file", help="ModelService YAML")],
+    url: UrlOpt = DEFAULT_URL, wait: WaitOpt = True, as_json: JsonOpt = False,
+) -> None:
+    """Create or update the services a ModelService YAML declares."""
+    from modelport.spec.service import load_service_file
+
+    try:
+        services = load_service_file(file.read_text(), str(file))
+    except (ModelportError, OSError) as exc:
+        _fail(exc, as_json)
+        return
+    results = []
+    with _client(url) as c:
+        for svc in services:
+            package = (file.parent / svc.spec.package).resolve() if svc.spec.package else None
+            spec_doc = json.dumps(svc.model_dump(by_alias=True, exclude={"spec": {"package"}}))
+            results.append(_deploy(lambda: c.apply(svc.metadata.name, spec_doc, package,
+                                                   wait=wait, progress=_progress(as_json)),
+                                   as_json))
+    _emit(results, as_json, "\n\n".join(_describe(r) for r in results))
+
+
+@app.command("list")
+def list_(url: UrlOpt = DEFAULT_URL, as_json: JsonOpt = False) -> None:
+    """List services."""
+    with _client(url) as c:
+        data = _deploy(c.list, as_json)
+    if as_json:
+        _emit(data["services"], True)
+        return
+    table = Table("NAME", "PHASE", "VERSION", "READY", "URL")
+    for s in data["services"]:
+        table.add_row(s["name"], s["phase"], str(s["serving_version"] or "-"),
+                      str(s["ready_replicas"]), s["url"])
+    out.print(table)
+
+
+@app.command()
+def get(name: str, url: UrlOpt = DEFAULT_URL, as_json: JsonOpt = False) -> None:
+    """Show a service: status, URL and call examples."""
+    with _client(url) as c:
+        svc = _deploy(lambda: c.get(name), as_json)
+    _emit(svc, as_json, _describe(svc))
+
+
+@app.command()
+def delete(name: str, url: UrlOpt = DEFAULT_URL, as_json: JsonOpt = False) -> None:
+    """Delete a service (its model versions are kept)."""
+    with _client(url) as c:
+        data = _deploy(lambda: c.delete(name), as_json)
+    _emit(data, as_json, f"deleted {name}")
+
+
+@app.command()
+def predict(
+    name: str,
+    inputs: Annotated[list[str] | None, typer.Argument(
+        help="key=value (text/JSON) or key=@file (file contents)")] = None,
+    url: UrlOpt = DEFAULT_URL, as_json: JsonOpt = False,
+) -> None:
+    """Call a service once: `modelport predict NAME text=hello image=@cat.jpg`."""
+    values: dict[str, Any] = {}
+    for item in inputs or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            _fail(ModelportError.from_dict({"kind": "invalid", "code": "cli.input",
+                                            "message": f"{item!r} is not key=value",
+                                            "fix": "write key=value or key=@file"}), as_json)
+        values[key] = Path(value[1:]).read_bytes() if value.startswith("@") else value
+    with _client(url) as c:
+        # key=value pairs travel as form fields, so the gateway parses each by its declared type
+        data = _deploy(lambda: c.predict_form(name, values), as_json)
+    _emit(data, as_json, json.dumps(data.get("data"), indent=2))
+
+
+@app.command()
+def versions(name: str, url: UrlOpt = DEFAULT_URL, as_json: JsonOpt = False) -> None:
+    """List a service's model versions and their build states."""
+    with _client(url) as c:
+        data = _deploy(lambda: c.versions(name), as_json)
+    if as_json:
+        _emit(data, True)
+        return
+    table = Table("VERSION", "STATE", "KIND", "DIGEST", "ERROR")
+    for v in data:
+        table.add_row(str(v["number"]), v["state"], v["kind"], v["digest"][:19],
+                      v["error"].splitlines()[0] if v["error"] else "")
+    out.print(table)
+
+
+@app.command("build-log")
+def build_log(model: str, version: Annotated[int, typer.Argument()] = 0,
+              url: UrlOpt = DEFAULT_URL) -> None:
+    """Print the build log of a model version (default: the latest)."""
+    with _client(url) as c:
+        text = _deploy(lambda: c.build_log(model, version), False)
+    sys.stdout.write(text)
+
+
+@app.command()
+def events(name: str, url: UrlOpt = DEFAULT_URL, as_json: JsonOpt = False) -> None:
+    """Show a service's events, oldest first."""
+    import datetime
+
+    with _client(url) as c:
+        data = _deploy(lambda: c.events(name), as_json)
+    if as_json:
+        _emit(data, True)
+        return
+    table = Table("TIME", "TYPE", "REASON", "VERSION", "MESSAGE")
+    for e in data:
+        ts = datetime.datetime.fromtimestamp(e["ts"]).strftime("%H:%M:%S")
+        table.add_row(ts, e["type"], e["reason"], str(e["version"] or ""), e["message"])
+    out.print(table)
+
+
+@app.command()
+def serve(component: Annotated[str, typer.Argument(help="registry|builder|runtime|gateway")],
+          home: Annotated[str | None, typer.Option()] = None,
+          listen: Annotated[str, typer.Option()] = "") -> None:
+    """Run one component in the foreground (what `up` starts for each)."""
+    from modelport.home import resolve_home
+
+    if component not in ("registry", "builder", "runtime", "gateway"):
+        raise typer.BadParameter(f"unknown component {component!r}")
+    argv = [sys.executable, "-m", f"services.{component}", "--home", str(resolve_home(home))]
+    if listen:
+        argv += ["--listen", listen]
+    os.execv(sys.executable, argv)
+
+
+if __name__ == "__main__":
+    app()

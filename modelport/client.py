@@ -1,0 +1,195 @@
+"""The Python SDK: `modelport.Client(url)` over the gateway's management and inference API.
+
+`create`, `get` and `update` return the service view, which includes at least
+`{"call", "url", "name"}` as in the call_tool contract users already know.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from modelport.errors import Kind, ModelportError
+
+DEFAULT_URL = "http://127.0.0.1:8000"
+
+
+class DeployFailed(Exception):
+    """A create/update whose build or start failed; carries the reason and the build log tail."""
+
+    def __init__(self, name: str, reason: str, version: int = 0, build_log_tail: str = "",
+                 removed: bool = False) -> None:
+        self.name, self.reason, self.version = name, reason, version
+        self.build_log_tail, self.removed = build_log_tail, removed
+        super().__init__(f"service {name!r} failed: {reason}")
+
+
+def _raise_for(resp: httpx.Response) -> None:
+    if resp.status_code < 400:
+        return
+    try:
+        body = resp.json()
+        err = body.get("error", {})
+        rid = body.get("metadata", {}).get("request_id", "")
+    except ValueError:
+        err, rid = {}, ""
+    exc = ModelportError.from_dict(err) if err else ModelportError(
+        Kind.INTERNAL, f"http.{resp.status_code}", resp.text[:500] or resp.reason_phrase)
+    exc.details.setdefault("status", resp.status_code)
+    if rid:
+        exc.details.setdefault("request_id", rid)
+    raise exc
+
+
+class Client:
+    def __init__(self, url: str | None = None, timeout: float = 120.0) -> None:
+        self.url = (url or os.environ.get("MODELPORT_URL") or DEFAULT_URL).rstrip("/")
+        self.http = httpx.Client(base_url=self.url, timeout=timeout)
+
+    def close(self) -> None:
+        self.http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _json(self, method: str, path: str, **kw: Any) -> Any:
+        resp = self.http.request(method, path, **kw)
+        _raise_for(resp)
+        return resp.json()
+
+    # packages ---------------------------------------------------------------------------
+    @staticmethod
+    def _zip(path: str | Path) -> tuple[Path, bool]:
+        """A zip to upload: the file itself, or a deterministic zip of a directory (temporary)."""
+        path = Path(path)
+        if path.is_dir():
+            from modelport.package import zip_directory
+
+            fd, tmp = tempfile.mkstemp(suffix=".zip", prefix="modelport-")
+            os.close(fd)
+            zip_directory(path, Path(tmp))
+            return Path(tmp), True
+        if not path.exists():
+            raise ModelportError(Kind.INVALID, "package.path_missing", f"{path} does not exist",
+                                 "pass a model zip or a directory with config.json")
+        return path, False
+
+    def _upload(self, method: str, path: str, package: str | Path | None,
+                fields: dict[str, str]) -> dict[str, Any]:
+        if package is None:
+            return self._json(method, path, data=fields)
+        zpath, temporary = self._zip(package)
+        try:
+            with zpath.open("rb") as f:
+                return self._json(method, path, data=fields,
+                                  files={"package": (zpath.name, f, "application/zip")})
+        finally:
+            if temporary:
+                zpath.unlink(missing_ok=True)
+
+    # management -------------------------------------------------------------------------
+    def create(self, path: str | Path, name: str | None = None, wait: bool = True,
+               timeout: float = 900, spec: str | None = None,
+               progress: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+        fields = {k: v for k, v in {"name": name or "", "spec": spec or ""}.items() if v}
+        svc = self._upload("POST", "/api/v1/services", path, fields)
+        if not wait:
+            return svc
+        try:
+            return self.wait(svc["name"], svc["generation"], timeout, progress)
+        except DeployFailed as exc:
+            self.delete(svc["name"])
+            exc.removed = True
+            raise
+
+    def apply(self, name: str, spec: str, package: str | Path | None = None, wait: bool = True,
+              timeout: float = 900,
+              progress: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+        svc = self._upload("PUT", f"/api/v1/services/{name}", package, {"spec": spec})
+        return self.wait(name, svc["generation"], timeout, progress) if wait else svc
+
+    def update(self, name: str, path: str | Path, wait: bool = True, timeout: float = 900,
+               progress: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+        svc = self._upload("PUT", f"/api/v1/services/{name}/package", path, {})
+        return self.wait(name, svc["generation"], timeout, progress) if wait else svc
+
+    def get(self, name: str) -> dict[str, Any]:
+        return self._json("GET", f"/api/v1/services/{name}")
+
+    def list(self) -> dict[str, Any]:
+        services = self._json("GET", "/api/v1/services")["services"]
+        return {"message": [s["name"] for s in services], "services": services}
+
+    def delete(self, name: str) -> dict[str, Any]:
+        return self._json("DELETE", f"/api/v1/services/{name}")
+
+    def versions(self, name: str) -> list[dict[str, Any]]:
+        return self._json("GET", f"/api/v1/services/{name}/versions")["versions"]
+
+    def build_log(self, model: str, version: int = 0) -> str:
+        if not version:
+            version = self._json("GET", f"/api/v1/models/{model}/versions")["versions"][-1][
+                "number"]
+        resp = self.http.get(f"/api/v1/models/{model}/versions/{version}/build-log")
+        _raise_for(resp)
+        return resp.text
+
+    def events(self, name: str, limit: int = 100) -> list[dict[str, Any]]:
+        return self._json("GET", f"/api/v1/services/{name}/events",
+                          params={"limit": limit})["events"]
+
+    def wait(self, name: str, generation: int = 0, timeout: float = 900,
+             progress: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+        """Until the service serves its target version; DeployFailed when it cannot."""
+        deadline = time.monotonic() + timeout
+        while True:
+            svc = self.get(name)
+            if progress:
+                progress(svc)
+            if svc["observed_generation"] >= generation:
+                stalled = [c for c in svc["conditions"] if c["type"] == "Stalled" and c["status"]]
+                target = svc["target_version"]
+                if svc["phase"] == "running" and target and svc["serving_version"] == target:
+                    return svc
+                if svc["phase"] == "failed" or stalled:
+                    reason = svc["message"]
+                    tail = ""
+                    try:
+                        log = self.build_log(svc["spec"]["model"] or name, target)
+                        tail = "\n".join(log.splitlines()[-20:])
+                    except ModelportError:
+                        pass
+                    raise DeployFailed(name, reason, target, tail)
+            if time.monotonic() > deadline:
+                raise DeployFailed(name, f"timed out after {timeout:g}s; last status: "
+                                   f"{svc['phase']}: {svc['message']}", svc["target_version"])
+            time.sleep(0.25)
+
+    # inference ---------------------------------------------------------------------------
+    def predict(self, name: str, **inputs: Any) -> dict[str, Any]:
+        """Bytes inputs go as multipart files; everything else as JSON (or form fields)."""
+        path = f"/v1/services/{name}/infer"
+        if any(isinstance(v, (bytes, bytearray)) for v in inputs.values()):
+            import json
+
+            files = {k: (k, bytes(v)) for k, v in inputs.items() if isinstance(v, (bytes,
+                                                                                  bytearray))}
+            data = {k: v if isinstance(v, str) else json.dumps(v) for k, v in inputs.items()
+                    if k not in files}
+            return self._json("POST", path, files=files, data=data)
+        return self._json("POST", path, json=inputs)
+
+    def predict_form(self, name: str, values: dict[str, str | bytes]) -> dict[str, Any]:
+        """Inputs as form fields (str) and files (bytes); the gateway converts by input type."""
+        files = {k: (k, v) for k, v in values.items() if isinstance(v, bytes)}
+        data = {k: v for k, v in values.items() if not isinstance(v, bytes)}
+        return self._json("POST", f"/v1/services/{name}/infer", data=data, files=files or None)

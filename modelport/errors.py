@@ -1,0 +1,148 @@
+"""One error type for the whole platform, translated once per transport.
+
+Each error carries a transport-neutral ``kind`` (what the caller should do), a
+stable ``code`` (what went wrong, for scripts and docs), a human ``message``, a
+``fix`` saying how to put it right, and optionally the JSON ``path`` it concerns
+and a list of sub-``problems`` (validation reports every problem at once).
+Adapters map ``kind`` to HTTP and gRPC status through the tables below and never
+send ``str()`` of an arbitrary exception to a client.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+
+class Kind(StrEnum):
+    INVALID = "invalid"  # the request or package is wrong: fix it and retry
+    NOT_FOUND = "not_found"
+    CONFLICT = "conflict"
+    TOO_LARGE = "too_large"
+    EXHAUSTED = "exhausted"  # queue full, rate limited: retry later
+    DEADLINE = "deadline"
+    UNAVAILABLE = "unavailable"  # not ready yet / stopped: retry later
+    MODEL = "model"  # the user's model code failed
+    INTERNAL = "internal"  # our bug: only the request id goes out
+
+
+HTTP_STATUS: dict[Kind, int] = {
+    Kind.INVALID: 422,
+    Kind.NOT_FOUND: 404,
+    Kind.CONFLICT: 409,
+    Kind.TOO_LARGE: 413,
+    Kind.EXHAUSTED: 429,
+    Kind.DEADLINE: 504,
+    Kind.UNAVAILABLE: 503,
+    Kind.MODEL: 500,
+    Kind.INTERNAL: 500,
+}
+
+# Names of grpc.StatusCode members; kept as strings so this module stays import-light.
+GRPC_STATUS: dict[Kind, str] = {
+    Kind.INVALID: "INVALID_ARGUMENT",
+    Kind.NOT_FOUND: "NOT_FOUND",
+    Kind.CONFLICT: "ALREADY_EXISTS",
+    Kind.TOO_LARGE: "RESOURCE_EXHAUSTED",
+    Kind.EXHAUSTED: "RESOURCE_EXHAUSTED",
+    Kind.DEADLINE: "DEADLINE_EXCEEDED",
+    Kind.UNAVAILABLE: "UNAVAILABLE",
+    Kind.MODEL: "ABORTED",
+    Kind.INTERNAL: "INTERNAL",
+}
+
+#: trailing-metadata key that carries the full error as JSON across gRPC hops
+GRPC_METADATA_KEY = "modelport-error"
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with an input, located by its JSON path."""
+
+    path: str
+    message: str
+    fix: str = ""
+    code: str = ""
+
+    def to_dict(self) -> dict[str, str]:
+        out = {"path": self.path, "message": self.message}
+        if self.fix:
+            out["fix"] = self.fix
+        if self.code:
+            out["code"] = self.code
+        return out
+
+
+@dataclass
+class ModelportError(Exception):
+    kind: Kind
+    code: str
+    message: str
+    fix: str = ""
+    path: str = ""
+    problems: list[Problem] = field(default_factory=list)
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        super().__init__(self.message)
+
+    def __str__(self) -> str:
+        text = self.message
+        if self.fix:
+            text += f" ({self.fix})"
+        for p in self.problems:
+            text += f"\n  - {p.path}: {p.message}" + (f" -> {p.fix}" if p.fix else "")
+        return text
+
+    @property
+    def http_status(self) -> int:
+        return HTTP_STATUS[self.kind]
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"kind": str(self.kind), "code": self.code, "message": self.message}
+        if self.fix:
+            out["fix"] = self.fix
+        if self.path:
+            out["path"] = self.path
+        if self.problems:
+            out["problems"] = [p.to_dict() for p in self.problems]
+        if self.details:
+            out["details"] = self.details
+        return out
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict())
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelportError:
+        return cls(
+            kind=Kind(data.get("kind", "internal")),
+            code=data.get("code", "internal"),
+            message=data.get("message", ""),
+            fix=data.get("fix", ""),
+            path=data.get("path", ""),
+            problems=[Problem(**p) for p in data.get("problems", [])],
+            details=data.get("details", {}),
+        )
+
+
+def invalid(code: str, message: str, fix: str = "", path: str = "", **kw: Any) -> ModelportError:
+    return ModelportError(Kind.INVALID, code, message, fix, path, **kw)
+
+
+def not_found(code: str, message: str, fix: str = "") -> ModelportError:
+    return ModelportError(Kind.NOT_FOUND, code, message, fix)
+
+
+def conflict(code: str, message: str, fix: str = "") -> ModelportError:
+    return ModelportError(Kind.CONFLICT, code, message, fix)
+
+
+def too_large(code: str, message: str, fix: str = "") -> ModelportError:
+    return ModelportError(Kind.TOO_LARGE, code, message, fix)
+
+
+def unavailable(code: str, message: str, fix: str = "") -> ModelportError:
+    return ModelportError(Kind.UNAVAILABLE, code, message, fix)

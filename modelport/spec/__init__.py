@@ -1,0 +1,1 @@
+"""User-facing specifications: the ModelService YAML (service.py)."""

@@ -1,0 +1,124 @@
+"""The ModelService spec: one model for the CLI's `apply`, the REST API and (later) GitOps.
+
+    apiVersion: modelport/v1
+    kind: ModelService
+    metadata: {name: mnist}
+    spec: {package: ../models/mnist, runtime: process, replicas: 1}
+
+All problems are reported at once with their JSON paths, like package validation.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from modelport.errors import Problem, invalid
+
+NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+NAME_FIX = "use 1-63 lowercase letters, digits or '-', starting and ending with a letter or digit"
+
+
+def check_name(name: str) -> str:
+    if not NAME_RE.match(name):
+        raise invalid("service.name_invalid", f"service name {name!r} is not a DNS label", NAME_FIX,
+                      path="$.metadata.name")
+    return name
+
+
+class Resources(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    cpu: float = Field(0, ge=0, description="CPU cores; 0 = no limit")
+    memory: str = Field("", description="memory limit such as 512Mi or 2Gi; empty = no limit")
+    gpu: int = Field(0, ge=0, description="number of GPUs")
+
+    @field_validator("memory")
+    @classmethod
+    def _memory(cls, v: str) -> str:
+        if v and not re.fullmatch(r"\d+(\.\d+)?(Ki|Mi|Gi|Ti|K|M|G|T)?", v):
+            raise ValueError("memory must look like 512Mi or 2Gi")
+        return v
+
+
+class ModelRef(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    version: int = Field(0, ge=0, description="0 = latest")
+
+
+class ServiceSpecBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    package: str | None = Field(None, description="directory or zip, relative to the YAML file")
+    model: ModelRef | None = None
+    runtime: Literal["process", "docker"] = "process"
+    replicas: int = Field(1, ge=0, le=64)
+    resources: Resources = Field(default_factory=Resources)
+    env: dict[str, str] = Field(default_factory=dict)
+    timeout_s: float = Field(0, ge=0, description="per-request timeout; 0 = package default")
+
+
+class Metadata(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    annotations: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not NAME_RE.match(v):
+            raise ValueError(f"{v!r} is not a DNS label: {NAME_FIX}")
+        return v
+
+
+class ModelService(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    api_version: Literal["modelport/v1"] = Field("modelport/v1", alias="apiVersion")
+    kind: Literal["ModelService"] = "ModelService"
+    metadata: Metadata
+    spec: ServiceSpecBody = Field(default_factory=ServiceSpecBody)
+
+
+def _json_path(loc: tuple[Any, ...]) -> str:
+    out = "$"
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return out
+
+
+def parse_service(doc: Any, source: str = "") -> ModelService:
+    """Validate one ModelService document; every problem is reported at once."""
+    if not isinstance(doc, dict):
+        raise invalid("service.not_a_mapping", f"{source or 'the document'} is not a YAML mapping",
+                      "write a ModelService with apiVersion, kind, metadata and spec")
+    try:
+        svc = ModelService.model_validate(doc)
+    except ValidationError as exc:
+        problems = [
+            Problem(path=(f"{source}:" if source else "") + _json_path(e["loc"]),
+                    message=e["msg"], fix="see config/modelservice.schema.json", code=e["type"])
+            for e in exc.errors()
+        ]
+        raise invalid("service.invalid", f"{source or 'service spec'} has {len(problems)} "
+                      "problem(s)", "correct the fields listed", problems=problems) from None
+    if svc.spec.package and svc.spec.model:
+        raise invalid("service.package_and_model", "spec.package and spec.model are exclusive",
+                      "give either a package path or a registry model reference",
+                      path="$.spec")
+    return svc
+
+
+def load_service_file(text: str, source: str = "") -> list[ModelService]:
+    """Parse every ModelService document in a YAML file."""
+    try:
+        docs = [d for d in yaml.safe_load_all(text) if d is not None]
+    except yaml.YAMLError as exc:
+        raise invalid("service.yaml_invalid", f"{source or 'YAML'} is not valid YAML: {exc}",
+                      "fix the YAML syntax") from None
+    return [parse_service(d, source) for d in docs]
+
+
+def json_schema() -> dict[str, Any]:
+    return ModelService.model_json_schema(by_alias=True)

@@ -1,0 +1,1 @@
+"""The gateway: the only public edge. Protocol adapters (rest/, grpc/) over one data plane."""

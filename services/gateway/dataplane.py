@@ -1,0 +1,149 @@
+"""The one inference path every protocol adapter calls: route -> check inputs -> runtime call.
+
+Knows nothing of HTTP or gRPC framing: adapters decode into an InferenceRequest and
+encode the InferenceResult. Routes are cached briefly; a runtime that no longer holds
+the routed version (the model never started on the request) triggers one re-resolve.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import grpc
+
+from modelport.errors import Kind, ModelportError, invalid
+from modelport.v1 import inference_pb2, registry_pb2, registry_pb2_grpc, runtime_pb2_grpc
+from services.grpc_errors import from_rpc_error
+from services.grpc_server import channel
+
+#: error codes from the runtime that mean "no replica took the request": safe to re-route
+_REROUTABLE = {"replica.none", "route.stale"}
+
+
+@dataclass
+class Route:
+    service: str
+    version: int
+    runtime_address: str
+    interface: dict[str, Any]
+    timeout_s: float
+    expires: float
+
+    @property
+    def inputs(self) -> list[dict[str, Any]]:
+        return self.interface.get("inputs", [])
+
+
+@dataclass
+class InferenceRequest:
+    service: str
+    request_id: str
+    inputs: list[inference_pb2.InputValue]
+    version: int = 0
+    timeout_s: float = 0.0
+
+
+@dataclass
+class InferenceResult:
+    request_id: str
+    version: int
+    output: inference_pb2.Output
+    worker_ms: float
+    total_ms: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class DataPlane:
+    def __init__(self, registry: registry_pb2_grpc.RegistryStub, route_ttl_s: float = 1.0) -> None:
+        self.registry = registry
+        self.route_ttl_s = route_ttl_s
+        self._routes: dict[tuple[str, int], Route] = {}
+        self._runtimes: dict[str, runtime_pb2_grpc.RuntimeStub] = {}
+
+    async def route(self, service: str, version: int = 0, fresh: bool = False) -> Route:
+        key = (service, version)
+        cached = self._routes.get(key)
+        if cached and not fresh and cached.expires > time.monotonic():
+            return cached
+        try:
+            r = await self.registry.ResolveRoute(
+                registry_pb2.ResolveRouteRequest(service=service, version=version), timeout=10)
+        except grpc.aio.AioRpcError as err:
+            self._routes.pop(key, None)
+            raise from_rpc_error(err, "registry") from None
+        route = Route(r.service, r.version, r.runtime_address, json.loads(r.interface_json or "{}"),
+                      r.timeout_s, time.monotonic() + self.route_ttl_s)
+        self._routes[key] = route
+        return route
+
+    def runtime(self, address: str) -> runtime_pb2_grpc.RuntimeStub:
+        stub = self._runtimes.get(address)
+        if stub is None:
+            stub = self._runtimes[address] = runtime_pb2_grpc.RuntimeStub(channel(address))
+        return stub
+
+    @staticmethod
+    def check_inputs(route: Route, inputs: list[inference_pb2.InputValue]) -> None:
+        """Unknown or missing input names -> one INVALID error listing what is expected."""
+        expected = [i["name"] for i in route.inputs]
+        given = [i.name for i in inputs]
+        unknown = [n for n in given if n not in expected]
+        missing = [n for n in expected if n not in given and not _optional(route, n)]
+        if unknown or missing:
+            parts = []
+            if unknown:
+                parts.append(f"unknown input(s) {', '.join(map(repr, unknown))}")
+            if missing:
+                parts.append(f"missing input(s) {', '.join(map(repr, missing))}")
+            raise invalid("request.inputs", f"{'; '.join(parts)} for service {route.service!r}",
+                          "send exactly these inputs: " + ", ".join(
+                              f"{i['name']} ({i['type']})" for i in route.inputs),
+                          details={"expected": route.inputs})
+
+    async def infer(self, req: InferenceRequest, route: Route | None = None) -> InferenceResult:
+        start = time.perf_counter()
+        route = route or await self.route(req.service, req.version)
+        self.check_inputs(route, req.inputs)
+        timeout = req.timeout_s or route.timeout_s or 60.0
+        for attempt in (0, 1):
+            msg = inference_pb2.PredictRequest(service=route.service, version=route.version,
+                                               request_id=req.request_id, inputs=req.inputs,
+                                               timeout_s=timeout)
+            try:
+                resp = await self.runtime(route.runtime_address).Predict(msg, timeout=timeout + 5)
+                break
+            except grpc.aio.AioRpcError as err:
+                error = from_rpc_error(err, "runtime")
+                if attempt == 0 and (error.code in _REROUTABLE
+                                     or error.code == "component.unavailable"):
+                    route = await self.route(req.service, req.version, fresh=True)
+                    continue
+                if err.code() == grpc.StatusCode.DEADLINE_EXCEEDED and error.code.startswith("rpc"):
+                    error = ModelportError(Kind.DEADLINE, "request.timeout",
+                                           f"the model did not answer within {timeout:g}s",
+                                           "raise timeout_s in config.json or the service spec")
+                raise error from None
+        return InferenceResult(req.request_id, resp.version, resp.output, resp.duration_ms,
+                               (time.perf_counter() - start) * 1000)
+
+    async def infer_stream(self, req: InferenceRequest) -> AsyncIterator[inference_pb2.PredictChunk]:
+        route = await self.route(req.service, req.version)
+        self.check_inputs(route, req.inputs)
+        timeout = req.timeout_s or route.timeout_s or 60.0
+        msg = inference_pb2.PredictRequest(service=route.service, version=route.version,
+                                           request_id=req.request_id, inputs=req.inputs,
+                                           timeout_s=timeout)
+        try:
+            async for chunk in self.runtime(route.runtime_address).PredictStream(
+                    msg, timeout=timeout + 5):
+                yield chunk
+        except grpc.aio.AioRpcError as err:
+            raise from_rpc_error(err, "runtime") from None
+
+
+def _optional(route: Route, name: str) -> bool:
+    return any(i["name"] == name and i.get("optional") for i in route.inputs)

@@ -1,0 +1,1 @@
+"""gRPC adapters of the gateway (public inference service)."""

@@ -1,0 +1,1 @@
+"""HTTP adapters: inference (infer.py), management API (management.py), errors (errors.py)."""

@@ -1,0 +1,41 @@
+"""The one table from ModelportError to an HTTP response; nothing else builds error bodies."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+from modelport.errors import Kind, ModelportError
+
+log = logging.getLogger(__name__)
+
+
+def error_response(err: ModelportError, request_id: str = "",
+                   extra_headers: dict[str, str] | None = None) -> Response:
+    body: dict[str, Any] = {"result": False, "error": err.to_dict()}
+    if err.kind is Kind.INTERNAL:
+        body["error"] = {"kind": "internal", "code": "internal",
+                         "message": f"internal error; quote request id {request_id}"}
+    body["metadata"] = {"request_id": request_id}
+    headers = {"X-Request-ID": request_id} if request_id else {}
+    if err.kind in (Kind.EXHAUSTED, Kind.UNAVAILABLE):
+        headers["Retry-After"] = "1"
+    headers.update(extra_headers or {})
+    return Response(orjson.dumps(body), status_code=err.http_status, headers=headers,
+                    media_type="application/json")
+
+
+async def handle_modelport_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ModelportError)
+    return error_response(exc, request.headers.get("x-request-id", ""))
+
+
+async def handle_unexpected(request: Request, exc: Exception) -> Response:
+    rid = request.headers.get("x-request-id", "")
+    log.exception("unhandled error on %s %s (request id %s)", request.method, request.url.path,
+                  rid)
+    return error_response(ModelportError(Kind.INTERNAL, "internal", "internal error"), rid)

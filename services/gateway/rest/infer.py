@@ -1,0 +1,151 @@
+"""REST inference: decode JSON, multipart, text and octet-stream bodies into one request.
+
+The envelope `{"result", "data", "metadata"}` follows the reference inference
+engine. JSON the model produced is spliced into the envelope as raw bytes, never
+decoded and re-encoded.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import uuid
+from typing import Any
+
+import orjson
+from starlette.datastructures import UploadFile
+from starlette.requests import Request
+from starlette.responses import Response
+
+from modelport.errors import ModelportError, invalid, too_large
+from modelport.v1 import inference_pb2
+from services.gateway.dataplane import DataPlane, InferenceRequest, InferenceResult, Route
+from services.gateway.rest.errors import error_response
+
+BINARY_TYPES = {"image", "file"}
+
+
+def _value(name: str, type_: str, raw: Any, source: str) -> inference_pb2.InputValue:
+    """One decoded value -> wire value, by the input's declared type."""
+    if type_ in BINARY_TYPES:
+        if isinstance(raw, bytes):
+            return inference_pb2.InputValue(name=name, data=raw)
+        if isinstance(raw, str):
+            text = raw.split(",", 1)[1] if raw.startswith("data:") and "," in raw else raw
+            try:
+                return inference_pb2.InputValue(name=name, data=base64.b64decode(text,
+                                                                                 validate=True))
+            except (binascii.Error, ValueError):
+                pass
+        raise invalid("request.input_encoding", f"input {name!r} ({type_}) is not base64 in the "
+                      f"{source} body", "send image/file inputs as base64 strings in JSON, or as"
+                      " files in multipart/form-data", path=f"$.{name}")
+    if type_ == "text":
+        if isinstance(raw, bytes):
+            try:
+                raw = raw.decode()
+            except UnicodeDecodeError:
+                raise invalid("request.input_encoding", f"input {name!r} is not UTF-8 text",
+                              "send text inputs as UTF-8", path=f"$.{name}") from None
+        if not isinstance(raw, str):
+            raise invalid("request.input_type", f"input {name!r} must be a string",
+                          "send text inputs as JSON strings", path=f"$.{name}")
+        return inference_pb2.InputValue(name=name, text=raw)
+    # json, number, tensor: carried as JSON
+    if source != "json" and isinstance(raw, (str, bytes)):
+        try:
+            raw = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            if type_ != "json":
+                raise invalid("request.input_type", f"input {name!r} ({type_}) is not valid JSON",
+                              f"send a {type_} value", path=f"$.{name}") from None
+    if type_ == "number" and (isinstance(raw, bool) or not isinstance(raw, (int, float))):
+        raise invalid("request.input_type", f"input {name!r} must be a number",
+                      "send a JSON number", path=f"$.{name}")
+    return inference_pb2.InputValue(name=name, json=orjson.dumps(raw))
+
+
+def _types(route: Route) -> dict[str, str]:
+    return {i["name"]: i["type"] for i in route.inputs}
+
+
+async def decode(request: Request, route: Route, max_body: int) -> list[inference_pb2.InputValue]:
+    ctype = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
+    declared = int(request.headers.get("content-length") or 0)
+    if declared > max_body:
+        raise too_large("request.too_large", f"request body is {declared} bytes; the limit is "
+                        f"{max_body}", "send a smaller input or use an async task")
+    types = _types(route)
+    if ctype in ("multipart/form-data", "application/x-www-form-urlencoded"):
+        form = await request.form(max_part_size=max_body)
+        out = []
+        for key, val in form.multi_items():
+            raw = await val.read() if isinstance(val, UploadFile) else val
+            out.append(_value(key, types.get(key, "text"), raw, "multipart"))
+        return out
+    body = await _read_limited(request, max_body)
+    if ctype in ("application/json", ""):
+        try:
+            doc = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            raise invalid("request.invalid_json", f"request body is not valid JSON: {exc}",
+                          "send a JSON object keyed by input name") from None
+        if not isinstance(doc, dict):
+            raise invalid("request.not_an_object", "JSON body must be an object keyed by input "
+                          "name", "send {" + ", ".join(f'"{n}": ...' for n in types) + "}")
+        return [_value(k, types.get(k, "json"), v, "json") for k, v in doc.items()]
+    if ctype in ("text/plain", "application/octet-stream"):
+        if len(types) != 1:
+            raise invalid("request.single_input_only", f"{ctype} bodies work only for services "
+                          f"with one input; {route.service!r} has {len(types)}",
+                          "send application/json or multipart/form-data")
+        (name, type_), = types.items()
+        return [_value(name, type_, body, "raw")]
+    raise invalid("request.content_type", f"unsupported Content-Type {ctype!r}",
+                  "use application/json, multipart/form-data, text/plain or "
+                  "application/octet-stream")
+
+
+async def _read_limited(request: Request, limit: int) -> bytes:
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise too_large("request.too_large", f"request body exceeds the {limit}-byte limit",
+                            "send a smaller input or use an async task")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def envelope(res: InferenceResult) -> bytes:
+    meta = orjson.dumps({"duration": round(res.total_ms, 3), "worker_duration":
+                         round(res.worker_ms, 3), "request_id": res.request_id,
+                         "version": res.version,
+                         "content_type": "json" if res.output.HasField("json") else "bytes"})
+    if res.output.HasField("json"):
+        data = res.output.json
+    else:
+        data = orjson.dumps(base64.b64encode(res.output.data).decode())
+    return b'{"result":true,"data":' + data + b',"metadata":' + meta + b"}"
+
+
+class InferEndpoint:
+    def __init__(self, dataplane: DataPlane, max_body: int) -> None:
+        self.dataplane = dataplane
+        self.max_body = max_body
+
+    async def __call__(self, request: Request) -> Response:
+        rid = request.headers.get("x-request-id") or uuid.uuid4().hex
+        name = request.path_params["name"]
+        try:
+            route = await self.dataplane.route(name)
+            inputs = await decode(request, route, self.max_body)
+            res = await self.dataplane.infer(InferenceRequest(name, rid, inputs), route)
+        except ModelportError as err:
+            return error_response(err, rid)
+        headers = {"X-Request-ID": rid, "X-Model-Version": str(res.version)}
+        if request.headers.get("accept") == "application/octet-stream" and res.output.HasField(
+                "data"):
+            return Response(res.output.data, headers=headers,
+                            media_type="application/octet-stream")
+        return Response(envelope(res), headers=headers, media_type="application/json")

@@ -1,0 +1,262 @@
+"""The management API under /api/v1: what the CLI, SDK and console use.
+
+Each handler translates HTTP to one registry RPC; package uploads are streamed to
+the registry in chunks, never held whole in memory.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc
+import orjson
+from starlette.datastructures import UploadFile
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from modelport.errors import invalid, too_large
+from modelport.spec.service import ModelService, parse_service
+from modelport.v1 import registry_pb2, registry_pb2_grpc
+from services.gateway import call_examples
+from services.grpc_errors import from_rpc_error
+
+CHUNK = 1024 * 1024
+
+
+def _json(data: Any, status: int = 200) -> Response:
+    return Response(orjson.dumps(data), status_code=status, media_type="application/json")
+
+
+class ManagementApi:
+    def __init__(self, registry: registry_pb2_grpc.RegistryStub, max_upload_bytes: int) -> None:
+        self.registry = registry
+        self.max_upload_bytes = max_upload_bytes
+
+    async def _call(self, method: str, request: Any, timeout: float = 30) -> Any:
+        try:
+            return await getattr(self.registry, method)(request, timeout=timeout)
+        except grpc.aio.AioRpcError as err:
+            raise from_rpc_error(err, "registry") from None
+
+    # views ----------------------------------------------------------------------------
+    def service_view(self, request: Request, svc: registry_pb2.Service) -> dict[str, Any]:
+        base = str(request.base_url).rstrip("/")
+        url = f"{base}/v1/services/{svc.name}/infer"
+        iface = json.loads(svc.interface_json or "{}")
+        inputs = iface.get("inputs", [])
+        st = svc.status
+        spec = svc.spec
+        return {
+            "name": svc.name,
+            "url": url,
+            "call": call_examples.python(url, inputs),
+            "examples": {"curl": call_examples.curl(url, inputs),
+                         "python": call_examples.python(url, inputs),
+                         "sdk": call_examples.sdk(base, svc.name, inputs)},
+            "phase": st.phase,
+            "message": st.message,
+            "serving_version": st.serving_version,
+            "target_version": st.target_version,
+            "ready_replicas": st.ready_replicas,
+            "generation": svc.generation,
+            "observed_generation": st.observed_generation,
+            "conditions": [{"type": c.type, "status": c.status, "reason": c.reason,
+                            "message": c.message} for c in st.conditions],
+            "kind": iface.get("kind", ""),
+            "inputs": inputs,
+            "outputs": iface.get("outputs", []),
+            "spec": {"model": spec.model, "version": spec.version, "runtime": spec.runtime,
+                     "replicas": spec.replicas, "env": dict(spec.env),
+                     "resources": {"cpu": spec.resources.cpu, "memory": spec.resources.memory,
+                                   "gpu": spec.resources.gpu},
+                     "timeout_s": spec.timeout_s, "annotations": dict(spec.annotations)},
+            "created_at": svc.created_at,
+        }
+
+    # uploads --------------------------------------------------------------------------
+    async def _upload(self, source: UploadFile | Request) -> registry_pb2.PackageRef:
+        limit = self.max_upload_bytes
+
+        async def chunks() -> AsyncIterator[registry_pb2.PackageChunk]:
+            size = 0
+            if isinstance(source, UploadFile):
+                while data := await source.read(CHUNK):
+                    size += len(data)
+                    if size > limit:
+                        raise too_large("package.upload_too_large",
+                                        f"package upload is larger than {limit} bytes",
+                                        "remove files the model does not need at run time")
+                    yield registry_pb2.PackageChunk(data=data)
+            else:
+                async for data in source.stream():
+                    size += len(data)
+                    if size > limit:
+                        raise too_large("package.upload_too_large",
+                                        f"package upload is larger than {limit} bytes",
+                                        "remove files the model does not need at run time")
+                    yield registry_pb2.PackageChunk(data=data)
+
+        declared = int(getattr(source, "headers", {}).get("content-length") or 0)
+        if declared > limit + 1024 * 64:
+            raise too_large("package.upload_too_large", f"package upload is {declared} bytes;"
+                            f" the limit is {limit}", "remove files the model does not need")
+        try:
+            return await self.registry.UploadPackage(chunks(), timeout=600)
+        except grpc.aio.AioRpcError as err:
+            raise from_rpc_error(err, "registry") from None
+
+    async def _form(self, request: Request) -> tuple[UploadFile | Request | None, dict[str, str]]:
+        ctype = request.headers.get("content-type", "")
+        if ctype.startswith("multipart/form-data"):
+            form = await request.form(max_part_size=1024 * 1024)
+            package = form.get("package")
+            fields = {k: v for k, v in form.items() if isinstance(v, str)}
+            if package is not None and not isinstance(package, UploadFile):
+                raise invalid("request.package_field", "the 'package' field must be a file",
+                              "send the zip as -F package=@model.zip")
+            return package, fields
+        if ctype in ("application/zip", "application/octet-stream"):
+            return request, dict(request.query_params)
+        if ctype.startswith("application/json"):
+            return None, {"spec": (await request.body()).decode()}
+        raise invalid("request.content_type", f"unsupported Content-Type {ctype!r} for a package "
+                      "upload", "send multipart/form-data with a 'package' file field")
+
+    @staticmethod
+    def _spec(fields: dict[str, str], name: str) -> registry_pb2.ServiceSpec | None:
+        """A ModelService document (JSON or YAML text) in the 'spec' field -> proto spec."""
+        raw = fields.get("spec")
+        if not raw:
+            return None
+        try:
+            import yaml
+
+            doc = yaml.safe_load(raw)
+        except Exception:
+            raise invalid("service.spec_invalid", "the 'spec' field is not JSON or YAML",
+                          "send a ModelService document") from None
+        if isinstance(doc, dict) and "metadata" not in doc:
+            doc = {"metadata": {"name": name or "placeholder"}, "spec": doc}
+        svc: ModelService = parse_service(doc)
+        s = svc.spec
+        model = s.model
+        return registry_pb2.ServiceSpec(
+            model=model.name if model else "", version=model.version if model else 0,
+            runtime=s.runtime, replicas=s.replicas,
+            resources=registry_pb2.Resources(cpu=s.resources.cpu, memory=s.resources.memory,
+                                             gpu=s.resources.gpu),
+            env=s.env, timeout_s=s.timeout_s, annotations=svc.metadata.annotations)
+
+    # handlers -------------------------------------------------------------------------
+    async def create(self, request: Request) -> Response:
+        package, fields = await self._form(request)
+        name = fields.get("name", "")
+        spec = self._spec(fields, name)
+        upload_id = ""
+        if package is not None:
+            upload_id = (await self._upload(package)).upload_id
+        elif spec is None or not spec.model:
+            raise invalid("request.package_missing", "no package was uploaded",
+                          "send the zip as a multipart file field named 'package'")
+        svc = await self._call("CreateService", registry_pb2.CreateServiceRequest(
+            name=name, spec=spec, upload_id=upload_id))
+        return _json(self.service_view(request, svc), 201)
+
+    async def apply(self, request: Request) -> Response:
+        """PUT /api/v1/services/{name}: create or update to match the given spec (+package)."""
+        name = request.path_params["name"]
+        package, fields = await self._form(request)
+        spec = self._spec(fields, name)
+        upload_id = (await self._upload(package)).upload_id if package is not None else ""
+        try:
+            await self.registry.GetService(registry_pb2.GetServiceRequest(name=name), timeout=10)
+            exists = True
+        except grpc.aio.AioRpcError as err:
+            if err.code() != grpc.StatusCode.NOT_FOUND:
+                raise from_rpc_error(err, "registry") from None
+            exists = False
+        if exists:
+            svc = await self._call("UpdateService", registry_pb2.UpdateServiceRequest(
+                name=name, spec=spec, upload_id=upload_id))
+            return _json(self.service_view(request, svc))
+        svc = await self._call("CreateService", registry_pb2.CreateServiceRequest(
+            name=name, spec=spec, upload_id=upload_id))
+        return _json(self.service_view(request, svc), 201)
+
+    async def update_package(self, request: Request) -> Response:
+        name = request.path_params["name"]
+        package, fields = await self._form(request)
+        if package is None:
+            raise invalid("request.package_missing", "no package was uploaded",
+                          "send the zip as a multipart file field named 'package'")
+        await self._call("GetService", registry_pb2.GetServiceRequest(name=name))
+        upload_id = (await self._upload(package)).upload_id
+        svc = await self._call("UpdateService", registry_pb2.UpdateServiceRequest(
+            name=name, upload_id=upload_id))
+        return _json(self.service_view(request, svc))
+
+    async def list(self, request: Request) -> Response:
+        resp = await self._call("ListServices", registry_pb2.ListServicesRequest())
+        return _json({"services": [self.service_view(request, s) for s in resp.services]})
+
+    async def get(self, request: Request) -> Response:
+        svc = await self._call("GetService", registry_pb2.GetServiceRequest(
+            name=request.path_params["name"]))
+        return _json(self.service_view(request, svc))
+
+    async def delete(self, request: Request) -> Response:
+        resp = await self._call("DeleteService", registry_pb2.DeleteServiceRequest(
+            name=request.path_params["name"]))
+        return _json({"deleted": resp.name})
+
+    async def versions(self, request: Request) -> Response:
+        svc = await self._call("GetService", registry_pb2.GetServiceRequest(
+            name=request.path_params["name"]))
+        resp = await self._call("ListVersions", registry_pb2.ListVersionsRequest(
+            model=svc.spec.model or svc.name))
+        return _json({"versions": [_version_view(v) for v in resp.versions]})
+
+    async def model_versions(self, request: Request) -> Response:
+        resp = await self._call("ListVersions", registry_pb2.ListVersionsRequest(
+            model=request.path_params["model"]))
+        return _json({"versions": [_version_view(v) for v in resp.versions]})
+
+    async def build_log(self, request: Request) -> Response:
+        log = await self._call("GetBuildLog", registry_pb2.GetBuildLogRequest(
+            model=request.path_params["model"], number=int(request.path_params["number"])))
+        return PlainTextResponse(log.text, headers={"X-Build-State": log.state})
+
+    async def events(self, request: Request) -> Response:
+        resp = await self._call("ListEvents", registry_pb2.ListEventsRequest(
+            service=request.path_params["name"], limit=int(request.query_params.get("limit",
+                                                                                    100))))
+        return _json({"events": [{"ts": e.ts, "type": e.type, "reason": e.reason,
+                                  "message": e.message, "version": e.version}
+                                 for e in resp.events]})
+
+    def routes(self) -> list[Route]:
+        return [
+            Route("/api/v1/services", self.create, methods=["POST"]),
+            Route("/api/v1/services", self.list, methods=["GET"]),
+            Route("/api/v1/services/{name}", self.get, methods=["GET"]),
+            Route("/api/v1/services/{name}", self.apply, methods=["PUT"]),
+            Route("/api/v1/services/{name}", self.delete, methods=["DELETE"]),
+            Route("/api/v1/services/{name}/package", self.update_package, methods=["PUT"]),
+            Route("/api/v1/services/{name}/versions", self.versions, methods=["GET"]),
+            Route("/api/v1/services/{name}/events", self.events, methods=["GET"]),
+            Route("/api/v1/models/{model}/versions", self.model_versions, methods=["GET"]),
+            Route("/api/v1/models/{model}/versions/{number:int}/build-log", self.build_log,
+                  methods=["GET"]),
+        ]
+
+
+def _version_view(v: registry_pb2.ModelVersion) -> dict[str, Any]:
+    return {"model": v.model, "number": v.number, "digest": v.digest, "kind": v.kind,
+            "state": v.state, "error": v.error, "build_id": v.build_id,
+            "created_at": v.created_at}
+
+
+__all__ = ["JSONResponse", "ManagementApi"]

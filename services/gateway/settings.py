@@ -1,0 +1,29 @@
+"""Gateway settings (env prefix MODELPORT_GATEWAY_)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from modelport.home import HomeLayout
+
+
+class GatewaySettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="MODELPORT_GATEWAY_")
+
+    home: Path = Field(description="platform home")
+    host: str = Field("127.0.0.1", description="HTTP bind address")
+    port: int = Field(8000, description="HTTP port; 0 = pick a free one")
+    grpc_port: int = Field(0, description="public gRPC port; 0 = pick a free one")
+    listen: str = Field("", description="unused; components share the --listen flag")
+    registry_address: str = Field("", description="registry gRPC address")
+    port_file: str = Field("", description="write the bound ports here as JSON once serving")
+    max_body_bytes: int = Field(12 * 1024 * 1024, description="largest inference request body")
+    max_upload_bytes: int = Field(100 * 1024 * 1024, description="largest package upload")
+    route_ttl_s: float = Field(1.0, description="how long a resolved route is reused")
+
+    def resolved(self) -> GatewaySettings:
+        return self.model_copy(update={
+            "registry_address": self.registry_address or HomeLayout(self.home).socket("registry")})

@@ -1,0 +1,1 @@
+"""The registry: source of truth for models, versions, services and events; runs the controller."""

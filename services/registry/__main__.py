@@ -1,0 +1,8 @@
+"""`python -m services.registry --home DIR [--listen ADDR]`"""
+
+from services.component_main import run_component
+from services.registry.server import serve
+from services.registry.settings import RegistrySettings
+
+if __name__ == "__main__":
+    run_component("registry", RegistrySettings, serve)

@@ -1,0 +1,94 @@
+"""Schedule reconcile passes: periodically, and at once when something changed.
+
+Triggers only wake the loop; every pass re-reads the whole state, so a missed
+or duplicated trigger never leaves a service behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+import grpc
+
+from modelport.v1 import builder_pb2_grpc, runtime_pb2, runtime_pb2_grpc
+from services.registry.controller import observe
+from services.registry.controller.act import Actor
+from services.registry.controller.plan import plan_service
+from services.registry.store.base import Store
+
+log = logging.getLogger(__name__)
+
+
+class ControllerLoop:
+    def __init__(self, store: Store, builder: builder_pb2_grpc.BuilderStub,
+                 runtime: runtime_pb2_grpc.RuntimeStub, interval_s: float = 0.5) -> None:
+        self.store = store
+        self.builder = builder
+        self.runtime = runtime
+        self.actor = Actor(store, builder, runtime)
+        self.interval_s = interval_s
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def trigger(self) -> None:
+        self._wake.set()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="controller")
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.reconcile_all()
+            except asyncio.CancelledError:
+                raise
+            except grpc.aio.AioRpcError as err:
+                log.warning("reconcile pass incomplete: %s %s", err.code().name, err.details())
+            except Exception:
+                log.exception("reconcile pass failed")
+            try:
+                await asyncio.wait_for(self._wake.wait(), self.interval_s)
+            except TimeoutError:
+                pass
+            self._wake.clear()
+
+    async def reconcile_all(self) -> None:
+        replicas = await observe.replicas_by_service(self.runtime)
+        services = self.store.list_services()
+        for svc in services:
+            model = svc.spec.get("model") or svc.name
+            versions = {v.number: v for v in self.store.list_versions(model)}
+            for v in versions.values():
+                await observe.sync_build(self.store, self.builder, v, svc.name)
+            versions = {v.number: v for v in self.store.list_versions(model)}
+            plan = plan_service(svc.spec, svc.generation, svc.status, versions,
+                                replicas.get(svc.name, []), time.time())
+            for action in plan.actions:
+                try:
+                    await self.actor.run(svc, action)
+                except grpc.aio.AioRpcError as err:
+                    self.actor.event(svc, 0, "ActionFailed",
+                                     f"{type(action).__name__} failed: {err.details()}", True)
+            status = {**plan.status, "updated_at": svc.status.get("updated_at", time.time())}
+            if {k: v for k, v in status.items() if k != "updated_at"} != {
+                    k: v for k, v in svc.status.items() if k != "updated_at"}:
+                status["updated_at"] = time.time()
+                self.store.update_status(svc.name, status)
+        # replicas whose service is gone (deleted while the runtime was away)
+        known = {s.name for s in services}
+        for name, reps in replicas.items():
+            if name not in known:
+                for r in reps:
+                    if r.state != "stopped":
+                        await self.runtime.StopReplica(
+                            runtime_pb2.StopReplicaRequest(replica_id=r.id), timeout=30)

@@ -1,0 +1,69 @@
+"""Records the registry keeps and the storage interface the rest of the registry codes against."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+
+@dataclass
+class VersionRecord:
+    """An immutable numbered model version; only its build state moves."""
+
+    model: str
+    number: int
+    digest: str
+    kind: str
+    config_json: str
+    interface_json: str
+    requirements: str
+    python: str
+    package_dir: str
+    state: str = "pending"  # pending | building | ready | failed
+    error: str = ""
+    build_id: str = ""
+    artifact: str = ""
+    created_at: float = 0.0
+
+
+@dataclass
+class ServiceRecord:
+    """Desired state (spec, generation) and observed state (status) of one service."""
+
+    name: str
+    spec: dict[str, Any]
+    status: dict[str, Any] = field(default_factory=dict)
+    generation: int = 1
+    created_at: float = 0.0
+    updated_at: float = 0.0
+
+
+@dataclass
+class EventRecord:
+    ts: float
+    service: str
+    model: str
+    version: int
+    type: str  # Normal | Warning
+    reason: str
+    message: str
+    id: int = 0
+
+
+class Store(Protocol):
+    def add_version(self, v: VersionRecord) -> VersionRecord: ...
+    def find_version_by_digest(self, model: str, digest: str) -> VersionRecord | None: ...
+    def get_version(self, model: str, number: int) -> VersionRecord | None: ...
+    def list_versions(self, model: str) -> list[VersionRecord]: ...
+    def update_version(self, model: str, number: int, **fields: Any) -> None: ...
+
+    def add_service(self, s: ServiceRecord) -> None: ...
+    def get_service(self, name: str) -> ServiceRecord | None: ...
+    def list_services(self) -> list[ServiceRecord]: ...
+    def update_spec(self, name: str, spec: dict[str, Any]) -> ServiceRecord: ...
+    def update_status(self, name: str, status: dict[str, Any]) -> None: ...
+    def delete_service(self, name: str) -> bool: ...
+
+    def add_event(self, e: EventRecord) -> None: ...
+    def list_events(self, service: str, limit: int = 100) -> list[EventRecord]: ...
+    def close(self) -> None: ...

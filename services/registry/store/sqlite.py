@@ -1,0 +1,136 @@
+"""SQLite (WAL) implementation of the Store; one connection, used from the event loop thread."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from dataclasses import asdict, fields
+from pathlib import Path
+from typing import Any
+
+from modelport.errors import conflict
+from services.registry.store.base import EventRecord, ServiceRecord, VersionRecord
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS versions (
+  model TEXT NOT NULL, number INTEGER NOT NULL, digest TEXT NOT NULL, kind TEXT NOT NULL,
+  config_json TEXT NOT NULL, interface_json TEXT NOT NULL, requirements TEXT NOT NULL,
+  python TEXT NOT NULL, package_dir TEXT NOT NULL, state TEXT NOT NULL, error TEXT NOT NULL,
+  build_id TEXT NOT NULL, artifact TEXT NOT NULL, created_at REAL NOT NULL,
+  PRIMARY KEY (model, number));
+CREATE TABLE IF NOT EXISTS services (
+  name TEXT PRIMARY KEY, spec_json TEXT NOT NULL, status_json TEXT NOT NULL,
+  generation INTEGER NOT NULL, created_at REAL NOT NULL, updated_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS events (
+  id INTEGER PRIMARY KEY AUTOINCREMENT, ts REAL NOT NULL, service TEXT NOT NULL,
+  model TEXT NOT NULL, version INTEGER NOT NULL, type TEXT NOT NULL, reason TEXT NOT NULL,
+  message TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS events_service ON events (service, id);
+"""
+
+_VERSION_COLUMNS = [f.name for f in fields(VersionRecord)]
+
+
+class SqliteStore:
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+        self.db.row_factory = sqlite3.Row
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.execute("PRAGMA busy_timeout=5000")
+        self.db.executescript(SCHEMA)
+
+    # versions -------------------------------------------------------------------------
+    def add_version(self, v: VersionRecord) -> VersionRecord:
+        """Insert with the next free number (v.number is ignored) in one transaction."""
+        with self.db:
+            self.db.execute("BEGIN IMMEDIATE")
+            row = self.db.execute("SELECT MAX(number) FROM versions WHERE model=?",
+                                  (v.model,)).fetchone()
+            v.number = (row[0] or 0) + 1
+            v.created_at = v.created_at or time.time()
+            cols = ",".join(_VERSION_COLUMNS)
+            marks = ",".join("?" * len(_VERSION_COLUMNS))
+            self.db.execute(f"INSERT INTO versions ({cols}) VALUES ({marks})",
+                            [getattr(v, c) for c in _VERSION_COLUMNS])
+        return v
+
+    def find_version_by_digest(self, model: str, digest: str) -> VersionRecord | None:
+        row = self.db.execute(
+            "SELECT * FROM versions WHERE model=? AND digest=? ORDER BY number DESC LIMIT 1",
+            (model, digest)).fetchone()
+        return VersionRecord(**dict(row)) if row else None
+
+    def get_version(self, model: str, number: int) -> VersionRecord | None:
+        row = self.db.execute("SELECT * FROM versions WHERE model=? AND number=?",
+                              (model, number)).fetchone()
+        return VersionRecord(**dict(row)) if row else None
+
+    def list_versions(self, model: str) -> list[VersionRecord]:
+        rows = self.db.execute("SELECT * FROM versions WHERE model=? ORDER BY number", (model,))
+        return [VersionRecord(**dict(r)) for r in rows]
+
+    def update_version(self, model: str, number: int, **values: Any) -> None:
+        unknown = set(values) - set(_VERSION_COLUMNS)
+        if unknown:
+            raise ValueError(f"unknown version fields {unknown}")
+        sets = ",".join(f"{k}=?" for k in values)
+        self.db.execute(f"UPDATE versions SET {sets} WHERE model=? AND number=?",
+                        [*values.values(), model, number])
+
+    # services -------------------------------------------------------------------------
+    def add_service(self, s: ServiceRecord) -> None:
+        now = time.time()
+        try:
+            self.db.execute(
+                "INSERT INTO services (name, spec_json, status_json, generation, created_at,"
+                " updated_at) VALUES (?,?,?,?,?,?)",
+                (s.name, json.dumps(s.spec), json.dumps(s.status), s.generation, now, now))
+        except sqlite3.IntegrityError:
+            raise conflict("service.exists", f"a service named {s.name!r} already exists",
+                           "choose another --name, or `modelport update` the existing one"
+                           ) from None
+        s.created_at = s.updated_at = now
+
+    def _service(self, row: sqlite3.Row) -> ServiceRecord:
+        return ServiceRecord(name=row["name"], spec=json.loads(row["spec_json"]),
+                             status=json.loads(row["status_json"]), generation=row["generation"],
+                             created_at=row["created_at"], updated_at=row["updated_at"])
+
+    def get_service(self, name: str) -> ServiceRecord | None:
+        row = self.db.execute("SELECT * FROM services WHERE name=?", (name,)).fetchone()
+        return self._service(row) if row else None
+
+    def list_services(self) -> list[ServiceRecord]:
+        return [self._service(r) for r in self.db.execute("SELECT * FROM services ORDER BY name")]
+
+    def update_spec(self, name: str, spec: dict[str, Any]) -> ServiceRecord:
+        self.db.execute("UPDATE services SET spec_json=?, generation=generation+1, updated_at=?"
+                        " WHERE name=?", (json.dumps(spec), time.time(), name))
+        rec = self.get_service(name)
+        assert rec is not None
+        return rec
+
+    def update_status(self, name: str, status: dict[str, Any]) -> None:
+        self.db.execute("UPDATE services SET status_json=?, updated_at=? WHERE name=?",
+                        (json.dumps(status), time.time(), name))
+
+    def delete_service(self, name: str) -> bool:
+        return self.db.execute("DELETE FROM services WHERE name=?", (name,)).rowcount > 0
+
+    # events ---------------------------------------------------------------------------
+    def add_event(self, e: EventRecord) -> None:
+        d = asdict(e)
+        d.pop("id")
+        self.db.execute(f"INSERT INTO events ({','.join(d)}) VALUES ({','.join('?' * len(d))})",
+                        list(d.values()))
+
+    def list_events(self, service: str, limit: int = 100) -> list[EventRecord]:
+        rows = self.db.execute("SELECT * FROM events WHERE service=? ORDER BY id DESC LIMIT ?",
+                               (service, limit)).fetchall()
+        return [EventRecord(**dict(r)) for r in reversed(rows)]
+
+    def close(self) -> None:
+        self.db.close()
