@@ -1,0 +1,473 @@
+"""The shape of ``config.json`` for each package kind, as pydantic models.
+
+Validators raise ``PydanticCustomError`` whose context carries a ``fix``, so every
+problem pydantic finds can be shown with a message and what to do about it
+(see ``problems.py``). Checks that need the package's files live in ``checks.py``.
+"""
+
+from __future__ import annotations
+
+import keyword
+import re
+from typing import Any, Literal
+
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic_core import PydanticCustomError
+
+FILE_CONTRACT_INPUT_TYPES = ("image", "text")
+PREDICTOR_TYPES = ("text", "image", "file", "json", "number", "tensor")
+#: Open Inference Protocol v2 tensor datatypes
+DTYPES = (
+    "BOOL",
+    "UINT8",
+    "UINT16",
+    "UINT32",
+    "UINT64",
+    "INT8",
+    "INT16",
+    "INT32",
+    "INT64",
+    "FP16",
+    "FP32",
+    "FP64",
+    "BYTES",
+)
+#: numpy spellings people write out of habit, mapped to the OIP name
+_NUMPY_DTYPES = {
+    "bool": "BOOL",
+    "uint8": "UINT8",
+    "uint16": "UINT16",
+    "uint32": "UINT32",
+    "uint64": "UINT64",
+    "int8": "INT8",
+    "int16": "INT16",
+    "int32": "INT32",
+    "int64": "INT64",
+    "float16": "FP16",
+    "float32": "FP32",
+    "float64": "FP64",
+    "bytes": "BYTES",
+}
+MODELARTS_MODEL_TYPES = (
+    "TensorFlow",
+    "PyTorch",
+    "MXNet",
+    "Caffe",
+    "Spark_MLlib",
+    "Scikit_Learn",
+    "XGBoost",
+    "MindSpore",
+    "Image",
+    "Custom",
+)
+_RESTRAINTS = {"EXACT": "==", "ATLEAST": ">=", "ATMOST": "<="}
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_DOTTED = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+_PYTHON = re.compile(r"^[23]\.\d{1,2}(\.\d{1,3})?$")
+_MEMORY = re.compile(r"^(\d+(?:\.\d+)?)(Ki|Mi|Gi|Ti|K|M|G|T)?$")
+_MEMORY_UNITS = {
+    None: 1,
+    "K": 10**3,
+    "M": 10**6,
+    "G": 10**9,
+    "T": 10**12,
+    "Ki": 1 << 10,
+    "Mi": 1 << 20,
+    "Gi": 1 << 30,
+    "Ti": 1 << 40,
+}
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_MODELARTS_FORBIDDEN = re.compile(r"[&!\"'<>=]|[^\x00-\x7f]")
+
+
+def _fail(code: str, message: str, fix: str, **ctx: Any) -> PydanticCustomError:
+    """A validation error carrying its fix; ``code`` becomes the problem's code."""
+    return PydanticCustomError(code, message, {"fix": fix, **ctx})
+
+
+class _Strict(BaseModel):
+    """Unknown keys are errors, so a typo like ``entrypiont`` is reported, not ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+# -- fields every kind may carry ------------------------------------------------------
+
+
+class Resources(_Strict):
+    """What one replica needs; the scheduler places replicas by it."""
+
+    cpu: float | None = Field(None, gt=0)
+    memory: str | None = None
+    gpu: int = Field(0, ge=0)
+
+    @field_validator("memory")
+    @classmethod
+    def _memory(cls, v: str | None) -> str | None:
+        if v is not None and not _MEMORY.match(v):
+            raise _fail(
+                "memory_format",
+                "memory '{value}' is not a size",
+                'write it like "512Mi" or "2Gi"',
+                value=v,
+            )
+        return v
+
+    @property
+    def memory_bytes(self) -> int | None:
+        if self.memory is None:
+            return None
+        m = _MEMORY.match(self.memory)
+        assert m is not None
+        return int(float(m.group(1)) * _MEMORY_UNITS[m.group(2)])
+
+
+class Health(_Strict):
+    """Readiness probing; the field names follow ModelArts so its configs carry over."""
+
+    check_method: Literal["HTTP", "EXEC"] | None = None
+    url: str | None = None
+    protocol: str | None = None
+    command: str | None = None
+    initial_delay_seconds: int | None = Field(None, ge=0)
+    timeout_seconds: int | None = Field(None, ge=0)
+    period_seconds: int | None = Field(None, gt=0, le=2147483647)
+    failure_threshold: int | None = Field(None, gt=0, le=2147483647)
+
+    @field_validator("check_method", mode="before")
+    @classmethod
+    def _upper(cls, v: Any) -> Any:
+        return v.upper() if isinstance(v, str) else v
+
+
+class Batching(_Strict):
+    """Opt-in dynamic batching: the runtime calls ``predict_batch`` with up to N inputs."""
+
+    max_batch_size: int = Field(ge=1)
+    max_latency_ms: float = Field(10.0, gt=0)
+
+
+class CommonConfig(_Strict):
+    description: str | None = None
+    resources: Resources | None = None
+    env: dict[str, str] | None = None
+    health: Health | None = None
+    timeout_s: float | None = Field(None, gt=0)
+    python: str | None = None
+
+    @field_validator("env")
+    @classmethod
+    def _env_names(cls, v: dict[str, str] | None) -> dict[str, str] | None:
+        for name in v or {}:
+            if not _ENV_NAME.match(name):
+                raise _fail(
+                    "env_name",
+                    "'{value}' is not a valid environment variable name",
+                    "use letters, digits and underscores, not starting with a digit",
+                    value=name,
+                )
+        return v
+
+    @field_validator("python")
+    @classmethod
+    def _python(cls, v: str | None) -> str | None:
+        if v is not None and not _PYTHON.match(v):
+            raise _fail(
+                "python_version",
+                "python '{value}' is not a version number",
+                'write it like "3.11"',
+                value=v,
+            )
+        return v
+
+
+def _check_type(v: str, allowed: tuple[str, ...], what: str) -> str:
+    if v not in allowed:
+        raise _fail(
+            f"unknown_{what}_type",
+            f"unknown {what} type '{{value}}'",
+            "use one of: " + ", ".join(allowed),
+            value=v,
+        )
+    return v
+
+
+# -- file contract (the call_tool config.json) ---------------------------------------
+
+
+class FileInput(_Strict):
+    path: str = Field(min_length=1)
+    type: str
+    name: str | None = Field(None, min_length=1)
+
+    @field_validator("type")
+    @classmethod
+    def _type(cls, v: str) -> str:
+        return _check_type(v, FILE_CONTRACT_INPUT_TYPES, "input")
+
+
+class FileOutput(_Strict):
+    path: str = Field(min_length=1)
+    type: str
+
+    @field_validator("type")
+    @classmethod
+    def _type(cls, v: str) -> str:
+        return _check_type(v, ("json",), "output")
+
+
+class FileContractConfig(CommonConfig):
+    """Inputs are written to files, ``entrypoint`` runs, one JSON file is read back."""
+
+    name: str = Field(min_length=1)
+    input: list[FileInput] = Field(min_length=1)
+    output: list[FileOutput]
+    base_image: str | None = None
+    entrypoint: str = Field(min_length=1)
+
+    @field_validator("output", mode="before")
+    @classmethod
+    def _one_output(cls, v: Any) -> Any:
+        if isinstance(v, list) and len(v) != 1:
+            raise _fail(
+                "output_count",
+                "the file contract needs exactly one output, found {n}",
+                "write every result into one JSON file and list only that file",
+                n=len(v),
+            )
+        return v
+
+
+# -- predictor (modelport-native) -----------------------------------------------------
+
+
+class _Tensor(_Strict):
+    name: str = Field(min_length=1)
+    type: str
+    dtype: str | None = None
+    shape: list[int] | None = None
+    description: str | None = None
+    example: Any = None  # shown in generated call examples
+
+    @field_validator("type")
+    @classmethod
+    def _type(cls, v: str) -> str:
+        return _check_type(v, PREDICTOR_TYPES, "input")
+
+    @field_validator("dtype")
+    @classmethod
+    def _dtype(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        name = _NUMPY_DTYPES.get(v.lower(), v.upper())
+        if name not in DTYPES:
+            raise _fail(
+                "unknown_dtype",
+                "unknown dtype '{value}'",
+                "use an Open Inference Protocol dtype: " + ", ".join(DTYPES),
+                value=v,
+            )
+        return name
+
+    @field_validator("shape")
+    @classmethod
+    def _shape(cls, v: list[int] | None) -> list[int] | None:
+        if v is not None and any(d < -1 for d in v):
+            raise _fail(
+                "bad_shape",
+                "shape {value} has a dimension below -1",
+                "use sizes >= 0, or -1 for a dimension of any size",
+                value=v,
+            )
+        return v
+
+    @model_validator(mode="after")
+    def _tensor_only(self) -> _Tensor:
+        if self.type != "tensor" and (self.dtype is not None or self.shape is not None):
+            raise _fail(
+                "tensor_only",
+                "dtype and shape apply only to tensor entries",
+                'set "type": "tensor", or remove dtype and shape',
+            )
+        return self
+
+
+class PredictorInput(_Tensor):
+    @field_validator("name")
+    @classmethod
+    def _identifier(cls, v: str) -> str:
+        if not _IDENT.match(v) or keyword.iskeyword(v):
+            raise _fail(
+                "input_name",
+                "input name '{value}' is not a Python identifier",
+                "inputs arrive as predict(**inputs): use letters, digits and "
+                'underscores, e.g. "image_bytes"',
+                value=v,
+            )
+        return v
+
+
+class PredictorOutput(_Tensor):
+    @field_validator("type")
+    @classmethod
+    def _type(cls, v: str) -> str:
+        return _check_type(v, PREDICTOR_TYPES, "output")
+
+
+class PredictorConfig(CommonConfig):
+    """A Python class loaded once (``setup``) and called per request (``predict``)."""
+
+    name: str = Field(min_length=1)
+    predictor: str
+    input: list[PredictorInput]
+    output: list[PredictorOutput] | None = None
+    batching: Batching | None = None
+
+    @field_validator("predictor")
+    @classmethod
+    def _ref(cls, v: str) -> str:
+        if parse_predictor_ref(v) is None:
+            raise _fail(
+                "predictor_ref",
+                "predictor '{value}' is not of the form module:Class",
+                'name the file and the class, e.g. "predict:Predictor" for class '
+                "Predictor in predict.py",
+                value=v,
+            )
+        return v
+
+
+def parse_predictor_ref(ref: Any) -> tuple[str, str] | None:
+    """``"pkg.module:Class"`` -> ``("pkg.module", "Class")``; None if malformed, which also
+    keeps a reference like ``../x:C`` from ever being turned into a file path."""
+    if not isinstance(ref, str):
+        return None
+    module, sep, cls_name = ref.partition(":")
+    if not sep or not _DOTTED.match(module) or not _IDENT.match(cls_name):
+        return None
+    return module, cls_name
+
+
+# -- ModelArts ------------------------------------------------------------------------
+
+
+class ModelArtsPackage(_Strict):
+    package_name: str = Field(min_length=1)
+    package_version: str | None = None
+    restraint: str | None = None
+
+    @field_validator("package_name", "package_version")
+    @classmethod
+    def _chars(cls, v: str | None) -> str | None:
+        if v and _MODELARTS_FORBIDDEN.search(v):
+            raise _fail(
+                "package_chars",
+                "'{value}' contains a character pip cannot use here",
+                "leave out &!\"'<>= and non-ASCII characters; put the version "
+                "in package_version and the comparison in restraint",
+                value=v,
+            )
+        return v
+
+    @field_validator("restraint")
+    @classmethod
+    def _restraint(cls, v: str | None) -> str | None:
+        if v and v.upper() not in _RESTRAINTS:
+            raise _fail(
+                "restraint", "unknown restraint '{value}'", "use EXACT, ATLEAST or ATMOST", value=v
+            )
+        return v.upper() if v else v
+
+    @model_validator(mode="after")
+    def _paired(self) -> ModelArtsPackage:
+        if bool(self.package_version) != bool(self.restraint):
+            raise _fail(
+                "restraint_pair",
+                "package_version and restraint must be given together",
+                'add "restraint": "EXACT" with the version, or drop both',
+            )
+        return self
+
+    def requirement(self) -> str:
+        """Render as a pip requirement line, e.g. ``numpy==1.26.4``."""
+        if self.package_version and self.restraint:
+            return f"{self.package_name}{_RESTRAINTS[self.restraint]}{self.package_version}"
+        return self.package_name
+
+
+class ModelArtsDependency(_Strict):
+    installer: Literal["pip"] = "pip"
+    packages: list[ModelArtsPackage]
+
+
+class ModelArtsMessage(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    content_type: str | None = Field(
+        None, validation_alias=AliasChoices("Content-type", "Content-Type", "content-type")
+    )
+    data: dict[str, Any] | str | None = None
+
+
+class ModelArtsApi(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    protocol: str | None = None
+    url: str = "/"
+    method: str = "POST"
+    request: ModelArtsMessage | None = None
+    response: ModelArtsMessage | None = None
+
+
+class ModelArtsConfig(CommonConfig):
+    """A ModelArts ``model/config.json``; unknown top-level keys are tolerated, since
+    ModelArts documents more fields (``metrics``, ``swr_location``) than run here."""
+
+    model_config = ConfigDict(extra="allow", protected_namespaces=())
+
+    model_type: str
+    model_algorithm: str
+    runtime: str | None = None
+    apis: list[ModelArtsApi] | None = None
+    dependencies: list[ModelArtsDependency] | None = None
+
+    @field_validator("model_type")
+    @classmethod
+    def _model_type(cls, v: str) -> str:
+        for known in MODELARTS_MODEL_TYPES:
+            if v.lower() == known.lower():
+                return known
+        raise _fail(
+            "model_type",
+            "unknown model_type '{value}'",
+            "use one of: " + ", ".join(MODELARTS_MODEL_TYPES),
+            value=v,
+        )
+
+    @field_validator("model_algorithm")
+    @classmethod
+    def _algorithm(cls, v: str) -> str:
+        if (
+            not v[:1].isascii()
+            or not v[:1].isalpha()
+            or _MODELARTS_FORBIDDEN.search(v)
+            or len(v) > 36
+        ):
+            raise _fail(
+                "model_algorithm",
+                "model_algorithm '{value}' is not a valid name",
+                "start with a letter, use at most 36 ASCII characters and none of "
+                '&!"\'<>=, e.g. "image_classification"',
+                value=v,
+            )
+        return v
+
+    def requirements(self) -> list[str]:
+        return [p.requirement() for d in self.dependencies or [] for p in d.packages]
+
+
+KIND_MODELS: dict[str, type[CommonConfig]] = {
+    "file_contract": FileContractConfig,
+    "predictor": PredictorConfig,
+    "modelarts": ModelArtsConfig,
+}
