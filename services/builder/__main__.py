@@ -1,0 +1,31 @@
+"""`python -m services.builder --home DIR --listen ADDRESS`: run the builder."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from typing import Any
+
+from services.builder.server import serve
+from services.builder.settings import BuilderSettings
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m services.builder",
+                                     description="modelport builder: cached virtualenvs")
+    parser.add_argument("--home", help="platform home directory (MODELPORT_BUILDER_HOME)")
+    parser.add_argument("--listen", help="unix:/path or host:port (default: home/run/builder.sock)")
+    parser.add_argument("--log-level", default="INFO")
+    args = parser.parse_args(argv)
+    logging.basicConfig(stream=sys.stderr, level=args.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    overrides: dict[str, Any] = {k: v for k, v in
+                                 {"home": args.home, "listen": args.listen}.items() if v}
+    settings = BuilderSettings(**overrides)
+    asyncio.run(serve(settings))
+
+
+if __name__ == "__main__":
+    main()

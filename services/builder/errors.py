@@ -1,0 +1,40 @@
+"""The errors the builder reports to its callers, each built from its fields."""
+
+from __future__ import annotations
+
+from modelport.errors import ModelportError, invalid, not_found, unavailable
+
+
+def build_not_found(build_id: str) -> ModelportError:
+    return not_found("build.not_found", f"no build with id {build_id!r}",
+                     fix="use the id that StartBuild returned")
+
+
+def target_unavailable(target: str) -> ModelportError:
+    if target == "docker":
+        return invalid("build.target_unavailable",
+                       "docker builds are not available yet; only the process target is",
+                       fix="deploy with `runtime: process`", path="target")
+    return invalid("build.target_unknown", f"unknown build target {target!r}",
+                   fix="use `process`", path="target")
+
+
+def python_malformed(request: str) -> ModelportError:
+    return invalid("build.python_malformed",
+                   f"python must be a version such as 3.11 or 3.11.7, not {request!r}",
+                   fix="set `python` in config.json to a version, or leave it out",
+                   path="python")
+
+
+def python_unavailable(request: str, default_version: str) -> ModelportError:
+    return invalid("build.python_unavailable",
+                   f"Python {request} is not installed on the builder host",
+                   fix=f"install it there (e.g. `uv python install {request}`), or leave "
+                       f"`python` out to use the builder's Python {default_version}",
+                   path="python")
+
+
+def default_python_broken(python: str, reason: str) -> ModelportError:
+    return unavailable("build.python_broken",
+                       f"the builder's Python {python} cannot run: {reason}",
+                       fix="set MODELPORT_BUILDER_PYTHON to a working interpreter")
