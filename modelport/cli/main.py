@@ -6,6 +6,7 @@ Client commands take `--url` (or MODELPORT_URL) and `--json` for scripts.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
 import sys
@@ -45,6 +46,7 @@ def _emit(data: Any, as_json: bool, human: str | None = None) -> None:
 def _fail(exc: Exception, as_json: bool) -> None:
     if isinstance(exc, DeployFailed):
         data = {"error": {"code": "deploy.failed", "message": str(exc), "reason": exc.reason,
+                          "service": exc.name,
                           "version": exc.version, "build_log_tail": exc.build_log_tail,
                           "service_removed": exc.removed}}
         text = f"error: {exc}"
@@ -200,9 +202,9 @@ def apply(
         for svc in services:
             package = (file.parent / svc.spec.package).resolve() if svc.spec.package else None
             spec_doc = json.dumps(svc.model_dump(by_alias=True, exclude={"spec": {"package"}}))
-            results.append(_deploy(lambda: c.apply(svc.metadata.name, spec_doc, package,
-                                                   wait=wait, progress=_progress(as_json)),
-                                   as_json))
+            results.append(_deploy(functools.partial(
+                c.apply, svc.metadata.name, spec_doc, package, wait=wait,
+                progress=_progress(as_json)), as_json))
     _emit(results, as_json, "\n\n".join(_describe(r) for r in results))
 
 

@@ -34,7 +34,8 @@ def curl(url: str, inputs: list[dict[str, Any]]) -> str:
                 parts.append(f"-F {shlex.quote(i['name'] + '=@' + _filename(i))}")
             else:
                 v = _sample(i)
-                parts.append(f"-F {shlex.quote(i['name'] + '=' + (v if isinstance(v, str) else json.dumps(v)))}")
+                text = v if isinstance(v, str) else json.dumps(v)
+                parts.append(f"-F {shlex.quote(i['name'] + '=' + text)}")
         return f"curl -sS -X POST {url} " + " ".join(parts)
     body = json.dumps({i["name"]: _sample(i) for i in inputs})
     return f"curl -sS -X POST {url} -H 'Content-Type: application/json' -d {shlex.quote(body)}"

@@ -21,7 +21,7 @@ from services.grpc_errors import from_rpc_error
 from services.grpc_server import channel
 
 #: error codes from the runtime that mean "no replica took the request": safe to re-route
-_REROUTABLE = {"replica.none", "route.stale"}
+_REROUTABLE = {"replica.none", "replica.not_ready"}
 
 
 @dataclass
@@ -80,6 +80,11 @@ class DataPlane:
         self._routes[key] = route
         return route
 
+    def forget(self, service: str) -> None:
+        """Drop cached routes of a service (after this gateway changed or deleted it)."""
+        for key in [k for k in self._routes if k[0] == service]:
+            del self._routes[key]
+
     def runtime(self, address: str) -> runtime_pb2_grpc.RuntimeStub:
         stub = self._runtimes.get(address)
         if stub is None:
@@ -130,7 +135,8 @@ class DataPlane:
         return InferenceResult(req.request_id, resp.version, resp.output, resp.duration_ms,
                                (time.perf_counter() - start) * 1000)
 
-    async def infer_stream(self, req: InferenceRequest) -> AsyncIterator[inference_pb2.PredictChunk]:
+    async def infer_stream(self, req: InferenceRequest
+                           ) -> AsyncIterator[inference_pb2.PredictChunk]:
         route = await self.route(req.service, req.version)
         self.check_inputs(route, req.inputs)
         timeout = req.timeout_s or route.timeout_s or 60.0

@@ -34,11 +34,11 @@ async def health(request: Request) -> Response:
 
 def build_app(settings: GatewaySettings, dataplane: DataPlane,
               registry: registry_pb2_grpc.RegistryStub) -> Starlette:
-    mgmt = ManagementApi(registry, settings.max_upload_bytes)
+    mgmt = ManagementApi(registry, settings.max_upload_bytes, dataplane.forget)
     routes = [
         Route("/health", health, methods=["GET"]),
-        Route("/v1/services/{name}/infer", InferEndpoint(dataplane, settings.max_body_bytes),
-              methods=["POST"]),
+        Route("/v1/services/{name}/infer",
+              InferEndpoint(dataplane, settings.max_body_bytes).handle, methods=["POST"]),
         *mgmt.routes(),
     ]
     return Starlette(routes=routes, exception_handlers={ModelportError: handle_modelport_error,

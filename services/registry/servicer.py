@@ -25,7 +25,6 @@ from services.registry.store.base import (
 )
 
 
-
 def spec_to_dict(spec: registry_pb2.ServiceSpec, name: str) -> dict[str, Any]:
     r = spec.resources
     return {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import uuid
 from typing import Any
 
 import orjson
@@ -35,7 +36,7 @@ async def handle_modelport_error(request: Request, exc: Exception) -> Response:
 
 
 async def handle_unexpected(request: Request, exc: Exception) -> Response:
-    rid = request.headers.get("x-request-id", "")
+    rid = request.headers.get("x-request-id") or uuid.uuid4().hex
     log.exception("unhandled error on %s %s (request id %s)", request.method, request.url.path,
                   rid)
     return error_response(ModelportError(Kind.INTERNAL, "internal", "internal error"), rid)

@@ -134,7 +134,7 @@ class InferEndpoint:
         self.dataplane = dataplane
         self.max_body = max_body
 
-    async def __call__(self, request: Request) -> Response:
+    async def handle(self, request: Request) -> Response:
         rid = request.headers.get("x-request-id") or uuid.uuid4().hex
         name = request.path_params["name"]
         try:

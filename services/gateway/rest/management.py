@@ -7,7 +7,7 @@ the registry in chunks, never held whole in memory.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import grpc
@@ -31,8 +31,10 @@ def _json(data: Any, status: int = 200) -> Response:
 
 
 class ManagementApi:
-    def __init__(self, registry: registry_pb2_grpc.RegistryStub, max_upload_bytes: int) -> None:
+    def __init__(self, registry: registry_pb2_grpc.RegistryStub, max_upload_bytes: int,
+                 forget_route: Callable[[str], None] = lambda name: None) -> None:
         self.registry = registry
+        self.forget_route = forget_route
         self.max_upload_bytes = max_upload_bytes
 
     async def _call(self, method: str, request: Any, timeout: float = 30) -> Any:
@@ -79,34 +81,37 @@ class ManagementApi:
     # uploads --------------------------------------------------------------------------
     async def _upload(self, source: UploadFile | Request) -> registry_pb2.PackageRef:
         limit = self.max_upload_bytes
+        declared = source.size if isinstance(source, UploadFile) else int(
+            source.headers.get("content-length") or 0)
+        over = too_large("package.upload_too_large",
+                         f"package upload is larger than the {limit}-byte limit",
+                         "remove files the model does not need at run time, or ask the "
+                         "operator to raise MODELPORT_GATEWAY_MAX_UPLOAD_BYTES")
+        if declared and declared > limit:
+            raise over
+        overflow = False
 
         async def chunks() -> AsyncIterator[registry_pb2.PackageChunk]:
+            # Raising inside a request iterator cancels the RPC; end the stream instead.
+            nonlocal overflow
             size = 0
-            if isinstance(source, UploadFile):
-                while data := await source.read(CHUNK):
-                    size += len(data)
-                    if size > limit:
-                        raise too_large("package.upload_too_large",
-                                        f"package upload is larger than {limit} bytes",
-                                        "remove files the model does not need at run time")
-                    yield registry_pb2.PackageChunk(data=data)
-            else:
-                async for data in source.stream():
-                    size += len(data)
-                    if size > limit:
-                        raise too_large("package.upload_too_large",
-                                        f"package upload is larger than {limit} bytes",
-                                        "remove files the model does not need at run time")
-                    yield registry_pb2.PackageChunk(data=data)
+            stream = _read_chunks(source) if isinstance(source, UploadFile) else source.stream()
+            async for data in stream:
+                size += len(data)
+                if size > limit:
+                    overflow = True
+                    return
+                yield registry_pb2.PackageChunk(data=data)
 
-        declared = int(getattr(source, "headers", {}).get("content-length") or 0)
-        if declared > limit + 1024 * 64:
-            raise too_large("package.upload_too_large", f"package upload is {declared} bytes;"
-                            f" the limit is {limit}", "remove files the model does not need")
         try:
-            return await self.registry.UploadPackage(chunks(), timeout=600)
+            ref = await self.registry.UploadPackage(chunks(), timeout=600)
         except grpc.aio.AioRpcError as err:
+            if overflow:
+                raise over from None
             raise from_rpc_error(err, "registry") from None
+        if overflow:
+            raise over
+        return ref
 
     async def _form(self, request: Request) -> tuple[UploadFile | Request | None, dict[str, str]]:
         ctype = request.headers.get("content-type", "")
@@ -210,6 +215,7 @@ class ManagementApi:
     async def delete(self, request: Request) -> Response:
         resp = await self._call("DeleteService", registry_pb2.DeleteServiceRequest(
             name=request.path_params["name"]))
+        self.forget_route(resp.name)
         return _json({"deleted": resp.name})
 
     async def versions(self, request: Request) -> Response:
@@ -251,6 +257,11 @@ class ManagementApi:
             Route("/api/v1/models/{model}/versions/{number:int}/build-log", self.build_log,
                   methods=["GET"]),
         ]
+
+
+async def _read_chunks(upload: UploadFile) -> AsyncIterator[bytes]:
+    while data := await upload.read(CHUNK):
+        yield data
 
 
 def _version_view(v: registry_pb2.ModelVersion) -> dict[str, Any]:

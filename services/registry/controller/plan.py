@@ -88,7 +88,8 @@ def plan_service(spec: dict[str, Any], generation: int, status: dict[str, Any],
         conds.append(c.condition(c.BUILT, False, "Building", message, prev_conditions))
         conds.append(c.condition(c.PROGRESSING, True, "Building", message, prev_conditions))
     elif version.state == "failed":
-        message = f"version {target} failed to build: {version.error.splitlines()[0] if version.error else ''}"
+        first_line = version.error.splitlines()[0] if version.error else "unknown error"
+        message = f"version {target} failed to build: {first_line}"
         conds.append(c.condition(c.BUILT, False, "BuildFailed", message, prev_conditions))
         conds.append(c.condition(c.STALLED, True, "BuildFailed",
                                  "fix requirements.txt and update the service", prev_conditions))

@@ -1,0 +1,563 @@
+"""The wire between the runtime and a worker: framed JSON headers plus raw binary parts.
+
+A frame is::
+
+    uint32 big-endian  header length
+    header             UTF-8 JSON object: {"kind": ..., ..., "parts": [len0, len1, ...]}
+    part 0 .. part N   raw bytes, lengths as listed in header["parts"]
+
+Binary never travels as base64, and a JSON result travels as the raw bytes the worker
+encoded once, so the runtime can hand them on without decoding.
+
+Message kinds, by direction (every header has "kind"; requests carry "id"):
+
+runtime -> worker
+    setup      {config?}               load the package, then answer ready | setup_failed
+    predict    {id, inputs, timeout_s?}
+    cancel     {id}
+    health     {id}                    answered at once, even while a predict runs
+    shutdown   {}                      finish the running request, then exit 0
+
+worker -> runtime
+    hello        {protocol, pid, python, implementation}   first frame after connect
+    ready        {package_kind, streaming}
+    setup_failed {error}
+    log          {level, message, id?}
+    output       {id, result, duration_ms}                 the one result of a request
+    chunk        {id, result}                              one item of a streamed result
+    done         {id, error?, duration_ms}                 always the last frame of a request
+    health       {id, state, busy, queued}
+
+Inputs: ``{name: {"text": str} | {"json": value} | {"part": i} | {"json_part": i}}``
+(``part``: bytes; ``json_part``: raw UTF-8 JSON bytes the runtime did not decode).
+Results: ``{"json": i}`` (part i holds raw UTF-8 JSON) or ``{"bytes": i}``.
+Errors: ``{"type", "message", "traceback", "code"?}``; ``code`` is set only for
+failures the shim itself detects (see ``ErrorCode``), never for user exceptions.
+
+Stdlib only, Python >= 3.8: this module is copied into the user's environment.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import socket
+import struct
+from dataclasses import dataclass, field
+from typing import Any
+
+PROTOCOL_VERSION = 1
+
+#: largest header accepted (JSON inputs travel inline in it)
+MAX_HEADER_BYTES = 64 * 1024 * 1024
+#: largest single binary part (an image, a file, a raw JSON result)
+MAX_PART_BYTES = 1024 * 1024 * 1024
+#: most parts one frame may carry
+MAX_PARTS = 4096
+
+_LEN = struct.Struct(">I")
+
+# runtime -> worker
+SETUP = "setup"
+PREDICT = "predict"
+CANCEL = "cancel"
+HEALTH = "health"
+SHUTDOWN = "shutdown"
+# worker -> runtime
+HELLO = "hello"
+READY = "ready"
+SETUP_FAILED = "setup_failed"
+LOG = "log"
+OUTPUT = "output"
+CHUNK = "chunk"
+DONE = "done"
+# HEALTH is also the reply's kind
+
+TO_WORKER = (SETUP, PREDICT, CANCEL, HEALTH, SHUTDOWN)
+TO_RUNTIME = (HELLO, READY, SETUP_FAILED, LOG, OUTPUT, CHUNK, DONE, HEALTH)
+
+
+class ErrorCode:
+    """Codes the shim puts on errors it detects itself (user exceptions carry none)."""
+
+    INVALID_INPUT = "input.invalid"
+    TIMEOUT = "request.timeout"
+    CANCELLED = "request.cancelled"
+    SHUTTING_DOWN = "worker.shutting_down"
+    OUTPUT_INVALID = "output.invalid"
+    OUTPUT_TOO_LARGE = "output.too_large"
+    ENTRYPOINT_FAILED = "entrypoint.failed"
+    DUPLICATE_ID = "request.duplicate_id"
+    NOT_READY = "worker.not_ready"
+
+
+class ProtocolError(Exception):
+    """A frame that breaks the protocol: malformed, truncated or over a size limit."""
+
+
+class FrameTooLarge(ProtocolError):
+    """A header or part over its limit; the message names the limit and the size."""
+
+
+# ---------------------------------------------------------------------------- shared types
+
+
+@dataclass(frozen=True)
+class Value:
+    """One request input.
+
+    ``kind`` is ``text`` (payload: str), ``bytes`` (payload: bytes), ``json`` (payload:
+    an already-decoded JSON value) or ``raw_json`` (payload: UTF-8 JSON bytes that no
+    hop has decoded; the worker decodes them once).
+    """
+
+    kind: str
+    payload: Any
+
+    KINDS = ("text", "bytes", "json", "raw_json")
+
+    def __post_init__(self) -> None:
+        if self.kind not in self.KINDS:
+            raise ValueError(f"Value.kind must be one of {self.KINDS}, not {self.kind!r}")
+        if self.kind == "text" and not isinstance(self.payload, str):
+            raise TypeError("a text Value needs a str payload")
+        if self.kind in ("bytes", "raw_json") and not isinstance(
+            self.payload, (bytes, bytearray, memoryview)
+        ):
+            raise TypeError(f"a {self.kind} Value needs a bytes payload")
+
+    @classmethod
+    def of_text(cls, text: str) -> Value:
+        return cls("text", text)
+
+    @classmethod
+    def of_bytes(cls, data: bytes) -> Value:
+        return cls("bytes", data)
+
+    @classmethod
+    def of_json(cls, value: Any) -> Value:
+        return cls("json", value)
+
+    @classmethod
+    def of_raw_json(cls, data: bytes) -> Value:
+        return cls("raw_json", data)
+
+    def decoded(self) -> Any:
+        """The payload as Python: str, bytes, or the JSON value (raw JSON is parsed)."""
+        if self.kind == "raw_json":
+            return json.loads(bytes(self.payload).decode("utf-8"))
+        if self.kind == "bytes":
+            return bytes(self.payload)
+        return self.payload
+
+
+@dataclass(frozen=True)
+class Result:
+    """One output (or one streamed chunk): raw UTF-8 JSON or raw bytes.
+
+    ``data`` for ``kind == "json"`` is JSON text exactly as the worker encoded it: pass it
+    on as is, or call ``decoded()``. ``duration_ms`` is the time spent inside the worker,
+    set on the final output of a request when known.
+    """
+
+    kind: str  # "json" | "bytes"
+    data: bytes
+    duration_ms: float | None = field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("json", "bytes"):
+            raise ValueError(f"Result.kind must be 'json' or 'bytes', not {self.kind!r}")
+
+    @classmethod
+    def of_json(cls, value: Any) -> Result:
+        return cls("json", dumps_json(value))
+
+    @classmethod
+    def of_bytes(cls, data: bytes) -> Result:
+        return cls("bytes", bytes(data))
+
+    def decoded(self) -> Any:
+        if self.kind == "json":
+            return json.loads(self.data.decode("utf-8"))
+        return self.data
+
+
+def dumps_json(value: Any, default: Any = None) -> bytes:
+    """Encode ``value`` as compact UTF-8 JSON, once.
+
+    NaN and infinities (which JSON cannot carry) become ``null`` rather than the invalid
+    tokens ``json.dumps`` would write; ``default`` converts other objects as in json.dumps.
+    """
+    try:
+        text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False,
+                          default=default)
+    except ValueError as exc:
+        if "out of range float" not in str(exc).lower():
+            raise
+        text = json.dumps(_finite(value, default), separators=(",", ":"), ensure_ascii=False,
+                          allow_nan=False, default=default)
+    return text.encode("utf-8")
+
+
+def _finite(value: Any, default: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v, default) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v, default) for v in value]
+    if default is not None and not isinstance(value, (str, int, bool, type(None))):
+        return _finite(default(value), default)
+    return value
+
+
+# ---------------------------------------------------------------------------- frames
+
+
+@dataclass
+class Frame:
+    """A decoded frame: its header (without "parts") and its binary parts."""
+
+    header: dict[str, Any]
+    parts: list[bytes] = field(default_factory=list)
+
+    @property
+    def kind(self) -> str:
+        return self.header["kind"]
+
+    @property
+    def id(self) -> str | None:
+        return self.header.get("id")
+
+
+def encode_frame(
+    header: dict[str, Any],
+    parts: list[bytes] | None = None,
+    *,
+    max_header: int = MAX_HEADER_BYTES,
+    max_part: int = MAX_PART_BYTES,
+) -> list[bytes]:
+    """The frame as a list of buffers (length prefix + header, then each part, uncopied).
+
+    Raises FrameTooLarge before anything is written when a limit would be broken.
+    """
+    parts = parts or []
+    if len(parts) > MAX_PARTS:
+        raise FrameTooLarge(f"a frame may carry at most {MAX_PARTS} binary parts, not {len(parts)}")
+    sizes = []
+    for i, part in enumerate(parts):
+        n = len(part) if not isinstance(part, memoryview) else part.nbytes
+        if n > max_part:
+            raise FrameTooLarge(f"binary part {i} is {n} bytes, over the {max_part}-byte limit")
+        sizes.append(n)
+    full = dict(header)
+    if sizes:
+        full["parts"] = sizes
+    else:
+        full.pop("parts", None)
+    raw = json.dumps(full, separators=(",", ":"), ensure_ascii=False,
+                     allow_nan=False).encode("utf-8")
+    if len(raw) > max_header:
+        raise FrameTooLarge(f"frame header is {len(raw)} bytes, over the {max_header}-byte "
+                            "limit (large inputs belong in binary parts)")
+    return [_LEN.pack(len(raw)) + raw] + list(parts)
+
+
+def frame_bytes(header: dict[str, Any], parts: list[bytes] | None = None) -> bytes:
+    """The whole frame as one bytes object (tests, golden files)."""
+    return b"".join(bytes(b) for b in encode_frame(header, parts))
+
+
+def parse_header(raw: bytes, *, max_part: int = MAX_PART_BYTES) -> tuple[dict[str, Any], list[int]]:
+    """Decode and check a header; returns it (without "parts") and the part sizes."""
+    try:
+        header = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ProtocolError(f"frame header is not UTF-8 JSON: {exc}") from None
+    if not isinstance(header, dict):
+        raise ProtocolError(f"frame header must be a JSON object, not {type(header).__name__}")
+    if not isinstance(header.get("kind"), str):
+        raise ProtocolError("frame header has no string 'kind'")
+    sizes = header.pop("parts", None) or []
+    if not isinstance(sizes, list) or len(sizes) > MAX_PARTS:
+        raise ProtocolError(f"frame header 'parts' must be a list of at most {MAX_PARTS} sizes")
+    for i, n in enumerate(sizes):
+        if not isinstance(n, int) or isinstance(n, bool) or n < 0:
+            raise ProtocolError(f"frame header 'parts'[{i}] is not a size: {n!r}")
+        if n > max_part:
+            raise FrameTooLarge(f"binary part {i} is {n} bytes, over the {max_part}-byte limit")
+    return header, sizes
+
+
+def _check_header_len(n: int, max_header: int) -> None:
+    if n > max_header:
+        raise FrameTooLarge(f"frame header is {n} bytes, over the {max_header}-byte limit")
+
+
+def decode_frame(data: bytes) -> Frame:
+    """Decode exactly one frame from bytes (tests, golden files)."""
+    if len(data) < 4:
+        raise ProtocolError(f"truncated frame: {len(data)} bytes, no length prefix")
+    (n,) = _LEN.unpack_from(data)
+    _check_header_len(n, MAX_HEADER_BYTES)
+    if len(data) < 4 + n:
+        raise ProtocolError("truncated frame header")
+    header, sizes = parse_header(data[4:4 + n])
+    pos = 4 + n
+    parts = []
+    for size in sizes:
+        if pos + size > len(data):
+            raise ProtocolError("truncated frame part")
+        parts.append(data[pos:pos + size])
+        pos += size
+    if pos != len(data):
+        raise ProtocolError(f"{len(data) - pos} trailing bytes after the frame")
+    return Frame(header, parts)
+
+
+# ---------------------------------------------------------------------------- sync (worker)
+
+
+class SocketChannel:
+    """Blocking frame I/O over a connected socket (the worker end).
+
+    ``recv`` is for one reader thread; ``send`` may be called from any thread.
+    """
+
+    def __init__(self, sock: socket.socket, *, max_header: int = MAX_HEADER_BYTES,
+                 max_part: int = MAX_PART_BYTES) -> None:
+        import threading
+
+        self.sock = sock
+        self.max_header = max_header
+        self.max_part = max_part
+        self._rfile = sock.makefile("rb")
+        self._send_lock = threading.Lock()
+
+    def send(self, header: dict[str, Any], parts: list[bytes] | None = None) -> None:
+        buffers = encode_frame(header, parts, max_header=self.max_header, max_part=self.max_part)
+        with self._send_lock:
+            for buf in buffers:
+                self.sock.sendall(buf)
+
+    def recv(self) -> Frame | None:
+        """The next frame, or None when the peer closed the connection between frames."""
+        prefix = self._read(4, eof_ok=True)
+        if prefix is None:
+            return None
+        (n,) = _LEN.unpack(prefix)
+        _check_header_len(n, self.max_header)
+        header, sizes = parse_header(self._read(n), max_part=self.max_part)
+        return Frame(header, [self._read(size) for size in sizes])
+
+    def _read(self, n: int, eof_ok: bool = False) -> Any:
+        data = self._rfile.read(n) if n else b""
+        if len(data) < n:
+            if eof_ok and not data:
+                return None
+            raise ProtocolError("connection closed in the middle of a frame")
+        return data
+
+    def close(self) -> None:
+        # shutdown() first: it wakes a thread blocked in recv(), which holds the reader's
+        # lock, so that closing the reader cannot deadlock against it
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        try:
+            self._rfile.close()
+        finally:
+            self.sock.close()
+
+
+# ---------------------------------------------------------------------------- asyncio (runtime)
+
+
+async def read_frame(reader: Any, *, max_header: int = MAX_HEADER_BYTES,
+                     max_part: int = MAX_PART_BYTES) -> Frame | None:
+    """Read one frame from an asyncio.StreamReader; None on a clean EOF between frames."""
+    import asyncio
+
+    try:
+        prefix = await reader.readexactly(4)
+    except asyncio.IncompleteReadError as exc:
+        if not exc.partial:
+            return None
+        raise ProtocolError("connection closed in the middle of a frame") from None
+    (n,) = _LEN.unpack(prefix)
+    _check_header_len(n, max_header)
+    try:
+        header, sizes = parse_header(await reader.readexactly(n), max_part=max_part)
+        parts = [await reader.readexactly(size) for size in sizes]
+    except asyncio.IncompleteReadError:
+        raise ProtocolError("connection closed in the middle of a frame") from None
+    return Frame(header, parts)
+
+
+async def write_frame(writer: Any, header: dict[str, Any], parts: list[bytes] | None = None,
+                      *, max_header: int = MAX_HEADER_BYTES,
+                      max_part: int = MAX_PART_BYTES) -> None:
+    """Write one frame to an asyncio.StreamWriter and wait for the buffer to drain.
+
+    Callers sharing a writer between tasks should hold one lock around this call.
+    """
+    writer.writelines(encode_frame(header, parts, max_header=max_header, max_part=max_part))
+    await writer.drain()
+
+
+# ---------------------------------------------------------------------------- payloads
+
+
+def encode_inputs(inputs: dict[str, Value], parts: list[bytes]) -> dict[str, Any]:
+    """Inputs as the header's "inputs" object; binary payloads are appended to ``parts``."""
+    out: dict[str, Any] = {}
+    for name, value in inputs.items():
+        if value.kind == "text":
+            out[name] = {"text": value.payload}
+        elif value.kind == "json":
+            out[name] = {"json": value.payload}
+        elif value.kind == "bytes":
+            out[name] = {"part": len(parts)}
+            parts.append(value.payload)
+        else:
+            out[name] = {"json_part": len(parts)}
+            parts.append(value.payload)
+    return out
+
+
+def decode_inputs(raw: Any, parts: list[bytes]) -> dict[str, Value]:
+    """The header's "inputs" object back into Values (raw JSON stays undecoded)."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ProtocolError("'inputs' must be an object")
+    out = {}
+    for name, spec in raw.items():
+        if not isinstance(spec, dict) or len(spec) != 1:
+            raise ProtocolError(f"input {name!r} must be one of {{text}}, {{json}}, {{part}}, "
+                                "{json_part}")
+        (tag, val), = spec.items()
+        if tag == "text" and isinstance(val, str):
+            out[name] = Value.of_text(val)
+        elif tag == "json":
+            out[name] = Value.of_json(val)
+        elif tag in ("part", "json_part"):
+            data = _part(parts, val, f"input {name!r}")
+            out[name] = Value.of_bytes(data) if tag == "part" else Value.of_raw_json(data)
+        else:
+            raise ProtocolError(f"input {name!r} has an unknown encoding {tag!r}")
+    return out
+
+
+def encode_result(result: Result, parts: list[bytes]) -> dict[str, Any]:
+    parts.append(result.data)
+    return {result.kind: len(parts) - 1}
+
+
+def decode_result(raw: Any, parts: list[bytes]) -> Result:
+    if not isinstance(raw, dict) or len(raw) != 1:
+        raise ProtocolError("'result' must be {json: part} or {bytes: part}")
+    (tag, index), = raw.items()
+    if tag not in ("json", "bytes"):
+        raise ProtocolError(f"'result' has an unknown encoding {tag!r}")
+    return Result(tag, _part(parts, index, "result"))
+
+
+def _part(parts: list[bytes], index: Any, what: str) -> bytes:
+    if not isinstance(index, int) or isinstance(index, bool) or not 0 <= index < len(parts):
+        raise ProtocolError(f"{what} refers to part {index!r}, but the frame has "
+                            f"{len(parts)} parts")
+    return parts[index]
+
+
+# ---------------------------------------------------------------------------- message builders
+# Each returns (header, parts), ready for SocketChannel.send / write_frame.
+
+
+def hello(pid: int, python: str, implementation: str) -> tuple[dict[str, Any], list[bytes]]:
+    return {"kind": HELLO, "protocol": PROTOCOL_VERSION, "pid": pid, "python": python,
+            "implementation": implementation}, []
+
+
+def setup(config: dict[str, Any] | None = None) -> tuple[dict[str, Any], list[bytes]]:
+    header: dict[str, Any] = {"kind": SETUP}
+    if config is not None:
+        header["config"] = config
+    return header, []
+
+
+def ready(package_kind: str, streaming: bool = False) -> tuple[dict[str, Any], list[bytes]]:
+    return {"kind": READY, "package_kind": package_kind, "streaming": streaming}, []
+
+
+def setup_failed(error: dict[str, Any]) -> tuple[dict[str, Any], list[bytes]]:
+    return {"kind": SETUP_FAILED, "error": error}, []
+
+
+def predict(request_id: str, inputs: dict[str, Value],
+            timeout_s: float | None = None) -> tuple[dict[str, Any], list[bytes]]:
+    parts: list[bytes] = []
+    header: dict[str, Any] = {"kind": PREDICT, "id": request_id,
+                              "inputs": encode_inputs(inputs, parts)}
+    if timeout_s is not None:
+        header["timeout_s"] = timeout_s
+    return header, parts
+
+
+def cancel(request_id: str) -> tuple[dict[str, Any], list[bytes]]:
+    return {"kind": CANCEL, "id": request_id}, []
+
+
+def health(probe_id: str) -> tuple[dict[str, Any], list[bytes]]:
+    return {"kind": HEALTH, "id": probe_id}, []
+
+
+def health_reply(probe_id: str, state: str, busy: str | None,
+                 queued: int) -> tuple[dict[str, Any], list[bytes]]:
+    return {"kind": HEALTH, "id": probe_id, "state": state, "busy": busy, "queued": queued}, []
+
+
+def shutdown() -> tuple[dict[str, Any], list[bytes]]:
+    return {"kind": SHUTDOWN}, []
+
+
+def log(level: str, message: str,
+        request_id: str | None = None) -> tuple[dict[str, Any], list[bytes]]:
+    header: dict[str, Any] = {"kind": LOG, "level": level, "message": message}
+    if request_id is not None:
+        header["id"] = request_id
+    return header, []
+
+
+def output(request_id: str, result: Result,
+           duration_ms: float | None = None) -> tuple[dict[str, Any], list[bytes]]:
+    parts: list[bytes] = []
+    header: dict[str, Any] = {"kind": OUTPUT, "id": request_id,
+                              "result": encode_result(result, parts)}
+    if duration_ms is not None:
+        header["duration_ms"] = duration_ms
+    return header, parts
+
+
+def chunk(request_id: str, result: Result) -> tuple[dict[str, Any], list[bytes]]:
+    parts: list[bytes] = []
+    return {"kind": CHUNK, "id": request_id, "result": encode_result(result, parts)}, parts
+
+
+def done(request_id: str, error: dict[str, Any] | None = None,
+         duration_ms: float | None = None) -> tuple[dict[str, Any], list[bytes]]:
+    header: dict[str, Any] = {"kind": DONE, "id": request_id}
+    if error is not None:
+        header["error"] = error
+    if duration_ms is not None:
+        header["duration_ms"] = duration_ms
+    return header, []
+
+
+def error_dict(type_name: str, message: str, traceback: str = "",
+               code: str | None = None) -> dict[str, Any]:
+    err: dict[str, Any] = {"type": type_name, "message": message, "traceback": traceback}
+    if code is not None:
+        err["code"] = code
+    return err

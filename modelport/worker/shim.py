@@ -1,0 +1,366 @@
+"""The worker process: connect to the runtime, load the package, serve predictions.
+
+Run as ``<venv python> -m modelport_worker.shim --socket PATH --package DIR [--kind K]``.
+
+Two threads:
+
+- the reader thread reads frames; it answers ``health`` at once, queues ``setup`` and
+  ``predict``, drops or flags cancelled requests, and exits the process when the runtime
+  goes away;
+- the main thread runs the queue in order: setup once, then one prediction at a time
+  (model code runs on the main thread, where libraries expect it).
+
+stdout and stderr are the replica log; the protocol has its own socket, so ``print()`` in
+model code can never corrupt it. User exceptions become ``done`` frames with
+``{type, message, traceback}``; the traceback is also printed to stderr.
+
+Stdlib only, Python >= 3.8.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import os
+import platform
+import socket
+import sys
+import threading
+import time
+import traceback
+from typing import Any
+
+from . import protocol as p
+from .kinds import load_adapter
+from .kinds.base import RequestContext, ShimError
+
+_SHIM_DIR = os.path.dirname(os.path.abspath(__file__))
+#: how long the process lingers for model code to return once the runtime is gone
+ORPHAN_GRACE_S = 2.0
+#: exit status after setup_failed (the runtime restarts the process to retry)
+EXIT_SETUP_FAILED = 3
+
+
+def _stderr(message: str) -> None:
+    sys.stderr.write(f"[modelport-worker] {message}\n")
+    sys.stderr.flush()
+
+
+def _user_traceback(exc: BaseException) -> str:
+    """The traceback from the first frame outside the shim: the user's own code."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_frame.f_code.co_filename.startswith(_SHIM_DIR):
+        tb = tb.tb_next
+    return "".join(traceback.format_exception(type(exc), exc, tb or exc.__traceback__))
+
+
+def error_from(exc: BaseException) -> dict[str, Any]:
+    if isinstance(exc, ShimError):
+        return p.error_dict(exc.type_name, exc.message, "", exc.code)
+    return p.error_dict(type(exc).__name__, str(exc), _user_traceback(exc))
+
+
+class _Job:
+    def __init__(self, frame: p.Frame, ctx: RequestContext | None = None,
+                 inputs: dict[str, p.Value] | None = None) -> None:
+        self.frame = frame
+        self.ctx = ctx
+        self.inputs = inputs or {}
+
+
+class Shim:
+    def __init__(self, channel: p.SocketChannel, package_dir: str, kind: str | None = None):
+        self.channel = channel
+        self.package_dir = package_dir
+        self.kind = kind
+        self.adapter: Any = None
+        self.state = "new"  # new | setting_up | ready | failed | stopping
+        self._cond = threading.Condition()
+        self._queue: collections.deque[_Job] = collections.deque()
+        self._current: RequestContext | None = None
+        self._stopping = False
+        self._main_done = threading.Event()
+
+    # ------------------------------------------------------------------ sending
+
+    def send(self, message: tuple[dict[str, Any], list[bytes]]) -> None:
+        header, parts = message
+        self.channel.send(header, parts)
+
+    def log(self, level: str, message: str, request_id: str | None = None) -> None:
+        _stderr(message)
+        try:
+            self.send(p.log(level, message, request_id))
+        except OSError:
+            pass
+
+    # ------------------------------------------------------------------ reader thread
+
+    def read_loop(self) -> None:
+        try:
+            while True:
+                frame = self.channel.recv()
+                if frame is None:
+                    break
+                self.handle(frame)
+        except p.ProtocolError as exc:
+            _stderr(f"protocol error from the runtime, exiting: {exc}")
+        except OSError:
+            pass
+        self._runtime_gone()
+
+    def handle(self, frame: p.Frame) -> None:
+        kind = frame.kind
+        if kind == p.HEALTH:
+            with self._cond:
+                busy = self._current.id if self._current else None
+                queued = sum(1 for job in self._queue if job.ctx is not None)
+            self.send(p.health_reply(frame.id or "", self.state, busy, queued))
+        elif kind == p.SETUP:
+            with self._cond:
+                self._queue.append(_Job(frame))
+                self._cond.notify()
+        elif kind == p.PREDICT:
+            self._enqueue_predict(frame)
+        elif kind == p.CANCEL:
+            self._cancel(frame.id)
+        elif kind == p.SHUTDOWN:
+            self._stop_accepting()
+        else:
+            self.log("warning", f"ignoring unknown message kind {kind!r} (newer runtime?)")
+
+    def _enqueue_predict(self, frame: p.Frame) -> None:
+        request_id = frame.id
+        if not isinstance(request_id, str) or not request_id:
+            self.log("error", "predict without a request id ignored")
+            return
+        try:
+            inputs = p.decode_inputs(frame.header.get("inputs"), frame.parts)
+        except p.ProtocolError as exc:
+            self.send(p.done(request_id, p.error_dict("InvalidInput", str(exc), "",
+                                                     p.ErrorCode.INVALID_INPUT)))
+            return
+        timeout = frame.header.get("timeout_s")
+        ctx = RequestContext(request_id, timeout if isinstance(timeout, (int, float)) else None)
+        with self._cond:
+            if self._stopping:
+                error = p.error_dict("ShuttingDown", "the worker is shutting down", "",
+                                     p.ErrorCode.SHUTTING_DOWN)
+            elif (self._current and self._current.id == request_id) or any(
+                job.ctx and job.ctx.id == request_id for job in self._queue
+            ):
+                error = p.error_dict("DuplicateRequest", f"request {request_id!r} is already "
+                                     "in progress", "", p.ErrorCode.DUPLICATE_ID)
+            else:
+                self._queue.append(_Job(frame, ctx, inputs))
+                self._cond.notify()
+                return
+        self.send(p.done(request_id, error))
+
+    def _cancel(self, request_id: str | None) -> None:
+        with self._cond:
+            for job in list(self._queue):
+                if job.ctx is not None and job.ctx.id == request_id:
+                    self._queue.remove(job)
+                    break
+            else:
+                if self._current is not None and self._current.id == request_id:
+                    self._current.cancelled.set()
+                return
+        self.send(p.done(request_id or "", p.error_dict(
+            "Cancelled", "the request was cancelled", "", p.ErrorCode.CANCELLED)))
+
+    def _stop_accepting(self) -> None:
+        """Shutdown: queued predictions fail, the running one finishes, then the loop ends."""
+        with self._cond:
+            self._stopping = True
+            self.state = "stopping"
+            dropped = [job for job in self._queue if job.ctx is not None]
+            self._queue.clear()
+            self._cond.notify()
+        for job in dropped:
+            assert job.ctx is not None
+            self.send(p.done(job.ctx.id, p.error_dict(
+                "ShuttingDown", "the worker shut down before running this request", "",
+                p.ErrorCode.SHUTTING_DOWN)))
+
+    def _runtime_gone(self) -> None:
+        with self._cond:
+            self._stopping = True
+            self._queue.clear()
+            if self._current is not None:
+                self._current.cancelled.set()
+            self._cond.notify()
+        if not self._main_done.wait(ORPHAN_GRACE_S):
+            _stderr("the runtime closed the connection; exiting without waiting for the model")
+            os._exit(0)
+
+    # ------------------------------------------------------------------ main thread
+
+    def run(self) -> int:
+        self.send(p.hello(os.getpid(), platform.python_version(),
+                          platform.python_implementation()))
+        reader = threading.Thread(target=self.read_loop, name="modelport-reader", daemon=True)
+        reader.start()
+        try:
+            while True:
+                with self._cond:
+                    while not self._queue and not self._stopping:
+                        self._cond.wait()
+                    if not self._queue:
+                        break
+                    job = self._queue.popleft()
+                    self._current = job.ctx
+                try:
+                    if job.ctx is None:
+                        if not self._setup(job.frame):
+                            return EXIT_SETUP_FAILED
+                    else:
+                        self._predict(job)
+                finally:
+                    with self._cond:
+                        self._current = None
+            if self.adapter is not None:
+                try:
+                    self.adapter.close()
+                except Exception as exc:  # noqa: BLE001 - a failing close must not hide exit
+                    _stderr(f"close() raised {type(exc).__name__}: {exc}")
+            return 0
+        except OSError as exc:  # the socket broke while sending
+            _stderr(f"lost the runtime connection: {exc}")
+            return 0
+        finally:
+            self._main_done.set()
+
+    def _setup(self, frame: p.Frame) -> bool:
+        if self.adapter is not None:
+            self.send(p.ready(self.adapter.kind, bool(self.adapter.streaming)))
+            return True
+        self.state = "setting_up"
+        started = time.monotonic()
+        config = frame.header.get("config")
+        try:
+            adapter = load_adapter(self.package_dir, config if isinstance(config, dict) else None,
+                                   self.kind)
+            adapter.setup()
+        except BaseException as exc:  # noqa: BLE001 - SystemExit in setup is a failure too
+            if isinstance(exc, KeyboardInterrupt):
+                raise
+            self.state = "failed"
+            error = error_from(exc)
+            _stderr(f"setup failed: {error['type']}: {error['message']}")
+            if error["traceback"]:
+                sys.stderr.write(error["traceback"])
+                sys.stderr.flush()
+            self.send(p.setup_failed(error))
+            return False
+        self.adapter = adapter
+        self.state = "ready"
+        self.log("info", f"{adapter.kind} package ready in {time.monotonic() - started:.2f}s")
+        self.send(p.ready(adapter.kind, bool(adapter.streaming)))
+        return True
+
+    def _predict(self, job: _Job) -> None:
+        ctx = job.ctx
+        assert ctx is not None
+        started = time.monotonic()
+        try:
+            if self.adapter is None:
+                raise ShimError(p.ErrorCode.NOT_READY, "NotReady",
+                                "predict arrived before setup finished")
+            out = self.adapter.predict(job.inputs, ctx)
+            if isinstance(out, p.Result):
+                _check_size(out)
+                self.send(p.output(ctx.id, out, _ms(started)))
+            else:
+                self._stream(ctx, out)
+        except OSError:
+            raise
+        except BaseException as exc:  # noqa: BLE001 - SystemExit in predict is a failure too
+            if isinstance(exc, KeyboardInterrupt):
+                raise
+            error = error_from(exc)
+            if error["traceback"]:
+                sys.stderr.write(f"[modelport-worker] request {ctx.id} failed:\n"
+                                 f"{error['traceback']}")
+                sys.stderr.flush()
+            else:
+                _stderr(f"request {ctx.id} failed: {error['type']}: {error['message']}")
+            self.send(p.done(ctx.id, error, _ms(started)))
+            return
+        self.send(p.done(ctx.id, None, _ms(started)))
+
+    def _stream(self, ctx: RequestContext, items: Any) -> None:
+        try:
+            for result in items:
+                if ctx.cancelled.is_set():
+                    raise ShimError(p.ErrorCode.CANCELLED, "Cancelled", "the request was cancelled")
+                _check_size(result)
+                self.send(p.chunk(ctx.id, result))
+        finally:
+            close = getattr(items, "close", None)
+            if callable(close):
+                close()
+
+
+def _check_size(result: p.Result) -> None:
+    if len(result.data) > p.MAX_PART_BYTES:
+        raise ShimError(p.ErrorCode.OUTPUT_TOO_LARGE, "OutputTooLarge",
+                        f"the result is {len(result.data)} bytes, over the "
+                        f"{p.MAX_PART_BYTES}-byte limit")
+
+
+def _ms(started: float) -> float:
+    return round((time.monotonic() - started) * 1000.0, 3)
+
+
+def connect(path: str, timeout_s: float = 10.0) -> socket.socket:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.connect(path)
+            return sock
+        except (FileNotFoundError, ConnectionRefusedError):
+            sock.close()
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(0.05)
+
+
+def _enter_package(package_dir: str) -> None:
+    """Make the package directory the working directory, but not an import path.
+
+    ``python -m`` puts the starting directory first on sys.path; the runtime starts the
+    worker elsewhere and the shim drops that entry, so a ``json.py`` in a package cannot
+    shadow the stdlib the shim uses. The kind adapter adds the package's own code
+    directory when it loads the user's modules.
+    """
+    start = os.getcwd()
+    sys.path[:] = [entry for entry in sys.path if entry not in ("", ".", start)]
+    os.chdir(package_dir)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="modelport_worker.shim",
+                                     description="modelport worker: serves one model package")
+    parser.add_argument("--socket", required=True, help="the runtime's unix socket")
+    parser.add_argument("--package", required=True, help="the package directory")
+    parser.add_argument("--kind", default=None, help="package kind (detected when omitted)")
+    args = parser.parse_args(argv)
+    package_dir = os.path.abspath(args.package)
+    _enter_package(package_dir)
+    try:
+        sock = connect(args.socket)
+    except OSError as exc:
+        _stderr(f"cannot connect to the runtime at {args.socket}: {exc}")
+        return 2
+    channel = p.SocketChannel(sock)
+    try:
+        return Shim(channel, package_dir, args.kind).run()
+    finally:
+        channel.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,8 @@
+"""`python -m services.runtime --home DIR [--listen ADDR]`"""
+
+from services.component_main import run_component
+from services.runtime.server import serve
+from services.runtime.settings import RuntimeSettings
+
+if __name__ == "__main__":
+    run_component("runtime", RuntimeSettings, serve)

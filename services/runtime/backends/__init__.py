@@ -1,0 +1,77 @@
+"""Backends: where a replica runs.
+
+A backend runs replica R of version V with resources X and gives back a handle with a
+``WorkerLink`` to it. The process backend (``process.py``) runs the worker as a local
+subprocess in the version's virtualenv; a Docker backend (GPU images) and a Kubernetes
+backend (worker reached over its pod address) implement the same two protocols, so the
+supervisor never knows which one it drives.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from services.runtime.worker_link import WorkerLink
+
+
+@dataclass
+class ReplicaSpec:
+    """Everything needed to run one replica of one model version."""
+
+    replica_id: str
+    service: str
+    version: int
+    #: package kind ("predictor", "file_contract"); "" lets the worker detect it
+    kind: str
+    #: the environment's interpreter, e.g. <venv>/bin/python (not resolved: the venv
+    #: is the symlink's directory)
+    python: str
+    package_dir: Path
+    #: the package's config.json as validated by the registry; {} = the worker reads it
+    config: dict[str, Any]
+    #: extra environment for the model (spec env); nothing else is inherited
+    env: dict[str, str]
+    #: default per-request timeout
+    timeout_s: float
+    #: spawn + connect, and setup, each bounded by this
+    startup_timeout_s: float = 120.0
+    #: cpu, memory, gpu: enforced by backends that can (Docker); the process backend
+    #: passes GPU choice through env (CUDA_VISIBLE_DEVICES) only
+    resources: dict[str, Any] = field(default_factory=dict)
+
+
+class ReplicaHandle(Protocol):
+    """One running replica, as a backend gives it back."""
+
+    replica_id: str
+    #: the worker's pid as this host sees it (None when not a local process)
+    pid: int | None
+    log_path: Path
+    link: WorkerLink
+
+    @property
+    def exit_code(self) -> int | None:
+        """The exit status once the replica has exited, else None."""
+
+    async def wait(self) -> int:
+        """Until the replica exits; its exit status (negative: killed by that signal)."""
+
+    async def stop(self, grace_s: float = 10.0) -> int:
+        """Graceful shutdown, then SIGTERM, then SIGKILL of everything it started."""
+
+    def kill(self) -> None:
+        """SIGKILL everything it started, now (the supervisor's health check uses this)."""
+
+
+class Backend(Protocol):
+    name: str
+
+    async def start(self, spec: ReplicaSpec, replica_dir: Path) -> ReplicaHandle:
+        """Run the replica and return once its worker has connected and said hello.
+
+        ``replica_dir`` is the replica's own scratch directory (log, home, tmp). Raises
+        ModelportError when it cannot start (the message says why, with the log's tail).
+        Setup is the caller's next step, over ``handle.link``.
+        """

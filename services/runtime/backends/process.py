@@ -1,0 +1,229 @@
+"""The process backend: a replica is a worker subprocess in the version's virtualenv.
+
+The worker gets an environment built from scratch (nothing of the platform's own
+environment leaks into model code), its own process group (stopping it stops whatever
+the model started), and ``<replica_dir>/replica.log`` for stdout and stderr.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import os
+import shutil
+import signal
+import tempfile
+import time
+from pathlib import Path
+
+from modelport.errors import Kind, ModelportError
+from services.runtime.backends import ReplicaSpec
+from services.runtime.worker_link import WorkerLink, WorkerListener, describe_exit
+
+__all__ = ["ProcessBackend", "ProcessReplica", "ReplicaSpec", "build_env"]
+
+log = logging.getLogger(__name__)
+
+SYSTEM_PATH = "/usr/local/bin:/usr/bin:/bin"
+#: after SIGTERM, how long the group has before SIGKILL
+TERM_GRACE_S = 5.0
+#: log lines quoted when a worker dies before connecting
+LOG_TAIL_LINES = 15
+#: unix socket paths are limited to 107 bytes on Linux
+_MAX_SOCKET_PATH = 100
+
+
+def build_env(spec: ReplicaSpec, shim_root: Path, replica_dir: Path) -> dict[str, str]:
+    """The worker's whole environment: PATH with the venv first, a private HOME and TMPDIR,
+    PYTHONPATH = the shim only, then the spec's env."""
+    bin_dir = str(Path(spec.python).parent)
+    env = {
+        "PATH": f"{bin_dir}:{SYSTEM_PATH}",
+        "HOME": str(replica_dir / "home"),
+        "TMPDIR": str(replica_dir / "tmp"),
+        "LANG": "C.UTF-8",
+        "PYTHONUNBUFFERED": "1",
+        "PYTHONFAULTHANDLER": "1",  # a segfault in native code leaves a traceback in the log
+        "PYTHONPATH": str(shim_root),
+        "MODELPORT_SERVICE": spec.service,
+        "MODELPORT_VERSION": str(spec.version),
+        "MODELPORT_REPLICA_ID": spec.replica_id,
+    }
+    venv = Path(bin_dir).parent
+    if (venv / "pyvenv.cfg").is_file():
+        env["VIRTUAL_ENV"] = str(venv)
+    for key, value in spec.env.items():
+        if key == "PYTHONPATH":
+            env[key] = f"{shim_root}:{value}"
+        elif key == "PATH":
+            env[key] = f"{bin_dir}:{value}"
+        else:
+            env[key] = str(value)
+    return env
+
+
+def socket_path(replica_dir: Path) -> Path:
+    """``<replica_dir>/worker.sock``, or a short private path when that is too long."""
+    path = replica_dir / "worker.sock"
+    if len(str(path)) <= _MAX_SOCKET_PATH:
+        return path
+    private = Path(tempfile.gettempdir()) / f"modelport-{os.getuid()}"
+    private.mkdir(mode=0o700, exist_ok=True)
+    digest = hashlib.sha256(str(replica_dir).encode()).hexdigest()[:20]
+    return private / f"{digest}.sock"
+
+
+def tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - 16384))
+            text = f.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+    return "\n".join(text.splitlines()[-lines:])
+
+
+class ProcessReplica:
+    """A running worker subprocess (the process group leader) and its link."""
+
+    def __init__(self, spec: ReplicaSpec, proc: asyncio.subprocess.Process,
+                 log_path: Path) -> None:
+        self.replica_id = spec.replica_id
+        self.spec = spec
+        self.proc = proc
+        self.pid: int | None = proc.pid
+        self.log_path = log_path
+        self.link: WorkerLink = None  # type: ignore[assignment]  # set by ProcessBackend.start
+        loop = asyncio.get_running_loop()
+        self._exit: asyncio.Future[int] = loop.create_future()
+        self._waiter = loop.create_task(self._watch(), name=f"{spec.replica_id}-wait")
+
+    async def _watch(self) -> None:
+        code = await self.proc.wait()
+        # whatever the worker left in its group (forked children) goes with it
+        self._signal_group(signal.SIGKILL)
+        if not self._exit.done():
+            self._exit.set_result(code)
+        if self.link is not None:
+            self.link.connection_lost(code)
+
+    @property
+    def exit_code(self) -> int | None:
+        return self._exit.result() if self._exit.done() else None
+
+    @property
+    def exit_future(self) -> asyncio.Future[int]:
+        return self._exit
+
+    async def wait(self) -> int:
+        return await asyncio.shield(self._exit)
+
+    def _signal_group(self, sig: int) -> None:
+        if self.pid is None:
+            return
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.pid, sig)
+
+    def kill(self) -> None:
+        self._signal_group(signal.SIGKILL)
+
+    async def stop(self, grace_s: float = 10.0) -> int:
+        """``shutdown`` over the link, then SIGTERM, then SIGKILL, all to the whole group."""
+        if not self._exit.done():
+            deadline = time.monotonic() + grace_s
+            if self.link is not None and not self.link.closed:
+                await self.link.shutdown(timeout_s=grace_s)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
+                    await self.wait()
+        if not self._exit.done():
+            self._signal_group(signal.SIGTERM)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(TERM_GRACE_S):
+                    await self.wait()
+        if not self._exit.done():
+            self._signal_group(signal.SIGKILL)
+        code = await self.wait()
+        await self._waiter
+        return code
+
+
+class ProcessBackend:
+    """Runs each replica as ``<venv python> -m modelport_worker.shim`` on this host."""
+
+    name = "process"
+
+    def __init__(self, shim_root: Path) -> None:
+        #: the directory holding the installed ``modelport_worker`` package
+        self.shim_root = Path(shim_root)
+
+    async def start(self, spec: ReplicaSpec, replica_dir: Path) -> ProcessReplica:
+        replica_dir = Path(replica_dir)
+        replica_dir.mkdir(parents=True, exist_ok=True)
+        (replica_dir / "home").mkdir(exist_ok=True)
+        tmp = replica_dir / "tmp"
+        shutil.rmtree(tmp, ignore_errors=True)  # what a killed request left behind
+        tmp.mkdir()
+        log_path = replica_dir / "replica.log"
+        sock = socket_path(replica_dir)
+        argv = [spec.python, "-m", "modelport_worker.shim", "--socket", str(sock),
+                "--package", str(spec.package_dir)]
+        if spec.kind:
+            argv += ["--kind", spec.kind]
+        listener = await WorkerListener.open(sock)
+        replica: ProcessReplica | None = None
+        try:
+            with open(log_path, "ab") as log_file:
+                stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+                log_file.write(f"=== {stamp} modelport: starting {spec.replica_id} "
+                               f"({spec.service} v{spec.version}) ===\n".encode())
+                log_file.flush()
+                try:
+                    proc = await asyncio.create_subprocess_exec(
+                        *argv, stdin=asyncio.subprocess.DEVNULL, stdout=log_file,
+                        stderr=log_file, env=build_env(spec, self.shim_root, replica_dir),
+                        # not the package: python -m would put it first on sys.path;
+                        # the shim moves into the package itself
+                        cwd=str(replica_dir), start_new_session=True)
+                except OSError as exc:
+                    raise ModelportError(
+                        Kind.UNAVAILABLE, "replica.spawn_failed",
+                        f"cannot start {spec.python}: {exc}",
+                        fix="rebuild the version's environment") from None
+            replica = ProcessReplica(spec, proc, log_path)
+            replica.link = await self._accept(listener, replica, spec)
+            return replica
+        except BaseException:
+            if replica is not None:
+                replica.kill()
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(replica.wait(), TERM_GRACE_S)
+            raise
+        finally:
+            await listener.close()
+
+    async def _accept(self, listener: WorkerListener, replica: ProcessReplica,
+                      spec: ReplicaSpec) -> WorkerLink:
+        accept = asyncio.ensure_future(listener.accept(
+            spec.startup_timeout_s, name=spec.replica_id, exit_code=replica.exit_future))
+        exited = asyncio.ensure_future(replica.wait())
+        try:
+            await asyncio.wait({accept, exited}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            exited.cancel()
+        if accept.done():
+            return accept.result()
+        accept.cancel()
+        with contextlib.suppress(asyncio.CancelledError, ModelportError):
+            await accept
+        code = exited.result()
+        last = tail(replica.log_path)
+        raise ModelportError(
+            Kind.UNAVAILABLE, "replica.exited_on_start",
+            f"the worker {describe_exit(code)} before connecting"
+            + (f"; last lines of replica.log:\n{last}" if last else ""),
+            fix="check that the environment's Python is 3.8 or newer and starts",
+            details={"exit_code": code})

@@ -1,0 +1,351 @@
+"""Replicas on this host: start, health-check, restart with backoff, stop.
+
+Each replica has one task running its life: start the worker (through the backend), run
+``setup``, serve while it lives, and when it dies, back off and start again (1s, 2s,
+4s ... capped at 30s; the count resets after 60s of health). A replica whose setup
+raises is ``failed`` with the reason and is retried on the same backoff.
+
+States: starting -> ready; ready -> restarting (it died) -> ready; starting/restarting ->
+failed (could not start or set up; retried) -> ready; any -> stopped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import os
+import re
+import shutil
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import modelport.worker
+from modelport.errors import Kind, ModelportError
+from modelport.worker.protocol import Result, Value
+from services.runtime.backends import Backend, ReplicaHandle, ReplicaSpec
+from services.runtime.worker_link import describe_exit
+
+log = logging.getLogger(__name__)
+
+SHIM_PACKAGE = "modelport_worker"
+_DIGEST_FILE = ".modelport-shim-digest"
+_REPLICA_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+# ---------------------------------------------------------------------- shim installation
+
+
+def _shim_sources() -> list[tuple[str, Path]]:
+    src = Path(modelport.worker.__file__).parent
+    return sorted((p.relative_to(src).as_posix(), p) for p in src.rglob("*.py")
+                  if "__pycache__" not in p.parts)
+
+
+def install_shim(dest_root: Path) -> Path:
+    """Copy ``modelport/worker`` to ``dest_root/modelport_worker``; returns that directory.
+
+    Idempotent: a copy whose recorded digest matches the sources is left alone; a
+    changed one is replaced whole (built beside it, then renamed into place).
+    """
+    dest_root = Path(dest_root)
+    dest_root.mkdir(parents=True, exist_ok=True)
+    dest = dest_root / SHIM_PACKAGE
+    sources = _shim_sources()
+    h = hashlib.sha256()
+    for rel, path in sources:
+        h.update(rel.encode() + b"\0" + path.read_bytes() + b"\0")
+    digest = h.hexdigest()
+    marker = dest / _DIGEST_FILE
+    if marker.is_file() and marker.read_text().strip() == digest:
+        return dest
+    staging = dest_root / f".{SHIM_PACKAGE}.{os.getpid()}.{uuid.uuid4().hex[:8]}"
+    for rel, path in sources:
+        target = staging / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, target)
+    (staging / _DIGEST_FILE).write_text(digest + "\n")
+    old = None
+    if dest.exists():
+        old = dest_root / f".{SHIM_PACKAGE}.old.{uuid.uuid4().hex[:8]}"
+        os.rename(dest, old)
+    try:
+        os.rename(staging, dest)
+    except OSError:  # another installer got there first
+        shutil.rmtree(staging, ignore_errors=True)
+        if not (marker.is_file() and marker.read_text().strip() == digest):
+            raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+    return dest
+
+
+# ---------------------------------------------------------------------- replica state
+
+
+@dataclass(frozen=True)
+class ReplicaInfo:
+    id: str
+    service: str
+    version: int
+    state: str  # starting | ready | restarting | failed | stopped
+    pid: int | None
+    restarts: int
+    message: str
+    log_path: Path
+    started_at: float | None  # unix time the current process started
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["log_path"] = str(self.log_path)
+        return out
+
+
+class _Replica:
+    def __init__(self, spec: ReplicaSpec, directory: Path) -> None:
+        self.spec = spec
+        self.dir = directory
+        self.state = "starting"
+        self.message = ""
+        self.restarts = 0
+        self.pid: int | None = None
+        self.started_at: float | None = None
+        self.handle: ReplicaHandle | None = None
+        self.task: asyncio.Task[None] | None = None
+        self.stopping = False
+        self.wake = asyncio.Event()
+        self.kill_reason = ""
+
+    def info(self) -> ReplicaInfo:
+        return ReplicaInfo(id=self.spec.replica_id, service=self.spec.service,
+                           version=self.spec.version, state=self.state, pid=self.pid,
+                           restarts=self.restarts, message=self.message,
+                           log_path=self.dir / "replica.log", started_at=self.started_at)
+
+    def log_line(self, text: str) -> None:
+        """A supervisor note in the replica log, between the model's own lines."""
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+        with contextlib.suppress(OSError), open(self.dir / "replica.log", "a") as f:
+            f.write(f"=== {stamp} modelport: {text} ===\n")
+
+
+class Supervisor:
+    """The replicas of this host. ``start`` returns at once; ``list``/``get`` show progress."""
+
+    def __init__(self, work_dir: Path, backend: Backend | None = None, *,
+                 restart_initial_s: float = 1.0, restart_max_s: float = 30.0,
+                 healthy_reset_s: float = 60.0, health_interval_s: float = 10.0,
+                 health_timeout_s: float = 10.0, health_failures: int = 3,
+                 stop_grace_s: float = 10.0) -> None:
+        self.work_dir = Path(work_dir)
+        self._backend = backend
+        self.restart_initial_s = restart_initial_s
+        self.restart_max_s = restart_max_s
+        self.healthy_reset_s = healthy_reset_s
+        self.health_interval_s = health_interval_s
+        self.health_timeout_s = health_timeout_s
+        self.health_failures = health_failures
+        self.stop_grace_s = stop_grace_s
+        self._replicas: dict[str, _Replica] = {}
+
+    async def _get_backend(self) -> Backend:
+        if self._backend is None:
+            from services.runtime.backends.process import ProcessBackend
+
+            shim = await asyncio.to_thread(install_shim, self.work_dir / "shim")
+            self._backend = ProcessBackend(shim.parent)
+        return self._backend
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self, spec: ReplicaSpec) -> ReplicaInfo:
+        """Begin running a replica; returns at once in state ``starting``."""
+        if not _REPLICA_ID.match(spec.replica_id):
+            raise ModelportError(Kind.INVALID, "replica.bad_id",
+                                 f"replica id {spec.replica_id!r} is not usable",
+                                 fix="use letters, digits, '.', '_' and '-' (at most 128)")
+        current = self._replicas.get(spec.replica_id)
+        if current is not None and current.state != "stopped":
+            raise ModelportError(Kind.CONFLICT, "replica.exists",
+                                 f"replica {spec.replica_id} is already {current.state}",
+                                 fix="stop it first, or use another replica id")
+        await self._get_backend()
+        replica = _Replica(spec, self.work_dir / "replicas" / spec.replica_id)
+        replica.dir.mkdir(parents=True, exist_ok=True)
+        self._replicas[spec.replica_id] = replica
+        replica.task = asyncio.create_task(self._run(replica), name=f"replica-{spec.replica_id}")
+        return replica.info()
+
+    async def stop(self, replica_id: str) -> ReplicaInfo:
+        """Graceful shutdown, then SIGTERM, then SIGKILL of the replica's process group."""
+        replica = self._require(replica_id)
+        if replica.state == "stopped":
+            return replica.info()
+        replica.stopping = True
+        replica.wake.set()
+        if replica.task is not None:
+            replica.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await replica.task
+        if replica.handle is not None:
+            await replica.handle.stop(self.stop_grace_s)
+        replica.state = "stopped"
+        replica.message = ""
+        replica.log_line("stopped")
+        return replica.info()
+
+    def list(self) -> list[ReplicaInfo]:
+        return [r.info() for r in self._replicas.values()]
+
+    def get(self, replica_id: str) -> ReplicaInfo | None:
+        replica = self._replicas.get(replica_id)
+        return replica.info() if replica is not None else None
+
+    async def close(self) -> None:
+        """Stop every replica."""
+        await asyncio.gather(*(self.stop(rid) for rid, r in list(self._replicas.items())
+                               if r.state != "stopped"), return_exceptions=True)
+
+    # ------------------------------------------------------------------ data plane
+
+    async def predict(self, replica_id: str, request_id: str, inputs: dict[str, Value],
+                      timeout_s: float | None = None) -> Result:
+        replica = self._require(replica_id)
+        link = self._ready_link(replica)
+        return await link.predict(request_id, inputs,
+                                  replica.spec.timeout_s if timeout_s is None else timeout_s)
+
+    async def predict_stream(self, replica_id: str, request_id: str, inputs: dict[str, Value],
+                             timeout_s: float | None = None) -> AsyncIterator[Result]:
+        replica = self._require(replica_id)
+        link = self._ready_link(replica)
+        stream = link.predict_stream(request_id, inputs,
+                                     replica.spec.timeout_s if timeout_s is None else timeout_s)
+        async with contextlib.aclosing(stream):
+            async for result in stream:
+                yield result
+
+    async def cancel(self, replica_id: str, request_id: str) -> None:
+        replica = self._require(replica_id)
+        if replica.handle is not None and not replica.handle.link.closed:
+            await replica.handle.link.cancel(request_id)
+
+    def _require(self, replica_id: str) -> _Replica:
+        replica = self._replicas.get(replica_id)
+        if replica is None:
+            raise ModelportError(Kind.NOT_FOUND, "replica.not_found",
+                                 f"no replica {replica_id!r} on this runtime")
+        return replica
+
+    def _ready_link(self, replica: _Replica) -> Any:
+        handle = replica.handle
+        if replica.state != "ready" or handle is None or handle.link.closed:
+            why = f": {replica.message}" if replica.message else ""
+            raise ModelportError(Kind.UNAVAILABLE, "replica.not_ready",
+                                 f"replica {replica.spec.replica_id} is {replica.state}{why}",
+                                 fix="retry shortly; see the replica log if it keeps failing")
+        return handle.link
+
+    # ------------------------------------------------------------------ the replica's life
+
+    async def _run(self, r: _Replica) -> None:
+        attempt = 0
+        backend = await self._get_backend()
+        while not r.stopping:
+            ready_since: float | None = None
+            failed = False
+            r.kill_reason = ""
+            try:
+                r.started_at = time.time()
+                r.handle = await backend.start(r.spec, r.dir)
+                r.pid = r.handle.pid
+                await r.handle.link.setup(r.spec.config or None,
+                                          timeout_s=r.spec.startup_timeout_s)
+            except ModelportError as err:
+                failed = True
+                reason = err.message
+                r.state = "failed"
+                r.message = reason
+                r.log_line(f"failed: {reason}")
+                if r.handle is not None:
+                    await r.handle.stop(grace_s=2.0)
+            except Exception as err:  # our bug: keep the replica loop alive, say what happened
+                log.exception("replica %s: start failed", r.spec.replica_id)
+                failed = True
+                reason = f"internal error while starting: {type(err).__name__}: {err}"
+                r.state = "failed"
+                r.message = reason
+                if r.handle is not None:
+                    r.handle.kill()
+            else:
+                r.state = "ready"
+                r.message = ""
+                ready_since = time.monotonic()
+                health = asyncio.create_task(self._health_loop(r))
+                try:
+                    code = await r.handle.wait()
+                finally:
+                    health.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await health
+                if r.stopping:
+                    return
+                reason = r.kill_reason or _exit_reason(code)
+                r.state = "restarting"
+                log.warning("replica %s %s", r.spec.replica_id, reason)
+            if r.stopping:
+                return
+            if ready_since is not None and time.monotonic() - ready_since >= self.healthy_reset_s:
+                attempt = 0
+            delay = restart_delay(attempt, self.restart_initial_s, self.restart_max_s)
+            attempt += 1
+            if failed:
+                r.message = f"{reason} (retrying in {delay:g}s)"
+            else:
+                r.message = f"{reason}, restarting in {delay:g}s"
+                r.log_line(r.message)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(delay):
+                    await r.wake.wait()
+            if r.stopping:
+                return
+            r.restarts += 1
+            r.message = f"{reason} (retrying now)" if failed else f"{reason}; restarting"
+
+    async def _health_loop(self, r: _Replica) -> None:
+        """Ping the worker while ready; kill it after ``health_failures`` missed replies."""
+        if self.health_interval_s <= 0:
+            return
+        misses = 0
+        assert r.handle is not None
+        link = r.handle.link
+        while not link.closed:
+            await asyncio.sleep(self.health_interval_s)
+            try:
+                await link.health(self.health_timeout_s)
+                misses = 0
+            except ModelportError:
+                if link.closed:
+                    return
+                misses += 1
+                if misses >= self.health_failures:
+                    r.kill_reason = (f"stopped answering health checks ({misses} missed, "
+                                     f"{self.health_timeout_s:g}s each)")
+                    r.log_line(f"killing the worker: {r.kill_reason}")
+                    r.handle.kill()
+                    return
+
+
+def restart_delay(attempt: int, initial_s: float = 1.0, max_s: float = 30.0) -> float:
+    """Seconds before restart number ``attempt + 1``: 1, 2, 4, 8 ... capped at ``max_s``."""
+    return min(initial_s * (2 ** min(attempt, 32)), max_s)
+
+
+def _exit_reason(code: int) -> str:
+    """``exited with code 1`` / ``was killed by SIGKILL``."""
+    return f"exited with code {code}" if code >= 0 else describe_exit(code)

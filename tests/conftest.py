@@ -1,0 +1,109 @@
+"""Shared fixtures: a real `modelport up` in a subprocess on a temporary home."""
+
+from __future__ import annotations
+
+import os
+import queue
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+EXAMPLES = ROOT / "examples"
+
+
+@dataclass
+class RunningPlatform:
+    """A `modelport up` process and what it printed."""
+
+    proc: subprocess.Popen[str]
+    home: Path
+    url: str = ""
+    grpc_port: int = 0
+    lines: list[str] = field(default_factory=list)
+    _queue: queue.Queue[str | None] = field(default_factory=queue.Queue)
+
+    def wait_for(self, pattern: str, timeout: float = 240) -> re.Match[str]:
+        """Block until a line of output matches; fail with everything printed so far."""
+        rx = re.compile(pattern)
+        for line in self.lines:
+            if m := rx.search(line):
+                return m
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                line = self._queue.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            if line is None:
+                break
+            self.lines.append(line)
+            if m := rx.search(line):
+                return m
+        raise AssertionError(f"no line matching {pattern!r}; output:\n" + "".join(self.lines)
+                             + self.component_logs())
+
+    def component_logs(self) -> str:
+        logs = self.home / "logs"
+        text = ""
+        for p in sorted(logs.glob("*.log")) if logs.exists() else []:
+            text += f"\n--- {p.name} ---\n" + "\n".join(p.read_text(errors="replace")
+                                                       .splitlines()[-40:])
+        return text
+
+    def stop(self, timeout: float = 30) -> int:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)  # the whole group: `make up` too
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        return self.proc.returncode
+
+
+def start_platform(home: Path, *args: str, env: dict[str, str] | None = None,
+                   argv: list[str] | None = None) -> RunningPlatform:
+    cmd = argv or [str(BIN / "modelport"), "up", "--home", str(home), "--port", "0",
+                   "--grpc-port", "0", *args]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, env={**os.environ, **(env or {})},
+                            start_new_session=True)
+    plat = RunningPlatform(proc, home)
+
+    def pump() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            plat._queue.put(line)
+        plat._queue.put(None)
+
+    threading.Thread(target=pump, daemon=True).start()
+    m = plat.wait_for(r"ready: (http://\S+)", timeout=120)
+    plat.url = m.group(1)
+    plat.grpc_port = int(plat.wait_for(r"grpc: \S+:(\d+)").group(1))
+    return plat
+
+
+@pytest.fixture(scope="module")
+def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningPlatform]:
+    """One platform per test module; tests create their own services on it."""
+    plat = start_platform(tmp_path_factory.mktemp("home"))
+    yield plat
+    plat.stop()
+
+
+@pytest.fixture
+def client(platform: RunningPlatform):  # noqa: ANN201
+    import modelport
+
+    with modelport.Client(platform.url) as c:
+        yield c

@@ -1,0 +1,1 @@
+print("done, but forgot to write output/output.json")

@@ -1,0 +1,3 @@
+class Model:
+    def predict(self, text):
+        return {"echo": text, "when": "after the shim imported its stdlib modules"}

@@ -1,0 +1,217 @@
+"""The wire: one golden file per frame kind, round trips, size limits, sync and async I/O."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import struct
+import threading
+from pathlib import Path
+
+import pytest
+
+from modelport.worker import protocol as p
+from modelport.worker.protocol import Result, Value
+
+GOLDEN = Path(__file__).parent / "golden"
+#: set MODELPORT_UPDATE_GOLDEN=1 to rewrite the golden files after a deliberate change
+UPDATE = os.environ.get("MODELPORT_UPDATE_GOLDEN") == "1"
+
+FRAMES = {
+    # runtime -> worker
+    "setup": p.setup(),
+    "setup_with_config": p.setup({"name": "echo", "predictor": "predict:Echo"}),
+    "predict": p.predict("req-1", {
+        "text": Value.of_text("héllo"),
+        "image": Value.of_bytes(b"\x89PNG\r\n\x1a\n\x00"),
+        "payload": Value.of_json({"a": [1, 2.5, None], "b": True}),
+        "raw": Value.of_raw_json(b'{"x":1}'),
+    }, timeout_s=30.0),
+    "cancel": p.cancel("req-1"),
+    "health": p.health("h1"),
+    "shutdown": p.shutdown(),
+    # worker -> runtime
+    "hello": p.hello(1234, "3.8.18", "CPython"),
+    "ready": p.ready("predictor", streaming=True),
+    "setup_failed": p.setup_failed(p.error_dict(
+        "ValueError", "weights missing", "Traceback (most recent call last):\n...\n")),
+    "log": p.log("info", "predictor package ready in 0.12s", "req-1"),
+    "output_json": p.output("req-1", Result.of_json({"label": "positive", "score": 0.5}), 12.5),
+    "output_bytes": p.output("req-1", Result.of_bytes(b"\x00\x01\x02\xff")),
+    "chunk": p.chunk("req-1", Result.of_json({"token": "hi"})),
+    "done": p.done("req-1", duration_ms=3.25),
+    "done_error": p.done("req-1", p.error_dict("ValueError", "bad input: 3",
+                                               "Traceback ...\n")),
+    "done_shim_error": p.done("req-1", p.error_dict("InvalidInput", "missing input 'text'", "",
+                                                    p.ErrorCode.INVALID_INPUT)),
+    "health_reply": p.health_reply("h1", "ready", "req-1", 2),
+}
+
+
+@pytest.mark.parametrize("name", sorted(FRAMES))
+def test_frame_matches_golden_file(name: str) -> None:
+    data = p.frame_bytes(*FRAMES[name])
+    path = GOLDEN / f"{name}.bin"
+    if UPDATE:
+        path.write_bytes(data)
+    assert path.exists(), f"no golden file {path.name}: run with MODELPORT_UPDATE_GOLDEN=1"
+    assert data == path.read_bytes(), (
+        f"the {name} frame changed; if that is deliberate, rerun with MODELPORT_UPDATE_GOLDEN=1 "
+        "and bump PROTOCOL_VERSION when old workers cannot read it")
+
+
+@pytest.mark.parametrize("name", sorted(FRAMES))
+def test_golden_file_decodes_back(name: str) -> None:
+    header, parts = FRAMES[name]
+    frame = p.decode_frame((GOLDEN / f"{name}.bin").read_bytes())
+    assert frame.header == json.loads(json.dumps(header))
+    assert frame.parts == [bytes(x) for x in parts]
+
+
+def test_every_message_kind_has_a_golden_frame() -> None:
+    covered = {p.decode_frame((GOLDEN / f"{n}.bin").read_bytes()).kind for n in FRAMES}
+    assert set(p.TO_WORKER) | set(p.TO_RUNTIME) <= covered
+
+
+def test_binary_parts_are_raw_not_base64() -> None:
+    data = p.frame_bytes(*FRAMES["predict"])
+    assert b"\x89PNG\r\n\x1a\n\x00" in data
+    (n,) = struct.unpack(">I", data[:4])
+    header = json.loads(data[4:4 + n])
+    assert header["inputs"]["image"] == {"part": 0}
+    assert header["inputs"]["raw"] == {"json_part": 1}
+    assert header["parts"] == [9, 7]
+
+
+def test_inputs_round_trip() -> None:
+    inputs = {"t": Value.of_text("x"), "b": Value.of_bytes(b"\x00"), "j": Value.of_json([1]),
+              "r": Value.of_raw_json(b"[2]")}
+    header, parts = p.predict("r", inputs)
+    frame = p.decode_frame(p.frame_bytes(header, parts))
+    decoded = p.decode_inputs(frame.header["inputs"], frame.parts)
+    assert decoded == inputs
+    assert [v.decoded() for v in decoded.values()] == ["x", b"\x00", [1], [2]]
+
+
+def test_result_json_is_encoded_once_and_passed_raw() -> None:
+    header, parts = p.output("r", Result.of_json({"é": [1, 2]}))
+    frame = p.decode_frame(p.frame_bytes(header, parts))
+    result = p.decode_result(frame.header["result"], frame.parts)
+    assert result == Result("json", '{"é":[1,2]}'.encode())
+    assert result.decoded() == {"é": [1, 2]}
+
+
+def test_nan_and_infinity_become_null_in_json_results() -> None:
+    assert Result.of_json({"a": float("nan"), "b": [float("inf"), 1.0]}).data == (
+        b'{"a":null,"b":[null,1.0]}')
+
+
+def test_value_and_result_check_their_kinds() -> None:
+    with pytest.raises(ValueError):
+        Value("image", b"")
+    with pytest.raises(TypeError):
+        Value("text", b"bytes")
+    with pytest.raises(ValueError):
+        Result("text", b"")
+
+
+# ---------------------------------------------------------------------- limits and bad frames
+
+
+def test_a_part_over_the_limit_is_refused_before_sending() -> None:
+    with pytest.raises(p.FrameTooLarge, match="binary part 0 is 11 bytes, over the 10-byte"):
+        p.encode_frame({"kind": "x"}, [b"x" * 11], max_part=10)
+
+
+def test_a_header_over_the_limit_is_refused_before_sending() -> None:
+    with pytest.raises(p.FrameTooLarge, match="frame header is .* over the 100-byte limit"):
+        p.encode_frame({"kind": "x", "big": "y" * 200}, max_header=100)
+
+
+def test_a_declared_header_over_the_limit_is_refused_before_reading_it() -> None:
+    data = struct.pack(">I", p.MAX_HEADER_BYTES + 1)
+    with pytest.raises(p.FrameTooLarge, match="frame header is"):
+        p.decode_frame(data)
+
+
+def test_a_declared_part_over_the_limit_is_refused() -> None:
+    raw = json.dumps({"kind": "x", "parts": [p.MAX_PART_BYTES + 1]}).encode()
+    with pytest.raises(p.FrameTooLarge, match="binary part 0"):
+        p.decode_frame(struct.pack(">I", len(raw)) + raw)
+
+
+@pytest.mark.parametrize("header, message", [
+    (b"not json", "not UTF-8 JSON"),
+    (b"[1, 2]", "must be a JSON object"),
+    (b'{"id": 1}', "no string 'kind'"),
+    (b'{"kind": "x", "parts": [-1]}', "is not a size"),
+    (b'{"kind": "x", "parts": "3"}', "must be a list"),
+])
+def test_malformed_headers_are_protocol_errors(header: bytes, message: str) -> None:
+    with pytest.raises(p.ProtocolError, match=message):
+        p.decode_frame(struct.pack(">I", len(header)) + header)
+
+
+def test_truncated_frames_are_protocol_errors() -> None:
+    data = p.frame_bytes(*FRAMES["output_bytes"])
+    with pytest.raises(p.ProtocolError, match="truncated"):
+        p.decode_frame(data[:-1])
+
+
+def test_an_input_pointing_at_a_missing_part_is_a_protocol_error() -> None:
+    with pytest.raises(p.ProtocolError, match="refers to part 3"):
+        p.decode_inputs({"image": {"part": 3}}, [])
+    with pytest.raises(p.ProtocolError, match="unknown encoding"):
+        p.decode_inputs({"image": {"base64": "AA=="}}, [])
+
+
+# ---------------------------------------------------------------------- sync and async I/O
+
+
+def test_socket_channel_round_trip_with_a_large_part() -> None:
+    a, b = socket.socketpair()
+    left, right = p.SocketChannel(a), p.SocketChannel(b)
+    blob = os.urandom(3 * 1024 * 1024)
+    sender = threading.Thread(target=lambda: [left.send(*p.output("r", Result.of_bytes(blob))),
+                                              left.send(*p.done("r"))])
+    sender.start()
+    first, second = right.recv(), right.recv()
+    sender.join()
+    assert first is not None and second is not None
+    assert first.kind == "output" and first.parts == [blob]
+    assert second.kind == "done"
+    left.close()
+    assert right.recv() is None  # clean EOF between frames
+    right.close()
+
+
+def test_socket_channel_reports_eof_inside_a_frame() -> None:
+    a, b = socket.socketpair()
+    a.sendall(p.frame_bytes(*FRAMES["predict"])[:10])
+    a.close()
+    with pytest.raises(p.ProtocolError, match="middle of a frame"):
+        p.SocketChannel(b).recv()
+    b.close()
+
+
+def test_asyncio_helpers_round_trip() -> None:
+    async def main() -> None:
+        a, b = socket.socketpair()
+        ra, wa = await asyncio.open_unix_connection(sock=a)
+        rb, wb = await asyncio.open_unix_connection(sock=b)
+        header, parts = FRAMES["predict"]
+        await p.write_frame(wa, header, parts)
+        frame = await p.read_frame(rb)
+        assert frame is not None
+        assert frame.kind == "predict" and frame.id == "req-1"
+        assert p.decode_inputs(frame.header["inputs"], frame.parts)["image"].payload == (
+            b"\x89PNG\r\n\x1a\n\x00")
+        wa.write(p.frame_bytes(*FRAMES["done"])[:7])
+        wa.close()
+        with pytest.raises(p.ProtocolError, match="middle of a frame"):
+            await p.read_frame(rb)
+        wb.close()
+
+    asyncio.run(main())
