@@ -66,7 +66,7 @@ def _fail(exc: Exception, as_json: bool) -> None:
     if as_json:
         print(json.dumps(data, indent=2))
     else:
-        err.print(text, highlight=False, markup=False)
+        print(text, file=sys.stderr)  # unwrapped: paths and JSON paths stay greppable
     raise typer.Exit(1)
 
 
@@ -105,6 +105,7 @@ def up(
     host: Annotated[str, typer.Option(help="bind address")] = "127.0.0.1",
     deploy: Annotated[list[Path] | None, typer.Option(
         help="package directory or zip to deploy once ready (repeatable)")] = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Start registry, builder, runtime and gateway; Ctrl-C stops them all."""
     from modelport.home import resolve_home
@@ -122,6 +123,10 @@ def up(
         await platform.start()
         print(f"ready: {platform.url}", flush=True)
         print(f"grpc: {host}:{platform.bound_grpc_port}  home: {platform.layout.root}", flush=True)
+        if as_json:
+            print(json.dumps({"ready": platform.url, "grpc": f"{host}:"
+                              f"{platform.bound_grpc_port}", "home": str(platform.layout.root)}),
+                  flush=True)
         for pkg in deploy or []:
             await asyncio.to_thread(_deploy_example, platform.url, pkg)
         await stop.wait()
@@ -278,11 +283,14 @@ def versions(name: str, url: UrlOpt = DEFAULT_URL, as_json: JsonOpt = False) -> 
 
 @app.command("build-log")
 def build_log(model: str, version: Annotated[int, typer.Argument()] = 0,
-              url: UrlOpt = DEFAULT_URL) -> None:
+              url: UrlOpt = DEFAULT_URL, as_json: JsonOpt = False) -> None:
     """Print the build log of a model version (default: the latest)."""
     with _client(url) as c:
-        text = _deploy(lambda: c.build_log(model, version), False)
-    sys.stdout.write(text)
+        text = _deploy(lambda: c.build_log(model, version), as_json)
+    if as_json:
+        _emit({"model": model, "version": version, "log": text}, True)
+    else:
+        sys.stdout.write(text)
 
 
 @app.command()
