@@ -60,6 +60,8 @@ class Stats:
     # from the gateway's response metadata, per request (ms); empty for other rows
     gw_duration_ms: list[float] = field(default_factory=list)
     worker_ms: list[float] = field(default_factory=list)
+    # CPU seconds each process spent during the measured phase (see CpuProbe)
+    cpu_s: dict[str, float] = field(default_factory=dict)
 
     @property
     def ms(self) -> np.ndarray:
@@ -154,6 +156,84 @@ class PlatformProcess:
         return "\n".join(parts)
 
 
+class CpuProbe:
+    """CPU time (user + system) of this process and of every process under `modelport up`.
+
+    Linux only (/proc); elsewhere it measures nothing and the CPU table is left out.
+    Processes are labelled by what they run: gateway, runtime, registry, builder (the
+    components), worker (the model process), launcher (`modelport up`), bench (this client).
+    """
+
+    def __init__(self, root_pid: int | None) -> None:
+        self.root_pid = root_pid
+        self.tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+        self._before: dict[str, float] = {}
+
+    @staticmethod
+    def _label(cmdline: list[str]) -> str:
+        if "-m" in cmdline:
+            mod = cmdline[cmdline.index("-m") + 1] if cmdline.index("-m") + 1 < len(cmdline) else ""
+            if mod.startswith("services."):
+                return mod.split(".", 1)[1]
+            if "worker" in mod:
+                return "worker"
+        if any(a.endswith("modelport") for a in cmdline[:2]) and "up" in cmdline:
+            return "launcher"
+        return "other"
+
+    def _tree(self) -> dict[int, str]:
+        if self.root_pid is None or not Path("/proc").is_dir():
+            return {}
+        parents: dict[int, int] = {}
+        for d in Path("/proc").iterdir():
+            if not d.name.isdigit():
+                continue
+            try:
+                stat = (d / "stat").read_text()
+            except OSError:
+                continue
+            parents[int(d.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+        found = {self.root_pid}
+        changed = True
+        while changed:
+            changed = False
+            for pid, ppid in parents.items():
+                if ppid in found and pid not in found:
+                    found.add(pid)
+                    changed = True
+        out = {}
+        for pid in found:
+            try:
+                raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+            except OSError:
+                continue
+            out[pid] = self._label([a.decode(errors="replace") for a in raw.split(b"\0") if a])
+        return out
+
+    def snapshot(self) -> dict[str, float]:
+        cpu: dict[str, float] = {}
+        for pid, label in self._tree().items():
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            # utime, stime are fields 14 and 15 of stat; index 11, 12 after the comm field
+            cpu[label] = cpu.get(label, 0.0) + (int(fields[11]) + int(fields[12])) / self.tick
+        t = os.times()
+        cpu["bench"] = t.user + t.system
+        return cpu
+
+    def start(self) -> None:
+        self._before = self.snapshot()
+
+    def stop(self) -> dict[str, float]:
+        after = self.snapshot()
+        return {k: v - self._before.get(k, 0.0) for k, v in after.items()}
+
+
+NO_PROBE = CpuProbe(None)
+
+
 def deploy(url: str) -> dict:
     import modelport
 
@@ -172,12 +252,13 @@ def load_predictor():
     return predictor
 
 
-def bench_in_process(predictor, seconds: float, warmup: float) -> Stats:
+def bench_in_process(predictor, seconds: float, warmup: float, probe: CpuProbe) -> Stats:
     clock = time.perf_counter_ns
-    for phase, duration in (("warmup", warmup), ("measure", seconds)):
+    for duration in (warmup, seconds):  # the last pass is the measured one
         stats = Stats("in-process predict()", 1)
         lat = stats.latencies_ns
         out = predictor.predict(features=FEATURES)
+        probe.start()
         start = clock()
         end = start + int(duration * 1e9)
         t0 = start
@@ -187,6 +268,7 @@ def bench_in_process(predictor, seconds: float, warmup: float) -> Stats:
             lat.append(t1 - t0)
             t0 = t1
         stats.elapsed_s = (t0 - start) / 1e9
+        stats.cpu_s = probe.stop()
         if out["label"] != EXPECTED_LABEL:
             raise RuntimeError(f"in-process predict returned {out!r}")
     return stats
@@ -209,12 +291,13 @@ def _check_infer(resp: httpx.Response, stats: Stats) -> None:
 
 
 def bench_sync(url: str, path: str, seconds: float, warmup: float, name: str,
-               infer: bool) -> Stats:
+               infer: bool, probe: CpuProbe) -> Stats:
     clock = time.perf_counter_ns
     with httpx.Client(base_url=url, timeout=30.0) as client:
-        for phase, duration in (("warmup", warmup), ("measure", seconds)):
+        for duration in (warmup, seconds):  # the last pass is the measured one
             stats = Stats(name, 1)
             lat = stats.latencies_ns
+            probe.start()
             start = clock()
             end = start + int(duration * 1e9)
             t0 = start
@@ -234,37 +317,41 @@ def bench_sync(url: str, path: str, seconds: float, warmup: float, name: str,
                     stats.errors += 1
                 t0 = clock()
             stats.elapsed_s = (t0 - start) / 1e9
+            stats.cpu_s = probe.stop()
     return stats
 
 
 async def _bench_async(url: str, path: str, seconds: float, warmup: float, name: str,
-                       concurrency: int) -> Stats:
+                       concurrency: int, probe: CpuProbe) -> Stats:
     clock = time.perf_counter_ns
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(base_url=url, timeout=30.0, limits=limits) as client:
-        for phase, duration in (("warmup", warmup), ("measure", seconds)):
+        for duration in (warmup, seconds):  # the last pass is the measured one
             stats = Stats(name, concurrency)
+            probe.start()
             start = clock()
             end = start + int(duration * 1e9)
 
-            async def worker() -> None:
+            async def worker(stats: Stats, end: int) -> None:
                 while clock() < end:
                     t0 = clock()
                     resp = await client.post(path, content=BODY, headers=HEADERS)
                     stats.latencies_ns.append(clock() - t0)
                     _check_infer(resp, stats)
 
-            await asyncio.gather(*(worker() for _ in range(concurrency)))
+            await asyncio.gather(*(worker(stats, end) for _ in range(concurrency)))
             stats.elapsed_s = (clock() - start) / 1e9
+            stats.cpu_s = probe.stop()
     return stats
 
 
-def bench_gateway(url: str, concurrency: int, seconds: float, warmup: float) -> Stats:
+def bench_gateway(url: str, concurrency: int, seconds: float, warmup: float,
+                  probe: CpuProbe) -> Stats:
     path = f"/v1/services/{SERVICE}/infer"
     name = f"gateway POST /infer c={concurrency}"
     if concurrency == 1:
-        return bench_sync(url, path, seconds, warmup, name, infer=True)
-    return asyncio.run(_bench_async(url, path, seconds, warmup, name, concurrency))
+        return bench_sync(url, path, seconds, warmup, name, True, probe)
+    return asyncio.run(_bench_async(url, path, seconds, warmup, name, concurrency, probe))
 
 
 # --------------------------------------------------------------------------- report
@@ -284,6 +371,13 @@ def machine() -> str:
     return (f"nproc={cpus}  cpu={model or platform.processor() or '?'}  "
             f"python={platform.python_version()} ({platform.python_implementation()})  "
             f"os={platform.system()} {platform.release()}")
+
+
+def load() -> str:
+    try:
+        return " ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:
+        return "unknown"
 
 
 def commit() -> str:
@@ -315,7 +409,7 @@ def report(inproc: Stats, health: Stats | None, gateways: list[Stats], seconds: 
         extra = (f" {p50 / ip50:>8.1f} {s.rps / inproc.rps:>8.4f} {p50 - ip50:>8.3f}"
                  if ratios else f" {'':>8} {'':>8} {'':>8}")
         return (f"{s.name:<30} {s.concurrency:>2} {s.n:>9} {s.errors:>4} {p50:>9.4f} "
-                f"{p99:>9.4f} {s.rps:>9.0f}" + extra)
+                f"{p99:>9.4f} {s.rps:>9.0f}" + extra).rstrip()
 
     lines.append(row(inproc, False))
     if health is not None:
@@ -336,7 +430,7 @@ def report(inproc: Stats, health: Stats | None, gateways: list[Stats], seconds: 
                      "from the response metadata):")
         parts = [
             ("client round trip (httpx -> gateway -> httpx)", float(np.median(rtt))),
-            ("  HTTP + JSON + routing in gateway (rtt - metadata.duration)",
+            ("  client + HTTP + JSON + routing in gateway (rtt - metadata.duration)",
              _median_diff(rtt, c1.gw_duration_ms)),
             ("  gateway->runtime gRPC + runtime->worker socket (duration - worker_duration)",
              _median_diff(c1.gw_duration_ms, c1.worker_ms)),
@@ -345,9 +439,27 @@ def report(inproc: Stats, health: Stats | None, gateways: list[Stats], seconds: 
             ("  of which predict() itself (in-process p50)", ip50),
         ]
         if health is not None:
-            parts.append(("GET /health round trip (HTTP floor, no gRPC)", health.pct(50)))
+            parts.append(("GET /health round trip (client + HTTP floor, no gRPC, no JSON)",
+                          health.pct(50)))
         for label, value in parts:
             lines.append(f"  {label:<78} {value:>8.3f}")
+
+    rows = [s for s in [inproc, health, *gateways] if s is not None and s.cpu_s and s.n]
+    if any(len(s.cpu_s) > 1 for s in rows):
+        cols = ["bench", "gateway", "runtime", "worker", "registry", "builder", "launcher"]
+        cols += sorted({k for s in rows for k in s.cpu_s} - set(cols))
+        lines.append("")
+        lines.append("CPU ms per request during the measured phase, by process (user+system, "
+                     "/proc); 'cores' = CPU s / wall s:")
+        head = f"{'path':<30} {'c':>2} " + " ".join(f"{c:>8}" for c in cols) + \
+            f" {'total':>8} {'cores':>6}"
+        lines.append(head)
+        lines.append("-" * len(head))
+        for s in rows:
+            per = [s.cpu_s.get(c, 0.0) * 1000 / s.n for c in cols]
+            total = sum(s.cpu_s.values())
+            lines.append(f"{s.name:<30} {s.concurrency:>2} " + " ".join(f"{v:>8.3f}" for v in per)
+                         + f" {total * 1000 / s.n:>8.3f} {total / s.elapsed_s:>6.2f}")
     return "\n".join(lines)
 
 
@@ -380,9 +492,14 @@ def _sigterm(signum: int, frame: object) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     signal.signal(signal.SIGTERM, _sigterm)
+    # a background job of a non-interactive shell inherits SIGINT ignored; Ctrl-C must stop us
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     print(f"machine: {machine()}")
+    print(f"load:    {load()} (1/5/15 min, before the run; other work on the machine skews "
+          "the numbers)")
     print(f"commit:  {commit()}")
-    print(f"command: {' '.join([Path(sys.executable).name, *sys.argv])}", flush=True)
+    argv = getattr(sys, "orig_argv", None) or [Path(sys.executable).name, *sys.argv]
+    print(f"command: {' '.join(argv)}", flush=True)
 
     workdir = Path(tempfile.mkdtemp(prefix="modelport-bench-"))
     plat = PlatformProcess(workdir)
@@ -397,25 +514,29 @@ def main(argv: list[str] | None = None) -> int:
         print(f"deployed: {svc['name']} version {svc['serving_version']} in "
               f"{time.monotonic() - t:.1f}s", flush=True)
 
+        probe = CpuProbe(plat.proc.pid if plat.proc else None)
         predictor = load_predictor()
-        inproc = bench_in_process(predictor, args.seconds, args.warmup)
+        inproc = bench_in_process(predictor, args.seconds, args.warmup, probe)
         print(f"  measured {inproc.name}", flush=True)
         health = None
         if not args.no_health:
             health = bench_sync(url, "/health", args.seconds, args.warmup,
-                                "gateway GET /health", infer=False)
+                                "gateway GET /health", False, probe)
             print(f"  measured {health.name}", flush=True)
         gateways = []
         for c in args.concurrency:
-            gateways.append(bench_gateway(url, c, args.seconds, args.warmup))
+            gateways.append(bench_gateway(url, c, args.seconds, args.warmup, probe))
             print(f"  measured {gateways[-1].name}", flush=True)
         print()
         print(report(inproc, health, gateways, args.seconds, args.warmup))
+        print(f"\nload after the run: {load()}")
         failed = any(s.errors for s in gateways) or any(s.n == 0 for s in gateways)
         if failed:
             print("\nbench: some gateway requests failed; see the err column", file=sys.stderr)
     except BaseException as exc:
-        if not isinstance(exc, (KeyboardInterrupt, SystemExit)):
+        if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+            failed = False  # interrupted, not broken: nothing to keep
+        else:
             print(f"\nbench: failed: {type(exc).__name__}: {exc}", file=sys.stderr)
             print(plat.diagnostics(), file=sys.stderr)
         raise
@@ -432,4 +553,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        print("bench: interrupted; platform stopped", file=sys.stderr)
+        sys.exit(130)

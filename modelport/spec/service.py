@@ -122,3 +122,20 @@ def load_service_file(text: str, source: str = "") -> list[ModelService]:
 
 def json_schema() -> dict[str, Any]:
     return ModelService.model_json_schema(by_alias=True)
+
+
+SCHEMA_PATH = "config/modelservice.schema.json"
+
+
+def write_schema(root: str = ".") -> str:
+    """Write the ModelService JSON Schema for editors; `python -m modelport.spec.service`."""
+    import json
+    from pathlib import Path
+
+    path = Path(root) / SCHEMA_PATH
+    path.write_text(json.dumps(json_schema(), indent=2, sort_keys=True) + "\n")
+    return str(path)
+
+
+if __name__ == "__main__":
+    print(write_schema())

@@ -88,7 +88,7 @@ class RuntimeServicer(runtime_pb2_grpc.RuntimeServicer):
             try:
                 result = await self.supervisor.predict(rid, request.request_id,
                                                        to_values(request.inputs),
-                                                       request.timeout_s or 60.0)
+                                                       request.timeout_s or None)
             finally:
                 self.dispatcher.in_flight[rid] -= 1
         except ModelportError as err:
@@ -107,7 +107,7 @@ class RuntimeServicer(runtime_pb2_grpc.RuntimeServicer):
             rid = await self.dispatcher.pick(request.service, request.version, request.timeout_s)
             async for chunk in self.supervisor.predict_stream(
                     rid, request.request_id, to_values(request.inputs),
-                    request.timeout_s or 60.0):
+                    request.timeout_s or None):
                 yield inference_pb2.PredictChunk(request_id=request.request_id,
                                                  version=request.version,
                                                  output=to_output(chunk))

@@ -25,6 +25,21 @@ def _answer(url: str, deadline: float) -> dict:
         time.sleep(0.25)
 
 
+def _processes_under(home: Path) -> list[str]:
+    """Command lines of live processes that mention this home (components, workers)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if str(home) in cmd:
+            found.append(cmd)
+    return found
+
+
 def test_services_survive_restart(tmp_path: Path) -> None:
     home = tmp_path / "home"
     plat = start_platform(home)
@@ -35,6 +50,7 @@ def test_services_survive_restart(tmp_path: Path) -> None:
                 "setosa"
     finally:
         assert plat.stop() == 0
+    assert _processes_under(home) == [], "components or workers outlived `modelport up`"
     envs_before = sorted(p.name for p in (home / "envs").iterdir())
 
     plat = start_platform(home)
