@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -143,9 +143,38 @@ class Client:
         _raise_for(resp)
         return resp.text
 
-    def events(self, name: str, limit: int = 100) -> list[dict[str, Any]]:
-        return self._json("GET", f"/api/v1/services/{name}/events",
-                          params={"limit": limit})["events"]
+    def events(self, name: str, limit: int = 100, version: int = 0) -> list[dict[str, Any]]:
+        params = {"limit": limit, **({"version": version} if version else {})}
+        return self._json("GET", f"/api/v1/services/{name}/events", params=params)["events"]
+
+    # observability ------------------------------------------------------------------------
+    def stats(self, name: str | None = None) -> dict[str, Any]:
+        """Calls, failures, RPS and latency percentiles over 1/5/15 minutes (all services
+        when ``name`` is None: ``{"services": [...]}``)."""
+        return self._json("GET", f"/api/v1/services/{name}/stats" if name else "/api/v1/stats")
+
+    def metrics(self) -> str:
+        """The gateway's /metrics text (Prometheus exposition format)."""
+        resp = self.http.get("/metrics")
+        _raise_for(resp)
+        return resp.text
+
+    def logs(self, name: str, replica: str | None = None, since: str | None = None,
+             tail: int | None = None, follow: bool = False, kind: str = "app",
+             as_json: bool = False) -> Iterator[str]:
+        """Log lines of a service, oldest first; with ``follow``, new ones until closed."""
+        params: dict[str, Any] = {"kind": kind, "format": "json" if as_json else "text"}
+        for key, value in (("replica", replica), ("since", since), ("tail", tail)):
+            if value not in (None, ""):
+                params[key] = value
+        if follow:
+            params["follow"] = "true"
+        with self.http.stream("GET", f"/api/v1/services/{name}/logs", params=params,
+                              timeout=None if follow else self.http.timeout) as resp:
+            if resp.status_code >= 400:
+                resp.read()
+                _raise_for(resp)
+            yield from resp.iter_lines()
 
     def wait(self, name: str, generation: int = 0, timeout: float = 900,
              progress: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:

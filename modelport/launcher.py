@@ -50,8 +50,9 @@ class Component:
 
 class Platform:
     def __init__(self, home: Path, host: str = "127.0.0.1", port: int = 8000,
-                 grpc_port: int = 0) -> None:
+                 grpc_port: int = 0, config: Path | None = None) -> None:
         self.layout = HomeLayout(home)
+        self.config = config  # GitOps: a watcher keeps the platform in sync with this YAML
         self.host = host
         self.port = port
         self.grpc_port = grpc_port
@@ -66,6 +67,9 @@ class Platform:
         return f"http://{self.host}:{self.http_port}"
 
     def _argv(self, name: str) -> list[str]:
+        if name == "watcher":  # a client of the gateway, like the CLI
+            return [sys.executable, "-m", "services.watcher", str(self.config), "--url",
+                    self.url]
         argv = [sys.executable, "-m", f"services.{name}", "--home", str(self.layout.root)]
         if name == "gateway":
             argv += ["--host", self.host, "--port", str(self.port), "--grpc-port",
@@ -146,7 +150,7 @@ class Platform:
         await self._spawn(comp)
         if name == "gateway":
             await self._wait_gateway(comp)
-        else:
+        elif name != "watcher":
             await self._wait_grpc(comp, self.layout.socket(name))
 
     async def start(self) -> None:
@@ -155,9 +159,20 @@ class Platform:
         for name in START_ORDER:
             self.components[name] = Component(name, self._argv(name),
                                               self.layout.logs / f"{name}.log")
+        if self.config is not None:
+            from services.watcher.source import GitSource
+
+            try:
+                GitSource.local(self.config)  # a wrong --config fails `up` now, not in a loop
+            except Exception as exc:
+                raise RuntimeError(f"--config {self.config}: {exc}") from None
         try:
             for name in START_ORDER:
                 await self._start_one(name)
+            if self.config is not None:
+                self.components["watcher"] = Component("watcher", self._argv("watcher"),
+                                                       self.layout.logs / "watcher.log")
+                await self._start_one("watcher")
         except BaseException:
             await self.stop()
             raise
@@ -187,7 +202,7 @@ class Platform:
         self._stopping = True
         for task in self._watchers:
             task.cancel()
-        for name in reversed(START_ORDER):
+        for name in ("watcher", *reversed(START_ORDER)):
             comp = self.components.get(name)
             if comp is None or comp.proc is None or comp.proc.returncode is not None:
                 continue

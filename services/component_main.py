@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
+
+from services import telemetry
 
 S = TypeVar("S")
 
@@ -20,8 +21,7 @@ def run_component(name: str, settings_cls: Callable[..., S],
     for flag, default in (extra or {}).items():
         parser.add_argument(f"--{flag.replace('_', '-')}", dest=flag, default=default)
     args = parser.parse_args()
-    logging.basicConfig(level=logging.INFO,
-                        format=f"%(asctime)s {name} %(levelname)s %(name)s: %(message)s")
+    telemetry.setup(name)  # JSON logs; tracing before any gRPC server or channel exists
     values = {k: v for k, v in vars(args).items() if v not in ("", None)}
     try:
         asyncio.run(serve(settings_cls(**values)))

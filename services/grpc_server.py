@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+
+from services.telemetry import tracing
 
 #: packages are streamed in chunks, but predict payloads (1 MB images, tensors) are unary
 MAX_MESSAGE_BYTES = 128 * 1024 * 1024
@@ -28,9 +30,13 @@ GRPC_OPTIONS = [
 class GrpcServer:
     """A grpc.aio server with health and reflection, bound to one address."""
 
-    def __init__(self, address: str) -> None:
+    def __init__(self, address: str, public: bool = False,
+                 interceptors: Sequence[grpc.aio.ServerInterceptor] = ()) -> None:
         self.address = address
-        self.server = grpc.aio.server(options=GRPC_OPTIONS)
+        # trace context in and out (nothing when tracing is off); `public`: the edge,
+        # which starts traces, rather than an internal server that only continues them
+        self.server = grpc.aio.server(options=GRPC_OPTIONS, interceptors=[
+            *tracing.server_interceptors(public), *interceptors])
         self.health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         self._service_names: list[str] = [health.SERVICE_NAME]
@@ -74,4 +80,5 @@ async def serve_until_signalled(server: GrpcServer, on_stop: Callable[[], Awaita
 
 def channel(address: str) -> grpc.aio.Channel:
     """A client channel to another component, with the same message limits."""
-    return grpc.aio.insecure_channel(address, options=GRPC_OPTIONS)
+    return grpc.aio.insecure_channel(address, options=GRPC_OPTIONS,
+                                     interceptors=tracing.client_interceptors() or None)

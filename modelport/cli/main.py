@@ -83,10 +83,19 @@ def _progress(as_json: bool):  # noqa: ANN202 - a small closure factory
 
 
 def _describe(svc: dict[str, Any]) -> str:
-    return (f"name:    {svc['name']}\nurl:     {svc['url']}\nstatus:  {svc['phase']}"
+    text = (f"name:    {svc['name']}\nurl:     {svc['url']}\nstatus:  {svc['phase']}"
             f" (version {svc['serving_version'] or '-'}) {svc['message']}\n\n"
             f"call with curl:\n  {svc['examples']['curl']}\n\ncall with Python:\n"
             + "\n".join("  " + ln for ln in svc["examples"]["python"].splitlines()))
+    if svc.get("events"):  # `get` carries the recent ones
+        import datetime
+
+        text += "\n\nrecent events:\n" + "\n".join(
+            f"  {datetime.datetime.fromtimestamp(e['ts']).strftime('%H:%M:%S')}  "
+            f"{e['type']:<7} {e['reason']:<16} "
+            f"{'v' + str(e['version']) if e['version'] else '':<4} {e['message']}"
+            for e in svc["events"])
+    return text
 
 
 def _deploy(action: Any, as_json: bool) -> dict[str, Any]:
@@ -105,13 +114,15 @@ def up(
     host: Annotated[str, typer.Option(help="bind address")] = "127.0.0.1",
     deploy: Annotated[list[Path] | None, typer.Option(
         help="package directory or zip to deploy once ready (repeatable)")] = None,
+    config: Annotated[Path | None, typer.Option(
+        help="directory of service YAML in a git work tree, kept in sync by a watcher")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Start registry, builder, runtime and gateway; Ctrl-C stops them all."""
     from modelport.home import resolve_home
     from modelport.launcher import Platform
 
-    platform = Platform(resolve_home(home), host, port, grpc_port)
+    platform = Platform(resolve_home(home), host, port, grpc_port, config=config)
 
     async def main() -> None:
         import signal
@@ -123,6 +134,8 @@ def up(
         await platform.start()
         print(f"ready: {platform.url}", flush=True)
         print(f"grpc: {host}:{platform.bound_grpc_port}  home: {platform.layout.root}", flush=True)
+        print(f"metrics: {platform.url}/metrics  runtime: {_runtime_metrics(platform)}",
+              flush=True)
         if as_json:
             print(json.dumps({"ready": platform.url, "grpc": f"{host}:"
                               f"{platform.bound_grpc_port}", "home": str(platform.layout.root)}),
@@ -138,6 +151,14 @@ def up(
     except RuntimeError as exc:
         err.print(f"error: {exc}", highlight=False, markup=False)
         raise typer.Exit(1) from None
+
+
+def _runtime_metrics(platform: Any) -> str:
+    """The runtime's /metrics URL (services/runtime/metrics.py publishes it)."""
+    try:
+        return json.loads((platform.layout.run / "runtime-metrics.json").read_text())["url"]
+    except (OSError, ValueError, KeyError):
+        return "off"
 
 
 def _deploy_example(url: str, pkg: Path) -> None:
@@ -294,12 +315,14 @@ def build_log(model: str, version: Annotated[int, typer.Argument()] = 0,
 
 
 @app.command()
-def events(name: str, url: UrlOpt = DEFAULT_URL, as_json: JsonOpt = False) -> None:
+def events(name: str, url: UrlOpt = DEFAULT_URL, as_json: JsonOpt = False,
+           version: Annotated[int, typer.Option(help="only this model version's")] = 0,
+           limit: Annotated[int, typer.Option(help="the newest N")] = 100) -> None:
     """Show a service's events, oldest first."""
     import datetime
 
     with _client(url) as c:
-        data = _deploy(lambda: c.events(name), as_json)
+        data = _deploy(lambda: c.events(name, limit, version), as_json)
     if as_json:
         _emit(data, True)
         return
@@ -324,6 +347,12 @@ def serve(component: Annotated[str, typer.Argument(help="registry|builder|runtim
         argv += ["--listen", listen]
     os.execv(sys.executable, argv)
 
+
+from modelport.cli import gitops as _gitops  # noqa: E402 - watch, diff, status
+from modelport.cli import observe as _observe  # noqa: E402 - top, logs
+
+_gitops.register(app)
+_observe.register(app)
 
 if __name__ == "__main__":
     app()

@@ -263,7 +263,19 @@ def _build(
         outputs=[OutputSpec(n, t) for n, t in _schema_fields(response.data if response else None)],
         predictor=f"{checks.MODELARTS_SERVICE_FILE[:-3]}:{service}",
         content_type=request.content_type if request else None,
+        request_schema=_schema(request.data if request else None),
+        response_schema=_schema(response.data if response else None),
     )
+
+
+def _schema(data: dict[str, Any] | str | None) -> dict[str, Any] | None:
+    """A ModelArts api body schema as a dict (some configs carry it as a JSON string)."""
+    if isinstance(data, str):
+        try:
+            data = json.loads(data)
+        except ValueError:
+            return None
+    return data if isinstance(data, dict) else None
 
 
 def _main_api(apis: list[ModelArtsApi]) -> ModelArtsApi | None:

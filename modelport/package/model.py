@@ -58,6 +58,9 @@ class Package:
     predictor: str | None = None  # "module:Class"; ModelArts: "customize_service:<Class>"
     base_image: str | None = None
     content_type: str | None = None  # request body type a ModelArts api declares
+    #: a ModelArts api's request/response JSON schemas, as written (OpenAPI uses them)
+    request_schema: dict[str, Any] | None = None
+    response_schema: dict[str, Any] | None = None
     timeout_s: float | None = None
     resources: Resources | None = None
     env: dict[str, str] = field(default_factory=dict)
@@ -73,6 +76,10 @@ class Package:
         }
         if self.content_type:
             out["content_type"] = self.content_type
+        if self.request_schema is not None:
+            out["request_schema"] = self.request_schema
+        if self.response_schema is not None:
+            out["response_schema"] = self.response_schema
         if self.batching:
             out["batching"] = self.batching.model_dump()
         return out

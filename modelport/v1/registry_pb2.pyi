@@ -1,3 +1,4 @@
+from modelport.v1 import inference_pb2 as _inference_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
@@ -273,12 +274,26 @@ class BuildLog(_message.Message):
     def __init__(self, text: _Optional[str] = ..., state: _Optional[str] = ...) -> None: ...
 
 class ListEventsRequest(_message.Message):
-    __slots__ = ("service", "limit")
+    __slots__ = ("service", "limit", "model", "version")
     SERVICE_FIELD_NUMBER: _ClassVar[int]
     LIMIT_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
     service: str
     limit: int
-    def __init__(self, service: _Optional[str] = ..., limit: _Optional[int] = ...) -> None: ...
+    model: str
+    version: int
+    def __init__(self, service: _Optional[str] = ..., limit: _Optional[int] = ..., model: _Optional[str] = ..., version: _Optional[int] = ...) -> None: ...
+
+class MetricsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class MetricsText(_message.Message):
+    __slots__ = ("text",)
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    text: str
+    def __init__(self, text: _Optional[str] = ...) -> None: ...
 
 class ListEventsResponse(_message.Message):
     __slots__ = ("events",)
@@ -293,3 +308,155 @@ class ResolveRouteRequest(_message.Message):
     service: str
     version: int
     def __init__(self, service: _Optional[str] = ..., version: _Optional[int] = ...) -> None: ...
+
+class Task(_message.Message):
+    __slots__ = ("id", "service", "state", "created_at", "started_at", "finished_at", "request_id", "idempotency_key", "webhook", "webhook_state", "webhook_attempts", "error_json", "version", "duration_ms", "expires_at", "attempts", "output", "has_output")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    SERVICE_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    STARTED_AT_FIELD_NUMBER: _ClassVar[int]
+    FINISHED_AT_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
+    WEBHOOK_FIELD_NUMBER: _ClassVar[int]
+    WEBHOOK_STATE_FIELD_NUMBER: _ClassVar[int]
+    WEBHOOK_ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
+    ERROR_JSON_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    DURATION_MS_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_FIELD_NUMBER: _ClassVar[int]
+    HAS_OUTPUT_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    service: str
+    state: str
+    created_at: float
+    started_at: float
+    finished_at: float
+    request_id: str
+    idempotency_key: str
+    webhook: str
+    webhook_state: str
+    webhook_attempts: int
+    error_json: str
+    version: int
+    duration_ms: float
+    expires_at: float
+    attempts: int
+    output: _inference_pb2.Output
+    has_output: bool
+    def __init__(self, id: _Optional[str] = ..., service: _Optional[str] = ..., state: _Optional[str] = ..., created_at: _Optional[float] = ..., started_at: _Optional[float] = ..., finished_at: _Optional[float] = ..., request_id: _Optional[str] = ..., idempotency_key: _Optional[str] = ..., webhook: _Optional[str] = ..., webhook_state: _Optional[str] = ..., webhook_attempts: _Optional[int] = ..., error_json: _Optional[str] = ..., version: _Optional[int] = ..., duration_ms: _Optional[float] = ..., expires_at: _Optional[float] = ..., attempts: _Optional[int] = ..., output: _Optional[_Union[_inference_pb2.Output, _Mapping]] = ..., has_output: _Optional[bool] = ...) -> None: ...
+
+class SubmitTaskRequest(_message.Message):
+    __slots__ = ("request", "idempotency_key", "webhook")
+    REQUEST_FIELD_NUMBER: _ClassVar[int]
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
+    WEBHOOK_FIELD_NUMBER: _ClassVar[int]
+    request: _inference_pb2.PredictRequest
+    idempotency_key: str
+    webhook: str
+    def __init__(self, request: _Optional[_Union[_inference_pb2.PredictRequest, _Mapping]] = ..., idempotency_key: _Optional[str] = ..., webhook: _Optional[str] = ...) -> None: ...
+
+class SubmitTaskResponse(_message.Message):
+    __slots__ = ("task", "replayed")
+    TASK_FIELD_NUMBER: _ClassVar[int]
+    REPLAYED_FIELD_NUMBER: _ClassVar[int]
+    task: Task
+    replayed: bool
+    def __init__(self, task: _Optional[_Union[Task, _Mapping]] = ..., replayed: _Optional[bool] = ...) -> None: ...
+
+class GetTaskRequest(_message.Message):
+    __slots__ = ("id", "with_result")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    WITH_RESULT_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    with_result: bool
+    def __init__(self, id: _Optional[str] = ..., with_result: _Optional[bool] = ...) -> None: ...
+
+class ListTasksRequest(_message.Message):
+    __slots__ = ("service", "limit", "page_token", "state")
+    SERVICE_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    service: str
+    limit: int
+    page_token: str
+    state: str
+    def __init__(self, service: _Optional[str] = ..., limit: _Optional[int] = ..., page_token: _Optional[str] = ..., state: _Optional[str] = ...) -> None: ...
+
+class ListTasksResponse(_message.Message):
+    __slots__ = ("tasks", "next_page_token")
+    TASKS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    tasks: _containers.RepeatedCompositeFieldContainer[Task]
+    next_page_token: str
+    def __init__(self, tasks: _Optional[_Iterable[_Union[Task, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class CancelTaskRequest(_message.Message):
+    __slots__ = ("id",)
+    ID_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    def __init__(self, id: _Optional[str] = ...) -> None: ...
+
+class ClaimTasksRequest(_message.Message):
+    __slots__ = ("runner", "max", "running", "wait_s")
+    RUNNER_FIELD_NUMBER: _ClassVar[int]
+    MAX_FIELD_NUMBER: _ClassVar[int]
+    RUNNING_FIELD_NUMBER: _ClassVar[int]
+    WAIT_S_FIELD_NUMBER: _ClassVar[int]
+    runner: str
+    max: int
+    running: _containers.RepeatedScalarFieldContainer[str]
+    wait_s: float
+    def __init__(self, runner: _Optional[str] = ..., max: _Optional[int] = ..., running: _Optional[_Iterable[str]] = ..., wait_s: _Optional[float] = ...) -> None: ...
+
+class ClaimedTask(_message.Message):
+    __slots__ = ("task", "request", "job")
+    TASK_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_FIELD_NUMBER: _ClassVar[int]
+    JOB_FIELD_NUMBER: _ClassVar[int]
+    task: Task
+    request: _inference_pb2.PredictRequest
+    job: str
+    def __init__(self, task: _Optional[_Union[Task, _Mapping]] = ..., request: _Optional[_Union[_inference_pb2.PredictRequest, _Mapping]] = ..., job: _Optional[str] = ...) -> None: ...
+
+class ClaimTasksResponse(_message.Message):
+    __slots__ = ("tasks", "cancel")
+    TASKS_FIELD_NUMBER: _ClassVar[int]
+    CANCEL_FIELD_NUMBER: _ClassVar[int]
+    tasks: _containers.RepeatedCompositeFieldContainer[ClaimedTask]
+    cancel: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, tasks: _Optional[_Iterable[_Union[ClaimedTask, _Mapping]]] = ..., cancel: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class FinishTaskRequest(_message.Message):
+    __slots__ = ("id", "runner", "state", "output", "error_json", "version", "duration_ms", "retry_after_s")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    RUNNER_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_FIELD_NUMBER: _ClassVar[int]
+    ERROR_JSON_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    DURATION_MS_FIELD_NUMBER: _ClassVar[int]
+    RETRY_AFTER_S_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    runner: str
+    state: str
+    output: _inference_pb2.Output
+    error_json: str
+    version: int
+    duration_ms: float
+    retry_after_s: float
+    def __init__(self, id: _Optional[str] = ..., runner: _Optional[str] = ..., state: _Optional[str] = ..., output: _Optional[_Union[_inference_pb2.Output, _Mapping]] = ..., error_json: _Optional[str] = ..., version: _Optional[int] = ..., duration_ms: _Optional[float] = ..., retry_after_s: _Optional[float] = ...) -> None: ...
+
+class RecordWebhookRequest(_message.Message):
+    __slots__ = ("id", "delivered", "attempts")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    DELIVERED_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    delivered: bool
+    attempts: int
+    def __init__(self, id: _Optional[str] = ..., delivered: _Optional[bool] = ..., attempts: _Optional[int] = ...) -> None: ...

@@ -5,7 +5,7 @@ import warnings
 
 from modelport.v1 import registry_pb2 as modelport_dot_v1_dot_registry__pb2
 
-GRPC_GENERATED_VERSION = '1.85.1'
+GRPC_GENERATED_VERSION = '1.81.1'
 GRPC_VERSION = grpc.__version__
 _version_not_supported = False
 
@@ -89,6 +89,11 @@ class RegistryStub:
                 request_serializer=modelport_dot_v1_dot_registry__pb2.ResolveRouteRequest.SerializeToString,
                 response_deserializer=modelport_dot_v1_dot_registry__pb2.Route.FromString,
                 _registered_method=True)
+        self.Metrics = channel.unary_unary(
+                '/modelport.v1.Registry/Metrics',
+                request_serializer=modelport_dot_v1_dot_registry__pb2.MetricsRequest.SerializeToString,
+                response_deserializer=modelport_dot_v1_dot_registry__pb2.MetricsText.FromString,
+                _registered_method=True)
 
 
 class RegistryServicer:
@@ -160,6 +165,12 @@ class RegistryServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Metrics(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RegistryServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -217,6 +228,11 @@ def add_RegistryServicer_to_server(servicer, server):
                     servicer.ResolveRoute,
                     request_deserializer=modelport_dot_v1_dot_registry__pb2.ResolveRouteRequest.FromString,
                     response_serializer=modelport_dot_v1_dot_registry__pb2.Route.SerializeToString,
+            ),
+            'Metrics': grpc.unary_unary_rpc_method_handler(
+                    servicer.Metrics,
+                    request_deserializer=modelport_dot_v1_dot_registry__pb2.MetricsRequest.FromString,
+                    response_serializer=modelport_dot_v1_dot_registry__pb2.MetricsText.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -516,6 +532,363 @@ class Registry:
             '/modelport.v1.Registry/ResolveRoute',
             modelport_dot_v1_dot_registry__pb2.ResolveRouteRequest.SerializeToString,
             modelport_dot_v1_dot_registry__pb2.Route.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Metrics(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelport.v1.Registry/Metrics',
+            modelport_dot_v1_dot_registry__pb2.MetricsRequest.SerializeToString,
+            modelport_dot_v1_dot_registry__pb2.MetricsText.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+
+class TasksStub:
+    """Missing associated documentation comment in .proto file."""
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.SubmitTask = channel.unary_unary(
+                '/modelport.v1.Tasks/SubmitTask',
+                request_serializer=modelport_dot_v1_dot_registry__pb2.SubmitTaskRequest.SerializeToString,
+                response_deserializer=modelport_dot_v1_dot_registry__pb2.SubmitTaskResponse.FromString,
+                _registered_method=True)
+        self.GetTask = channel.unary_unary(
+                '/modelport.v1.Tasks/GetTask',
+                request_serializer=modelport_dot_v1_dot_registry__pb2.GetTaskRequest.SerializeToString,
+                response_deserializer=modelport_dot_v1_dot_registry__pb2.Task.FromString,
+                _registered_method=True)
+        self.ListTasks = channel.unary_unary(
+                '/modelport.v1.Tasks/ListTasks',
+                request_serializer=modelport_dot_v1_dot_registry__pb2.ListTasksRequest.SerializeToString,
+                response_deserializer=modelport_dot_v1_dot_registry__pb2.ListTasksResponse.FromString,
+                _registered_method=True)
+        self.CancelTask = channel.unary_unary(
+                '/modelport.v1.Tasks/CancelTask',
+                request_serializer=modelport_dot_v1_dot_registry__pb2.CancelTaskRequest.SerializeToString,
+                response_deserializer=modelport_dot_v1_dot_registry__pb2.Task.FromString,
+                _registered_method=True)
+        self.ClaimTasks = channel.unary_unary(
+                '/modelport.v1.Tasks/ClaimTasks',
+                request_serializer=modelport_dot_v1_dot_registry__pb2.ClaimTasksRequest.SerializeToString,
+                response_deserializer=modelport_dot_v1_dot_registry__pb2.ClaimTasksResponse.FromString,
+                _registered_method=True)
+        self.FinishTask = channel.unary_unary(
+                '/modelport.v1.Tasks/FinishTask',
+                request_serializer=modelport_dot_v1_dot_registry__pb2.FinishTaskRequest.SerializeToString,
+                response_deserializer=modelport_dot_v1_dot_registry__pb2.Task.FromString,
+                _registered_method=True)
+        self.RecordWebhook = channel.unary_unary(
+                '/modelport.v1.Tasks/RecordWebhook',
+                request_serializer=modelport_dot_v1_dot_registry__pb2.RecordWebhookRequest.SerializeToString,
+                response_deserializer=modelport_dot_v1_dot_registry__pb2.Task.FromString,
+                _registered_method=True)
+
+
+class TasksServicer:
+    """Missing associated documentation comment in .proto file."""
+
+    def SubmitTask(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetTask(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListTasks(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CancelTask(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ClaimTasks(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def FinishTask(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RecordWebhook(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_TasksServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'SubmitTask': grpc.unary_unary_rpc_method_handler(
+                    servicer.SubmitTask,
+                    request_deserializer=modelport_dot_v1_dot_registry__pb2.SubmitTaskRequest.FromString,
+                    response_serializer=modelport_dot_v1_dot_registry__pb2.SubmitTaskResponse.SerializeToString,
+            ),
+            'GetTask': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetTask,
+                    request_deserializer=modelport_dot_v1_dot_registry__pb2.GetTaskRequest.FromString,
+                    response_serializer=modelport_dot_v1_dot_registry__pb2.Task.SerializeToString,
+            ),
+            'ListTasks': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListTasks,
+                    request_deserializer=modelport_dot_v1_dot_registry__pb2.ListTasksRequest.FromString,
+                    response_serializer=modelport_dot_v1_dot_registry__pb2.ListTasksResponse.SerializeToString,
+            ),
+            'CancelTask': grpc.unary_unary_rpc_method_handler(
+                    servicer.CancelTask,
+                    request_deserializer=modelport_dot_v1_dot_registry__pb2.CancelTaskRequest.FromString,
+                    response_serializer=modelport_dot_v1_dot_registry__pb2.Task.SerializeToString,
+            ),
+            'ClaimTasks': grpc.unary_unary_rpc_method_handler(
+                    servicer.ClaimTasks,
+                    request_deserializer=modelport_dot_v1_dot_registry__pb2.ClaimTasksRequest.FromString,
+                    response_serializer=modelport_dot_v1_dot_registry__pb2.ClaimTasksResponse.SerializeToString,
+            ),
+            'FinishTask': grpc.unary_unary_rpc_method_handler(
+                    servicer.FinishTask,
+                    request_deserializer=modelport_dot_v1_dot_registry__pb2.FinishTaskRequest.FromString,
+                    response_serializer=modelport_dot_v1_dot_registry__pb2.Task.SerializeToString,
+            ),
+            'RecordWebhook': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordWebhook,
+                    request_deserializer=modelport_dot_v1_dot_registry__pb2.RecordWebhookRequest.FromString,
+                    response_serializer=modelport_dot_v1_dot_registry__pb2.Task.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'modelport.v1.Tasks', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('modelport.v1.Tasks', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class Tasks:
+    """Missing associated documentation comment in .proto file."""
+
+    @staticmethod
+    def SubmitTask(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelport.v1.Tasks/SubmitTask',
+            modelport_dot_v1_dot_registry__pb2.SubmitTaskRequest.SerializeToString,
+            modelport_dot_v1_dot_registry__pb2.SubmitTaskResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetTask(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelport.v1.Tasks/GetTask',
+            modelport_dot_v1_dot_registry__pb2.GetTaskRequest.SerializeToString,
+            modelport_dot_v1_dot_registry__pb2.Task.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListTasks(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelport.v1.Tasks/ListTasks',
+            modelport_dot_v1_dot_registry__pb2.ListTasksRequest.SerializeToString,
+            modelport_dot_v1_dot_registry__pb2.ListTasksResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CancelTask(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelport.v1.Tasks/CancelTask',
+            modelport_dot_v1_dot_registry__pb2.CancelTaskRequest.SerializeToString,
+            modelport_dot_v1_dot_registry__pb2.Task.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ClaimTasks(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelport.v1.Tasks/ClaimTasks',
+            modelport_dot_v1_dot_registry__pb2.ClaimTasksRequest.SerializeToString,
+            modelport_dot_v1_dot_registry__pb2.ClaimTasksResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def FinishTask(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelport.v1.Tasks/FinishTask',
+            modelport_dot_v1_dot_registry__pb2.FinishTaskRequest.SerializeToString,
+            modelport_dot_v1_dot_registry__pb2.Task.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecordWebhook(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelport.v1.Tasks/RecordWebhook',
+            modelport_dot_v1_dot_registry__pb2.RecordWebhookRequest.SerializeToString,
+            modelport_dot_v1_dot_registry__pb2.Task.FromString,
             options,
             channel_credentials,
             insecure,

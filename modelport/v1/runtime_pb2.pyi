@@ -58,6 +58,32 @@ class Replica(_message.Message):
     started_at: float
     def __init__(self, id: _Optional[str] = ..., service: _Optional[str] = ..., version: _Optional[int] = ..., state: _Optional[str] = ..., pid: _Optional[int] = ..., restarts: _Optional[int] = ..., message: _Optional[str] = ..., log_path: _Optional[str] = ..., started_at: _Optional[float] = ...) -> None: ...
 
+class ReadLogsRequest(_message.Message):
+    __slots__ = ("service", "replica_id", "since", "tail", "follow")
+    SERVICE_FIELD_NUMBER: _ClassVar[int]
+    REPLICA_ID_FIELD_NUMBER: _ClassVar[int]
+    SINCE_FIELD_NUMBER: _ClassVar[int]
+    TAIL_FIELD_NUMBER: _ClassVar[int]
+    FOLLOW_FIELD_NUMBER: _ClassVar[int]
+    service: str
+    replica_id: str
+    since: float
+    tail: int
+    follow: bool
+    def __init__(self, service: _Optional[str] = ..., replica_id: _Optional[str] = ..., since: _Optional[float] = ..., tail: _Optional[int] = ..., follow: _Optional[bool] = ...) -> None: ...
+
+class LogLine(_message.Message):
+    __slots__ = ("ts", "replica_id", "version", "text")
+    TS_FIELD_NUMBER: _ClassVar[int]
+    REPLICA_ID_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    ts: float
+    replica_id: str
+    version: int
+    text: str
+    def __init__(self, ts: _Optional[float] = ..., replica_id: _Optional[str] = ..., version: _Optional[int] = ..., text: _Optional[str] = ...) -> None: ...
+
 class StopReplicaRequest(_message.Message):
     __slots__ = ("replica_id",)
     REPLICA_ID_FIELD_NUMBER: _ClassVar[int]

@@ -6,7 +6,7 @@ import warnings
 from modelport.v1 import inference_pb2 as modelport_dot_v1_dot_inference__pb2
 from modelport.v1 import runtime_pb2 as modelport_dot_v1_dot_runtime__pb2
 
-GRPC_GENERATED_VERSION = '1.85.1'
+GRPC_GENERATED_VERSION = '1.81.1'
 GRPC_VERSION = grpc.__version__
 _version_not_supported = False
 
@@ -60,6 +60,11 @@ class RuntimeStub:
                 request_serializer=modelport_dot_v1_dot_inference__pb2.PredictRequest.SerializeToString,
                 response_deserializer=modelport_dot_v1_dot_inference__pb2.PredictChunk.FromString,
                 _registered_method=True)
+        self.ReadLogs = channel.unary_stream(
+                '/modelport.v1.Runtime/ReadLogs',
+                request_serializer=modelport_dot_v1_dot_runtime__pb2.ReadLogsRequest.SerializeToString,
+                response_deserializer=modelport_dot_v1_dot_runtime__pb2.LogLine.FromString,
+                _registered_method=True)
 
 
 class RuntimeServicer:
@@ -95,6 +100,12 @@ class RuntimeServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ReadLogs(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RuntimeServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -122,6 +133,11 @@ def add_RuntimeServicer_to_server(servicer, server):
                     servicer.PredictStream,
                     request_deserializer=modelport_dot_v1_dot_inference__pb2.PredictRequest.FromString,
                     response_serializer=modelport_dot_v1_dot_inference__pb2.PredictChunk.SerializeToString,
+            ),
+            'ReadLogs': grpc.unary_stream_rpc_method_handler(
+                    servicer.ReadLogs,
+                    request_deserializer=modelport_dot_v1_dot_runtime__pb2.ReadLogsRequest.FromString,
+                    response_serializer=modelport_dot_v1_dot_runtime__pb2.LogLine.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -259,6 +275,33 @@ class Runtime:
             '/modelport.v1.Runtime/PredictStream',
             modelport_dot_v1_dot_inference__pb2.PredictRequest.SerializeToString,
             modelport_dot_v1_dot_inference__pb2.PredictChunk.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReadLogs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/modelport.v1.Runtime/ReadLogs',
+            modelport_dot_v1_dot_runtime__pb2.ReadLogsRequest.SerializeToString,
+            modelport_dot_v1_dot_runtime__pb2.LogLine.FromString,
             options,
             channel_credentials,
             insecure,

@@ -13,7 +13,8 @@ Message kinds, by direction (every header has "kind"; requests carry "id"):
 
 runtime -> worker
     setup      {config?}               load the package, then answer ready | setup_failed
-    predict    {id, inputs, timeout_s?}
+    predict    {id, inputs, timeout_s?, window?, tensor_outputs?}
+    credit     {id, n}                 the runtime took n more chunks of a windowed stream
     cancel     {id}
     health     {id}                    answered at once, even while a predict runs
     shutdown   {}                      finish the running request, then exit 0
@@ -25,11 +26,24 @@ worker -> runtime
     log          {level, message, id?}
     output       {id, result, duration_ms}                 the one result of a request
     chunk        {id, result}                              one item of a streamed result
-    done         {id, error?, duration_ms}                 always the last frame of a request
+    done         {id, error?, duration_ms, timings?}       always the last frame of a request
     health       {id, state, busy, queued}
 
 Inputs: ``{name: {"text": str} | {"json": value} | {"part": i} | {"json_part": i}}``
-(``part``: bytes; ``json_part``: raw UTF-8 JSON bytes the runtime did not decode).
+(``part``: bytes; ``json_part``: raw UTF-8 JSON bytes the runtime did not decode); a
+``part`` may also carry ``"filename"`` (a multipart upload's file name).
+
+Flow control: a predict with ``window: W`` may have at most W chunks sent and not yet
+credited; the worker (and so the model's generator) waits for ``credit`` beyond that,
+so a slow client holds the model back instead of filling the runtime's memory.
+Tensors (Open Inference Protocol): an input ``{"tensor": {"datatype", "shape", "part": i}}``
+(part i: the raw little-endian bytes); a predict with ``tensor_outputs: true`` may be
+answered with ``{"tensors": [{"name", "datatype", "shape", "part": i} | {"name",
+"json_part": i}]}`` (a dict of numpy arrays; non-array values travel as JSON).
+Timings (``done``, always last): ``{"t0": unix seconds the predict arrived, "phases":
+[[name, offset ms, duration ms], ...]}`` with ``queue`` (waiting in the worker), then
+what the kind adapter measured (``preprocess``, ``predict``, ``postprocess``; ``stream``
+for a streamed result); the runtime turns them into trace spans and metrics.
 Results: ``{"json": i}`` (part i holds raw UTF-8 JSON) or ``{"bytes": i}``.
 Errors: ``{"type", "message", "traceback", "code"?}``; ``code`` is set only for
 failures the shim itself detects (see ``ErrorCode``), never for user exceptions.
@@ -60,6 +74,7 @@ _LEN = struct.Struct(">I")
 # runtime -> worker
 SETUP = "setup"
 PREDICT = "predict"
+CREDIT = "credit"
 CANCEL = "cancel"
 HEALTH = "health"
 SHUTDOWN = "shutdown"
@@ -73,7 +88,7 @@ CHUNK = "chunk"
 DONE = "done"
 # HEALTH is also the reply's kind
 
-TO_WORKER = (SETUP, PREDICT, CANCEL, HEALTH, SHUTDOWN)
+TO_WORKER = (SETUP, PREDICT, CREDIT, CANCEL, HEALTH, SHUTDOWN)
 TO_RUNTIME = (HELLO, READY, SETUP_FAILED, LOG, OUTPUT, CHUNK, DONE, HEALTH)
 
 
@@ -103,18 +118,33 @@ class FrameTooLarge(ProtocolError):
 
 
 @dataclass(frozen=True)
+class Tensor:
+    """A tensor as raw bytes (OIP layout: row-major, little-endian; BYTES elements each a
+    4-byte little-endian length, then the bytes). ``data`` may be any bytes-like object,
+    so an array's memory is sent without a copy. ``datatype`` None marks an output value
+    the model returned as JSON (``data`` is raw UTF-8 JSON, ``shape`` empty)."""
+
+    datatype: Any  # str | None
+    shape: Any  # sequence of int
+    data: Any  # bytes-like
+    name: str = ""
+
+
+@dataclass(frozen=True)
 class Value:
     """One request input.
 
     ``kind`` is ``text`` (payload: str), ``bytes`` (payload: bytes), ``json`` (payload:
     an already-decoded JSON value) or ``raw_json`` (payload: UTF-8 JSON bytes that no
-    hop has decoded; the worker decodes them once).
+    hop has decoded; the worker decodes them once) or ``tensor`` (payload: a Tensor).
     """
 
     kind: str
     payload: Any
+    #: bytes from a multipart upload: the uploaded file's name (ModelArts hands it on)
+    filename: str | None = None
 
-    KINDS = ("text", "bytes", "json", "raw_json")
+    KINDS = ("text", "bytes", "json", "raw_json", "tensor")
 
     def __post_init__(self) -> None:
         if self.kind not in self.KINDS:
@@ -125,6 +155,12 @@ class Value:
             self.payload, (bytes, bytearray, memoryview)
         ):
             raise TypeError(f"a {self.kind} Value needs a bytes payload")
+        if self.kind == "tensor" and not isinstance(self.payload, Tensor):
+            raise TypeError("a tensor Value needs a Tensor payload")
+
+    @classmethod
+    def of_tensor(cls, datatype: str, shape: Any, data: Any) -> Value:
+        return cls("tensor", Tensor(datatype, tuple(shape), data))
 
     @classmethod
     def of_text(cls, text: str) -> Value:
@@ -148,25 +184,43 @@ class Value:
             return json.loads(bytes(self.payload).decode("utf-8"))
         if self.kind == "bytes":
             return bytes(self.payload)
+        if self.kind == "tensor":
+            from .tensors import to_list
+
+            return to_list(self.payload)
         return self.payload
 
 
 @dataclass(frozen=True)
 class Result:
-    """One output (or one streamed chunk): raw UTF-8 JSON or raw bytes.
+    """One output (or one streamed chunk): raw UTF-8 JSON, raw bytes, or named tensors.
 
     ``data`` for ``kind == "json"`` is JSON text exactly as the worker encoded it: pass it
     on as is, or call ``decoded()``. ``duration_ms`` is the time spent inside the worker,
     set on the final output of a request when known.
     """
 
-    kind: str  # "json" | "bytes"
+    kind: str  # "json" | "bytes" | "tensors"
     data: bytes
     duration_ms: float | None = field(default=None, compare=False)
+    tensors: tuple = ()  # kind "tensors": the Tensors, each named
+    #: the worker's phase timings from the ``done`` frame (see ``done``), when known
+    timings: Any = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
-        if self.kind not in ("json", "bytes"):
-            raise ValueError(f"Result.kind must be 'json' or 'bytes', not {self.kind!r}")
+        if self.kind not in ("json", "bytes", "tensors"):
+            raise ValueError(f"Result.kind must be 'json', 'bytes' or 'tensors', not "
+                             f"{self.kind!r}")
+
+    @classmethod
+    def of_tensors(cls, tensors: Any) -> Result:
+        return cls("tensors", b"", tensors=tuple(tensors))
+
+    def sizes(self) -> list[int]:
+        """Bytes of each binary part this result sends (to check against the part limit)."""
+        if self.kind == "tensors":
+            return [memoryview(t.data).nbytes for t in self.tensors]
+        return [len(self.data)]
 
     @classmethod
     def of_json(cls, value: Any) -> Result:
@@ -348,7 +402,20 @@ class SocketChannel:
         (n,) = _LEN.unpack(prefix)
         _check_header_len(n, self.max_header)
         header, sizes = parse_header(self._read(n), max_part=self.max_part)
-        return Frame(header, [self._read(size) for size in sizes])
+        return Frame(header, [self._read_part(size) for size in sizes])
+
+    def _read_part(self, n: int) -> bytearray:
+        """A binary part, read straight into a writable buffer (so a tensor input becomes
+        a writable numpy array over it without another copy)."""
+        buf = bytearray(n)
+        view = memoryview(buf)
+        got = 0
+        while got < n:
+            k = self._rfile.readinto(view[got:])
+            if not k:
+                raise ProtocolError("connection closed in the middle of a frame")
+            got += k
+        return buf
 
     def _read(self, n: int, eof_ok: bool = False) -> Any:
         data = self._rfile.read(n) if n else b""
@@ -419,7 +486,14 @@ def encode_inputs(inputs: dict[str, Value], parts: list[bytes]) -> dict[str, Any
             out[name] = {"json": value.payload}
         elif value.kind == "bytes":
             out[name] = {"part": len(parts)}
+            if value.filename is not None:
+                out[name]["filename"] = value.filename
             parts.append(value.payload)
+        elif value.kind == "tensor":
+            t = value.payload
+            out[name] = {"tensor": {"datatype": t.datatype, "shape": list(t.shape),
+                                    "part": len(parts)}}
+            parts.append(t.data)
         else:
             out[name] = {"json_part": len(parts)}
             parts.append(value.payload)
@@ -434,7 +508,11 @@ def decode_inputs(raw: Any, parts: list[bytes]) -> dict[str, Value]:
         raise ProtocolError("'inputs' must be an object")
     out = {}
     for name, spec in raw.items():
-        if not isinstance(spec, dict) or len(spec) != 1:
+        filename = spec.get("filename") if isinstance(spec, dict) and "part" in spec else None
+        if filename is not None:
+            spec = {k: v for k, v in spec.items() if k != "filename"}
+        if not isinstance(spec, dict) or len(spec) != 1 or not isinstance(filename,
+                                                                          (str, type(None))):
             raise ProtocolError(f"input {name!r} must be one of {{text}}, {{json}}, {{part}}, "
                                 "{json_part}")
         (tag, val), = spec.items()
@@ -444,24 +522,58 @@ def decode_inputs(raw: Any, parts: list[bytes]) -> dict[str, Value]:
             out[name] = Value.of_json(val)
         elif tag in ("part", "json_part"):
             data = _part(parts, val, f"input {name!r}")
-            out[name] = Value.of_bytes(data) if tag == "part" else Value.of_raw_json(data)
+            out[name] = (Value("bytes", data, filename) if tag == "part"
+                         else Value.of_raw_json(data))
+        elif tag == "tensor":
+            out[name] = Value("tensor", _tensor(val, parts, f"input {name!r}"))
         else:
             raise ProtocolError(f"input {name!r} has an unknown encoding {tag!r}")
     return out
 
 
 def encode_result(result: Result, parts: list[bytes]) -> dict[str, Any]:
+    if result.kind == "tensors":
+        items = []
+        for t in result.tensors:
+            if t.datatype is None:
+                items.append({"name": t.name, "json_part": len(parts)})
+            else:
+                items.append({"name": t.name, "datatype": t.datatype, "shape": list(t.shape),
+                              "part": len(parts)})
+            parts.append(t.data)
+        return {"tensors": items}
     parts.append(result.data)
     return {result.kind: len(parts) - 1}
 
 
 def decode_result(raw: Any, parts: list[bytes]) -> Result:
     if not isinstance(raw, dict) or len(raw) != 1:
-        raise ProtocolError("'result' must be {json: part} or {bytes: part}")
+        raise ProtocolError("'result' must be {json: part}, {bytes: part} or {tensors: [...]}")
     (tag, index), = raw.items()
+    if tag == "tensors" and isinstance(index, list):
+        out = []
+        for item in index:
+            if not isinstance(item, dict) or not isinstance(item.get("name"), str):
+                raise ProtocolError("each result tensor must be an object with a 'name'")
+            if "json_part" in item:
+                out.append(Tensor(None, (), _part(parts, item["json_part"], "result"),
+                                  item["name"]))
+            else:
+                t = _tensor(item, parts, f"result tensor {item['name']!r}")
+                out.append(Tensor(t.datatype, t.shape, t.data, item["name"]))
+        return Result.of_tensors(out)
     if tag not in ("json", "bytes"):
         raise ProtocolError(f"'result' has an unknown encoding {tag!r}")
     return Result(tag, _part(parts, index, "result"))
+
+
+def _tensor(spec: Any, parts: list[bytes], what: str) -> Tensor:
+    if not isinstance(spec, dict) or not isinstance(spec.get("datatype"), str) or not (
+        isinstance(spec.get("shape"), list)
+        and all(isinstance(d, int) and not isinstance(d, bool) for d in spec["shape"])
+    ):
+        raise ProtocolError(f"{what} must be {{datatype: str, shape: [int], part: i}}")
+    return Tensor(spec["datatype"], tuple(spec["shape"]), _part(parts, spec.get("part"), what))
 
 
 def _part(parts: list[bytes], index: Any, what: str) -> bytes:
@@ -495,14 +607,23 @@ def setup_failed(error: dict[str, Any]) -> tuple[dict[str, Any], list[bytes]]:
     return {"kind": SETUP_FAILED, "error": error}, []
 
 
-def predict(request_id: str, inputs: dict[str, Value],
-            timeout_s: float | None = None) -> tuple[dict[str, Any], list[bytes]]:
+def predict(request_id: str, inputs: dict[str, Value], timeout_s: float | None = None,
+            window: int | None = None,
+            tensor_outputs: bool = False) -> tuple[dict[str, Any], list[bytes]]:
     parts: list[bytes] = []
     header: dict[str, Any] = {"kind": PREDICT, "id": request_id,
                               "inputs": encode_inputs(inputs, parts)}
     if timeout_s is not None:
         header["timeout_s"] = timeout_s
+    if tensor_outputs:
+        header["tensor_outputs"] = True
+    if window is not None:
+        header["window"] = window
     return header, parts
+
+
+def credit(request_id: str, n: int) -> tuple[dict[str, Any], list[bytes]]:
+    return {"kind": CREDIT, "id": request_id, "n": n}, []
 
 
 def cancel(request_id: str) -> tuple[dict[str, Any], list[bytes]]:
@@ -546,12 +667,15 @@ def chunk(request_id: str, result: Result) -> tuple[dict[str, Any], list[bytes]]
 
 
 def done(request_id: str, error: dict[str, Any] | None = None,
-         duration_ms: float | None = None) -> tuple[dict[str, Any], list[bytes]]:
+         duration_ms: float | None = None,
+         timings: dict[str, Any] | None = None) -> tuple[dict[str, Any], list[bytes]]:
     header: dict[str, Any] = {"kind": DONE, "id": request_id}
     if error is not None:
         header["error"] = error
     if duration_ms is not None:
         header["duration_ms"] = duration_ms
+    if timings is not None:
+        header["timings"] = timings
     return header, []
 
 

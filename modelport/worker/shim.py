@@ -60,6 +60,10 @@ def error_from(exc: BaseException) -> dict[str, Any]:
     return p.error_dict(type(exc).__name__, str(exc), _user_traceback(exc))
 
 
+class Disconnected(OSError):
+    """The socket to the runtime broke while sending a result."""
+
+
 class _Job:
     def __init__(self, frame: p.Frame, ctx: RequestContext | None = None,
                  inputs: dict[str, p.Value] | None = None) -> None:
@@ -86,6 +90,13 @@ class Shim:
     def send(self, message: tuple[dict[str, Any], list[bytes]]) -> None:
         header, parts = message
         self.channel.send(header, parts)
+
+    def _emit(self, message: tuple[dict[str, Any], list[bytes]]) -> None:
+        """Send a result frame; a broken socket becomes Disconnected, never the model's error."""
+        try:
+            self.send(message)
+        except OSError as exc:
+            raise Disconnected(str(exc)) from exc
 
     def log(self, level: str, message: str, request_id: str | None = None) -> None:
         _stderr(message)
@@ -122,6 +133,8 @@ class Shim:
                 self._cond.notify()
         elif kind == p.PREDICT:
             self._enqueue_predict(frame)
+        elif kind == p.CREDIT:
+            self._credit(frame.id, frame.header.get("n"))
         elif kind == p.CANCEL:
             self._cancel(frame.id)
         elif kind == p.SHUTDOWN:
@@ -141,7 +154,10 @@ class Shim:
                                                      p.ErrorCode.INVALID_INPUT)))
             return
         timeout = frame.header.get("timeout_s")
-        ctx = RequestContext(request_id, timeout if isinstance(timeout, (int, float)) else None)
+        window = frame.header.get("window")
+        ctx = RequestContext(request_id, timeout if isinstance(timeout, (int, float)) else None,
+                             window if isinstance(window, int) and window > 0 else None)
+        ctx.tensor_outputs = frame.header.get("tensor_outputs") is True
         with self._cond:
             if self._stopping:
                 error = p.error_dict("ShuttingDown", "the worker is shutting down", "",
@@ -169,6 +185,12 @@ class Shim:
                 return
         self.send(p.done(request_id or "", p.error_dict(
             "Cancelled", "the request was cancelled", "", p.ErrorCode.CANCELLED)))
+
+    def _credit(self, request_id: str | None, n: object) -> None:
+        with self._cond:
+            current = self._current
+        if current is not None and current.id == request_id and isinstance(n, int):
+            current.add_credit(n)
 
     def _stop_accepting(self) -> None:
         """Shutdown: queued predictions fail, the running one finishes, then the loop ends."""
@@ -264,6 +286,7 @@ class Shim:
         ctx = job.ctx
         assert ctx is not None
         started = time.monotonic()
+        ctx.add_phase("queue", ctx.started, started)
         try:
             if self.adapter is None:
                 raise ShimError(p.ErrorCode.NOT_READY, "NotReady",
@@ -271,11 +294,12 @@ class Shim:
             out = self.adapter.predict(job.inputs, ctx)
             if isinstance(out, p.Result):
                 _check_size(out)
-                self.send(p.output(ctx.id, out, _ms(started)))
+                self._emit(p.output(ctx.id, out, _ms(started)))
             else:
-                self._stream(ctx, out)
-        except OSError:
-            raise
+                with ctx.phase("stream"):
+                    self._stream(ctx, out)
+        except Disconnected:
+            raise  # the runtime is gone; an OSError from the model's code is its error
         except BaseException as exc:  # noqa: BLE001 - SystemExit in predict is a failure too
             if isinstance(exc, KeyboardInterrupt):
                 raise
@@ -286,17 +310,17 @@ class Shim:
                 sys.stderr.flush()
             else:
                 _stderr(f"request {ctx.id} failed: {error['type']}: {error['message']}")
-            self.send(p.done(ctx.id, error, _ms(started)))
+            self.send(p.done(ctx.id, error, _ms(started), ctx.timings()))
             return
-        self.send(p.done(ctx.id, None, _ms(started)))
+        self.send(p.done(ctx.id, None, _ms(started), ctx.timings()))
 
     def _stream(self, ctx: RequestContext, items: Any) -> None:
         try:
             for result in items:
-                if ctx.cancelled.is_set():
+                if not ctx.may_send():  # waits while the runtime's window is full
                     raise ShimError(p.ErrorCode.CANCELLED, "Cancelled", "the request was cancelled")
                 _check_size(result)
-                self.send(p.chunk(ctx.id, result))
+                self._emit(p.chunk(ctx.id, result))
         finally:
             close = getattr(items, "close", None)
             if callable(close):
@@ -304,9 +328,10 @@ class Shim:
 
 
 def _check_size(result: p.Result) -> None:
-    if len(result.data) > p.MAX_PART_BYTES:
+    size = max(result.sizes(), default=0)
+    if size > p.MAX_PART_BYTES:
         raise ShimError(p.ErrorCode.OUTPUT_TOO_LARGE, "OutputTooLarge",
-                        f"the result is {len(result.data)} bytes, over the "
+                        f"the result is {size} bytes, over the "
                         f"{p.MAX_PART_BYTES}-byte limit")
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import sys
 from typing import Any
 
+from services import telemetry
 from services.builder.server import serve
 from services.builder.settings import BuilderSettings
 
@@ -19,8 +19,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--listen", help="unix:/path or host:port (default: home/run/builder.sock)")
     parser.add_argument("--log-level", default="INFO")
     args = parser.parse_args(argv)
-    logging.basicConfig(stream=sys.stderr, level=args.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    telemetry.setup("builder")  # JSON logs; tracing before the gRPC server exists
+    logging.getLogger().setLevel(args.log_level.upper())
     overrides: dict[str, Any] = {k: v for k, v in
                                  {"home": args.home, "listen": args.listen}.items() if v}
     settings = BuilderSettings(**overrides)

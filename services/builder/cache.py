@@ -22,12 +22,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from opentelemetry import context as otel_context
+from opentelemetry.trace import Status, StatusCode
+
 from modelport.home import HomeLayout
 from services.builder import errors
 from services.builder.buildlog import BuildLog, StepFailed
 from services.builder.venv import EnvSpec, VenvBuilder
+from services.telemetry import tracing
 
 log = logging.getLogger(__name__)
+_tracer = tracing.tracer("modelport.builder")
 
 QUEUED, RUNNING, SUCCEEDED, FAILED = "queued", "running", "succeeded", "failed"
 TERMINAL = (SUCCEEDED, FAILED)
@@ -154,6 +159,17 @@ class BuildCache:
     # -- build tasks ----------------------------------------------------------------------
 
     async def _lead(self, leader: _Leader, spec: EnvSpec, blog: BuildLog) -> None:
+        """The build as a trace of its own, linked to the StartBuild call that asked for it."""
+        record = leader.record
+        with tracing.span(_tracer, "build", {
+                "modelport.build_id": record.id, "modelport.env_key": spec.key,
+                "modelport.label": record.label, "modelport.python": record.python},
+                context=otel_context.Context(), links=tracing.link_to_current()) as span:
+            await self._build(leader, spec, blog)
+            if span is not None and record.state == FAILED:
+                span.set_status(Status(StatusCode.ERROR, record.error.split("\n", 1)[0]))
+
+    async def _build(self, leader: _Leader, spec: EnvSpec, blog: BuildLog) -> None:
         record = leader.record
         try:
             async with self._slots:

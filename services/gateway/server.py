@@ -13,16 +13,30 @@ import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
 
 from modelport.errors import ModelportError
+from modelport.home import HomeLayout
+from modelport.inference import grpc_predict_v2_pb2_grpc
 from modelport.v1 import inference_pb2_grpc, registry_pb2_grpc
 from services.gateway.dataplane import DataPlane
+from services.gateway.grpc import oip as grpc_oip
 from services.gateway.grpc.inference import InferenceServicer
+from services.gateway.oip import OipModels, registry_ready_probe
 from services.gateway.rest.errors import handle_modelport_error, handle_unexpected
+from services.gateway.rest.gitops import GitOpsApi
 from services.gateway.rest.infer import InferEndpoint
+from services.gateway.rest.kserve_v1 import KServeV1Api
 from services.gateway.rest.management import ManagementApi
+from services.gateway.rest.observability import ObservabilityApi
+from services.gateway.rest.oip import OipRestApi
+from services.gateway.rest.openapi import OpenApi
+from services.gateway.rest.tasks import TaskApi, task_view
 from services.gateway.settings import GatewaySettings
+from services.gateway.stats import GatewayStats
+from services.gateway.streaming.websocket import WebSocketEndpoint
+from services.gateway.task_runner import TaskRunner
+from services.gateway.telemetry import AccessLog, GrpcTelemetryInterceptor, TelemetryMiddleware
 from services.grpc_server import GrpcServer, channel
 
 log = logging.getLogger(__name__)
@@ -33,14 +47,31 @@ async def health(request: Request) -> Response:
 
 
 def build_app(settings: GatewaySettings, dataplane: DataPlane,
-              registry: registry_pb2_grpc.RegistryStub) -> Starlette:
+              registry: registry_pb2_grpc.RegistryStub, tasks: TaskApi | None = None,
+              stats: GatewayStats | None = None) -> Starlette:
     mgmt = ManagementApi(registry, settings.max_upload_bytes, dataplane.forget)
+    tasks = tasks or TaskApi(registry_pb2_grpc.TasksStub(channel(settings.registry_address)),
+                             dataplane, settings.max_body_bytes)
     routes = [
         Route("/health", health, methods=["GET"]),
         Route("/v1/services/{name}/infer",
-              InferEndpoint(dataplane, settings.max_body_bytes).handle, methods=["POST"]),
+              InferEndpoint(dataplane, settings.max_body_bytes, tasks).handle,
+              methods=["POST"]),
+        *tasks.routes(),
+        WebSocketRoute("/v1/services/{name}/ws",
+                       WebSocketEndpoint(dataplane, settings.max_body_bytes).handle),
         *mgmt.routes(),
+        *GitOpsApi(settings.registry_address, registry,
+                   settings.gitops_webhook_secret).routes(),
     ]
+    oip = OipModels(dataplane, registry_ready_probe(settings.registry_address))
+    routes += [*OipRestApi(oip, settings.max_body_bytes).routes(),
+               *KServeV1Api(dataplane, oip, settings.max_body_bytes).routes()]
+    stats = stats or GatewayStats()
+    routes += ObservabilityApi(stats, registry, settings.runtime_address or HomeLayout(
+        settings.home).socket("runtime"), HomeLayout(settings.home).logs).routes()
+    routes.append(Route("/openapi.json", OpenApi(registry, lambda: routes).handle,
+                        methods=["GET"]))
     return Starlette(routes=routes, exception_handlers={ModelportError: handle_modelport_error,
                                                         Exception: handle_unexpected})
 
@@ -57,15 +88,29 @@ async def serve(settings: GatewaySettings) -> None:
     settings = settings.resolved()
     registry = registry_pb2_grpc.RegistryStub(channel(settings.registry_address))
     dataplane = DataPlane(registry, settings.route_ttl_s)
-    app = build_app(settings, dataplane, registry)
+    tasks_stub = registry_pb2_grpc.TasksStub(channel(settings.registry_address))
+    runner = TaskRunner(tasks_stub, dataplane, settings.task_concurrency, task_view=task_view)
+    stats = GatewayStats()
+    access_log = AccessLog(HomeLayout(settings.home).logs, settings.access_log_max_bytes,
+                           settings.access_log_backups)
+    app = build_app(settings, dataplane, registry,
+                    TaskApi(tasks_stub, dataplane, settings.max_body_bytes, runner), stats)
+    runner_task = asyncio.create_task(runner.run())
 
-    grpc_server = GrpcServer(f"{settings.host}:{settings.grpc_port}")
+    grpc_server = GrpcServer(f"{settings.host}:{settings.grpc_port}", public=True,
+                             interceptors=[GrpcTelemetryInterceptor(stats, access_log)])
     grpc_server.add(inference_pb2_grpc.add_InferenceServicer_to_server,
                     InferenceServicer(dataplane), ["modelport.v1.Inference"])
+    grpc_server.add(grpc_predict_v2_pb2_grpc.add_GRPCInferenceServiceServicer_to_server,
+                    grpc_oip.OipServicer(OipModels(dataplane, registry_ready_probe(
+                        settings.registry_address)), settings.max_body_bytes),
+                    [grpc_oip.SERVICE_NAME])
     await grpc_server.start()
 
-    config = uvicorn.Config(app, host=settings.host, port=settings.port, loop="none",
-                            http="httptools", lifespan="off", access_log=False,
+    # outermost: request id, trace, metrics and access log see every response, 500s too
+    config = uvicorn.Config(TelemetryMiddleware(app, stats, access_log), host=settings.host,
+                            port=settings.port, loop="none", http="httptools",
+                            lifespan="off", access_log=False, log_config=None,
                             log_level="warning")
     http = _Uvicorn(config)
     task = asyncio.create_task(http.serve())
@@ -90,5 +135,9 @@ async def serve(settings: GatewaySettings) -> None:
     await asyncio.wait([task, asyncio.create_task(stop.wait())],
                        return_when=asyncio.FIRST_COMPLETED)
     http.should_exit = True
+    runner_task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await runner_task
+    await runner.close()
     await task
     await grpc_server.stop(2)

@@ -23,7 +23,18 @@ class GatewaySettings(BaseSettings):
     max_body_bytes: int = Field(12 * 1024 * 1024, description="largest inference request body")
     max_upload_bytes: int = Field(100 * 1024 * 1024, description="largest package upload")
     route_ttl_s: float = Field(1.0, description="how long a resolved route is reused")
+    task_concurrency: int = Field(4, ge=0, description="async tasks this gateway runs at once "
+                                  "(0: it runs none, only accepts them)")
+    gitops_webhook_secret: str = Field(
+        "", description="when set, /api/v1/gitops/webhook requires this secret (GitHub/Gitea "
+        "HMAC signature or GitLab token)")
+
+    runtime_address: str = Field("", description="runtime gRPC address (replica logs)")
+    access_log_max_bytes: int = Field(50 * 1024 * 1024, description="access.log and "
+                                      "error-access.log rotate past this size")
+    access_log_backups: int = Field(3, description="rotated access logs kept")
 
     def resolved(self) -> GatewaySettings:
         return self.model_copy(update={
-            "registry_address": self.registry_address or HomeLayout(self.home).socket("registry")})
+            "registry_address": self.registry_address or HomeLayout(self.home).socket("registry"),
+            "runtime_address": self.runtime_address or HomeLayout(self.home).socket("runtime")})

@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 
 from modelport.package import ArchiveLimits
-from modelport.v1 import builder_pb2_grpc, registry_pb2_grpc, runtime_pb2_grpc
+from modelport.v1 import builder_pb2_grpc, gitops_pb2_grpc, registry_pb2_grpc, runtime_pb2_grpc
 from services.grpc_server import GrpcServer, channel, serve_until_signalled
 from services.registry.blobs import PackageStore
 from services.registry.controller.loop import ControllerLoop
+from services.registry.gitops import GitOpsServicer
+from services.registry.metrics import METRICS
+from services.registry.retention import prune_forever
 from services.registry.servicer import RegistryServicer
 from services.registry.settings import RegistrySettings
 from services.registry.store import SqliteStore
+from services.registry.store.tasks import SqliteTaskStore
+from services.registry.tasks import TaskQueue, TasksServicer
 
 log = logging.getLogger(__name__)
 
@@ -31,11 +38,25 @@ async def serve(settings: RegistrySettings) -> None:
     server = GrpcServer(settings.listen)
     server.add(registry_pb2_grpc.add_RegistryServicer_to_server, servicer,
                ["modelport.v1.Registry"])
+    server.add(gitops_pb2_grpc.add_GitOpsServicer_to_server, GitOpsServicer(store),
+               ["modelport.v1.GitOps"])
+    tasks = TaskQueue(SqliteTaskStore(store.db), ttl_s=settings.task_ttl_s,
+                      lease_s=settings.task_lease_s)
+    server.add(registry_pb2_grpc.add_TasksServicer_to_server, TasksServicer(tasks),
+               ["modelport.v1.Tasks"])
+    METRICS.attach_store(store)
     await server.start()
     controller.start()
+    pruner = asyncio.create_task(prune_forever(
+        store, settings.event_retention_s, min(60.0, max(1.0, settings.event_retention_s / 4))))
+    sweeper = asyncio.create_task(tasks.sweep_forever(min(5.0, settings.task_ttl_s / 2)))
     log.info("registry serving on %s (home %s)", settings.listen, settings.home)
 
     async def on_stop() -> None:
+        pruner.cancel()
+        sweeper.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sweeper
         await controller.stop()
 
     await serve_until_signalled(server, on_stop)

@@ -17,6 +17,7 @@ from modelport.spec.service import check_name
 from modelport.v1 import builder_pb2, builder_pb2_grpc, registry_pb2, registry_pb2_grpc
 from services.grpc_errors import translate_errors
 from services.registry.blobs import PackageStore
+from services.registry.metrics import METRICS
 from services.registry.store.base import (
     EventRecord,
     ServiceRecord,
@@ -100,18 +101,20 @@ class RegistryServicer(registry_pb2_grpc.RegistryServicer):
                 message=st.get("message", ""), updated_at=st.get("updated_at", 0.0),
                 conditions=[registry_pb2.Condition(**cd) for cd in st.get("conditions", [])]))
 
-    def _version_from_upload(self, model: str, upload_id: str, service: str) -> VersionRecord:
+    def _version_from_upload(self, model: str, upload_id: str, service: str
+                             ) -> tuple[VersionRecord, bool]:
+        """The version holding this package's content, and whether it was created now."""
         pkg: Package = self.packages.get(upload_id)
         existing = self.store.find_version_by_digest(model, pkg.digest)
         if existing is not None and existing.state != "failed":
-            return existing
+            return existing, False
         v = self.store.add_version(VersionRecord(
             model=model, number=0, digest=pkg.digest, kind=pkg.kind,
             config_json=json.dumps(pkg.config), interface_json=json.dumps(pkg.interface()),
             requirements=pkg.requirements, python=pkg.python or "", package_dir=str(pkg.root)))
         self._event(service, model, v.number, "VersionCreated",
                     f"version {v.number} created from package {pkg.digest[:19]}")
-        return v
+        return v, True
 
     # RPCs -----------------------------------------------------------------------------
     @translate_errors
@@ -175,11 +178,15 @@ class RegistryServicer(registry_pb2_grpc.RegistryServicer):
         svc = self._service_or_404(request.name)
         spec = spec_to_dict(request.spec, svc.name) if request.HasField("spec") else dict(
             svc.spec)
+        created = False
         if request.upload_id:
-            v = self._version_from_upload(spec["model"], request.upload_id, svc.name)
+            v, created = self._version_from_upload(spec["model"], request.upload_id, svc.name)
             if not request.HasField("spec") or not request.spec.version:
-                spec["version"] = 0 if spec.get("version", 0) == 0 else v.number
-        if spec != svc.spec or request.upload_id:
+                # Serve the uploaded content: "latest" when it is the newest version, else pin
+                # the older version it matches (uploading an old package rolls back).
+                latest = self.store.list_versions(spec["model"])[-1].number
+                spec["version"] = 0 if v.number == latest else v.number
+        if spec != svc.spec or created:
             svc = self.store.update_spec(svc.name, spec)
             self._event(svc.name, spec["model"], 0, "SpecUpdated",
                         f"generation {svc.generation} applied")
@@ -248,10 +255,19 @@ class RegistryServicer(registry_pb2_grpc.RegistryServicer):
     @translate_errors
     async def ListEvents(self, request: registry_pb2.ListEventsRequest,
                          context: grpc.aio.ServicerContext) -> registry_pb2.ListEventsResponse:
-        events = self.store.list_events(request.service, request.limit or 100)
+        limit = request.limit or 100
+        if request.service:
+            events = self.store.list_events(request.service, limit, request.version)
+        else:
+            events = self.store.list_model_events(request.model, request.version, limit)
         return registry_pb2.ListEventsResponse(events=[registry_pb2.Event(
             id=e.id, ts=e.ts, service=e.service, model=e.model, version=e.version, type=e.type,
             reason=e.reason, message=e.message) for e in events])
+
+    @translate_errors
+    async def Metrics(self, request: registry_pb2.MetricsRequest,
+                      context: grpc.aio.ServicerContext) -> registry_pb2.MetricsText:
+        return registry_pb2.MetricsText(text=METRICS.exposition())
 
     @translate_errors
     async def ResolveRoute(self, request: registry_pb2.ResolveRouteRequest,

@@ -21,6 +21,13 @@ class RegistrySettings(BaseSettings):
     max_entries: int = Field(10_000, description="most files a package zip may hold")
     max_uncompressed_bytes: int = Field(2 * 1024**3, description="largest extracted package")
     reconcile_interval_s: float = Field(0.5, description="seconds between controller passes")
+    task_ttl_s: float = Field(86400.0, gt=0, description="how long finished async tasks and "
+                              "their results are kept")
+    task_lease_s: float = Field(30.0, gt=0, description="a running task whose gateway has not "
+                                "renewed it for this long is failed as interrupted")
+
+    event_retention_s: float = Field(7 * 86400.0, description="events older than this are "
+                                     "deleted; 0 keeps them forever")
 
     @property
     def layout(self) -> HomeLayout:

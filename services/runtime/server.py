@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import logging
 
+from modelport.home import HomeLayout
 from modelport.v1 import runtime_pb2_grpc
 from services.grpc_server import GrpcServer, serve_until_signalled
+from services.runtime import replica_log
 from services.runtime.dispatcher import Dispatcher
+from services.runtime.metrics import RuntimeMetrics, serve_metrics
 from services.runtime.servicer import RuntimeServicer
 from services.runtime.settings import RuntimeSettings
 from services.runtime.supervisor import Supervisor
@@ -18,11 +22,32 @@ async def serve(settings: RuntimeSettings) -> None:
     settings = settings.resolved()
     work = settings.home / "runtime"
     work.mkdir(parents=True, exist_ok=True)
+    replica_log.configure(settings.replica_log_max_bytes, settings.replica_log_backups)
     supervisor = Supervisor(work)
-    servicer = RuntimeServicer(supervisor, Dispatcher(supervisor, settings.ready_wait_s))
+    dispatcher = Dispatcher(supervisor, settings.ready_wait_s)
+    metrics = RuntimeMetrics(supervisor, dispatcher)
+    supervisor.metrics = metrics
+    servicer = RuntimeServicer(supervisor, dispatcher)
+    servicer.metrics = metrics
     server = GrpcServer(settings.listen)
     server.add(runtime_pb2_grpc.add_RuntimeServicer_to_server, servicer,
                ["modelport.v1.Runtime"])
     await server.start()
+    metrics_http = None
+    publish = HomeLayout(settings.home).run / "runtime-metrics.json"
+    publish.unlink(missing_ok=True)
+    if settings.metrics_port >= 0:
+        metrics_http, url = await serve_metrics(metrics, settings.metrics_host,
+                                                settings.metrics_port)
+        publish.parent.mkdir(parents=True, exist_ok=True)
+        publish.write_text(json.dumps({"url": url}))
+        log.info("runtime metrics on %s", url)
     log.info("runtime serving on %s", settings.listen)
-    await serve_until_signalled(server, supervisor.close)
+
+    async def on_stop() -> None:
+        await supervisor.close()
+        if metrics_http is not None:
+            metrics_http.server.should_exit = True
+            await metrics_http
+
+    await serve_until_signalled(server, on_stop)

@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import grpc
 
-from modelport.errors import ModelportError
+from modelport.errors import ModelportError, not_found
 from modelport.v1 import inference_pb2, runtime_pb2, runtime_pb2_grpc
 from modelport.worker.protocol import Result, Value
 from services.grpc_errors import abort, translate_errors
+from services.runtime import replica_log
 from services.runtime.backends import ReplicaSpec
 from services.runtime.dispatcher import Dispatcher
+from services.runtime.observe import Observation
 from services.runtime.supervisor import ReplicaInfo, Supervisor
+from services.telemetry import logfiles
 
 
 def replica_to_proto(r: ReplicaInfo) -> runtime_pb2.Replica:
@@ -31,19 +36,42 @@ def to_values(inputs: list[inference_pb2.InputValue]) -> dict[str, Value]:
         if which == "text":
             out[i.name] = Value.of_text(i.text)
         elif which == "data":
-            out[i.name] = Value.of_bytes(i.data)
+            out[i.name] = Value("bytes", i.data, i.filename or None)
+        elif which == "tensor":
+            out[i.name] = Value.of_tensor(i.tensor.datatype, i.tensor.shape, i.tensor.raw)
         else:
             out[i.name] = Value.of_raw_json(i.json or b"null")
     return out
 
 
+def time_left(request: inference_pb2.PredictRequest,
+              context: grpc.aio.ServicerContext) -> float | None:
+    """The request's timeout, shortened to the caller's gRPC deadline when that comes first."""
+    left = context.time_remaining()
+    if left is None:
+        return request.timeout_s or None
+    return min(request.timeout_s, left) if request.timeout_s else left
+
+
 def to_output(result: Result) -> inference_pb2.Output:
     if result.kind == "json":
         return inference_pb2.Output(json=result.data)
+    if result.kind == "tensors":
+        out = inference_pb2.Output()  # built in place: nested constructors re-encode (upb)
+        for t in result.tensors:
+            if t.datatype is None:
+                out.tensors.tensors.add(name=t.name, json=bytes(t.data))
+            else:
+                out.tensors.tensors.add(name=t.name, datatype=t.datatype, shape=t.shape,
+                                        raw=bytes(t.data))
+        return out
     return inference_pb2.Output(data=result.data)
 
 
 class RuntimeServicer(runtime_pb2_grpc.RuntimeServicer):
+    #: services/runtime/metrics.py RuntimeMetrics (set by server.py); None records nothing
+    metrics: Any = None
+
     def __init__(self, supervisor: Supervisor, dispatcher: Dispatcher) -> None:
         self.supervisor = supervisor
         self.dispatcher = dispatcher
@@ -82,36 +110,70 @@ class RuntimeServicer(runtime_pb2_grpc.RuntimeServicer):
     async def Predict(self, request: inference_pb2.PredictRequest,
                       context: grpc.aio.ServicerContext) -> inference_pb2.PredictResponse:
         start = time.perf_counter()
-        try:
-            rid = await self.dispatcher.pick(request.service, request.version, request.timeout_s)
-            self.dispatcher.in_flight[rid] += 1
+        obs = Observation(self.metrics, request.service, request.version, request.request_id)
+        with obs:
             try:
-                result = await self.supervisor.predict(rid, request.request_id,
-                                                       to_values(request.inputs),
-                                                       request.timeout_s or None)
-            finally:
-                self.dispatcher.in_flight[rid] -= 1
-        except ModelportError as err:
-            await abort(context, err)
-            raise
+                rid = await obs.pick(self.dispatcher, request.timeout_s)
+                self.dispatcher.in_flight[rid] += 1
+                try:
+                    with obs.call(rid) as span:
+                        result = await self.supervisor.predict(rid, request.request_id,
+                                                               to_values(request.inputs),
+                                                               time_left(request, context),
+                                                               request.tensor_outputs)
+                    obs.worker(result.timings, rid, span)
+                finally:
+                    self.dispatcher.in_flight[rid] -= 1
+            except ModelportError as err:
+                obs.failed(err)
+                await abort(context, err)
+                raise
         duration = result.duration_ms if result.duration_ms is not None else (
             time.perf_counter() - start) * 1000
-        return inference_pb2.PredictResponse(request_id=request.request_id,
-                                             version=request.version, replica_id=rid,
-                                             output=to_output(result), duration_ms=duration)
+        response = inference_pb2.PredictResponse(request_id=request.request_id,
+                                                 version=request.version, replica_id=rid,
+                                                 duration_ms=duration)
+        response.output.CopyFrom(to_output(result))  # `output=` would re-encode it (upb)
+        return response
+
+    async def ReadLogs(self, request: runtime_pb2.ReadLogsRequest,
+                       context: grpc.aio.ServicerContext) -> AsyncIterator[runtime_pb2.LogLine]:
+        """A replica's (or a service's replicas') log lines, then new ones with ``follow``."""
+        def find() -> list[replica_log.Source]:
+            return replica_log.sources(self.supervisor.work_dir, request.service,
+                                       request.replica_id)
+
+        known = await asyncio.to_thread(find)
+        if request.replica_id and not known:
+            await abort(context, not_found(
+                "replica.not_found", f"no replica {request.replica_id!r} on this runtime",
+                "list a service's replicas with `modelport get NAME`"))
+        lines = await asyncio.to_thread(replica_log.read_many, known, request.since or None,
+                                        request.tail or None)
+        for ts, rid, version, text in lines:
+            yield runtime_pb2.LogLine(ts=ts, replica_id=rid, version=version, text=text)
+        if request.follow:
+            async for rid, version, text in replica_log.follow_many(find, known):
+                yield runtime_pb2.LogLine(ts=logfiles.line_time(text) or 0.0, replica_id=rid,
+                                          version=version, text=text)
 
     async def PredictStream(self, request: inference_pb2.PredictRequest,
                             context: grpc.aio.ServicerContext
                             ) -> AsyncIterator[inference_pb2.PredictChunk]:
-        try:
-            rid = await self.dispatcher.pick(request.service, request.version, request.timeout_s)
-            async for chunk in self.supervisor.predict_stream(
-                    rid, request.request_id, to_values(request.inputs),
-                    request.timeout_s or None):
+        obs = Observation(self.metrics, request.service, request.version, request.request_id)
+        with obs:
+            try:
+                rid = await obs.pick(self.dispatcher, request.timeout_s)
+                with obs.call(rid) as span:
+                    async for chunk in self.supervisor.predict_stream(
+                            rid, request.request_id, to_values(request.inputs),
+                            time_left(request, context),
+                            on_timings=lambda t: obs.worker(t, rid, span)):
+                        yield inference_pb2.PredictChunk(request_id=request.request_id,
+                                                         version=request.version,
+                                                         output=to_output(chunk))
                 yield inference_pb2.PredictChunk(request_id=request.request_id,
-                                                 version=request.version,
-                                                 output=to_output(chunk))
-            yield inference_pb2.PredictChunk(request_id=request.request_id,
-                                             version=request.version, final=True)
-        except ModelportError as err:
-            await abort(context, err)
+                                                 version=request.version, final=True)
+            except ModelportError as err:
+                obs.failed(err)
+                await abort(context, err)

@@ -25,13 +25,18 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from opentelemetry import context as otel_context
+
 import modelport.worker
 from modelport.errors import Kind, ModelportError
 from modelport.worker.protocol import Result, Value
+from services.runtime import replica_log
 from services.runtime.backends import Backend, ReplicaHandle, ReplicaSpec
 from services.runtime.worker_link import describe_exit
+from services.telemetry import tracing
 
 log = logging.getLogger(__name__)
+_tracer = tracing.tracer("modelport.runtime")
 
 SHIM_PACKAGE = "modelport_worker"
 _DIGEST_FILE = ".modelport-shim-digest"
@@ -129,9 +134,8 @@ class _Replica:
 
     def log_line(self, text: str) -> None:
         """A supervisor note in the replica log, between the model's own lines."""
-        stamp = time.strftime("%Y-%m-%d %H:%M:%S")
-        with contextlib.suppress(OSError), open(self.dir / "replica.log", "a") as f:
-            f.write(f"=== {stamp} modelport: {text} ===\n")
+        with contextlib.suppress(OSError):
+            replica_log.note(self.dir, text)
 
 
 class Supervisor:
@@ -152,6 +156,8 @@ class Supervisor:
         self.health_failures = health_failures
         self.stop_grace_s = stop_grace_s
         self._replicas: dict[str, _Replica] = {}
+        #: services/runtime/metrics.py RuntimeMetrics, when the runtime keeps metrics
+        self.metrics: Any = None
 
     async def _get_backend(self) -> Backend:
         if self._backend is None:
@@ -177,6 +183,8 @@ class Supervisor:
         await self._get_backend()
         replica = _Replica(spec, self.work_dir / "replicas" / spec.replica_id)
         replica.dir.mkdir(parents=True, exist_ok=True)
+        replica_log.write_meta(replica.dir, {"replica_id": spec.replica_id,
+                                             "service": spec.service, "version": spec.version})
         self._replicas[spec.replica_id] = replica
         replica.task = asyncio.create_task(self._run(replica), name=f"replica-{spec.replica_id}")
         return replica.info()
@@ -197,6 +205,7 @@ class Supervisor:
         replica.state = "stopped"
         replica.message = ""
         replica.log_line("stopped")
+        replica_log.release(replica.dir)
         return replica.info()
 
     def list(self) -> list[ReplicaInfo]:
@@ -214,18 +223,21 @@ class Supervisor:
     # ------------------------------------------------------------------ data plane
 
     async def predict(self, replica_id: str, request_id: str, inputs: dict[str, Value],
-                      timeout_s: float | None = None) -> Result:
+                      timeout_s: float | None = None, tensor_outputs: bool = False) -> Result:
         replica = self._require(replica_id)
         link = self._ready_link(replica)
         return await link.predict(request_id, inputs,
-                                  replica.spec.timeout_s if timeout_s is None else timeout_s)
+                                  replica.spec.timeout_s if timeout_s is None else timeout_s,
+                                  tensor_outputs)
 
     async def predict_stream(self, replica_id: str, request_id: str, inputs: dict[str, Value],
-                             timeout_s: float | None = None) -> AsyncIterator[Result]:
+                             timeout_s: float | None = None, on_timings: Any = None
+                             ) -> AsyncIterator[Result]:
         replica = self._require(replica_id)
         link = self._ready_link(replica)
         stream = link.predict_stream(request_id, inputs,
-                                     replica.spec.timeout_s if timeout_s is None else timeout_s)
+                                     replica.spec.timeout_s if timeout_s is None else timeout_s,
+                                     on_timings=on_timings)
         async with contextlib.aclosing(stream):
             async for result in stream:
                 yield result
@@ -256,16 +268,27 @@ class Supervisor:
     async def _run(self, r: _Replica) -> None:
         attempt = 0
         backend = await self._get_backend()
+        # the first start joins the trace of whoever asked for it (StartReplica from the
+        # controller); restarts are traces of their own
+        first_context = otel_context.get_current()
         while not r.stopping:
             ready_since: float | None = None
             failed = False
             r.kill_reason = ""
             try:
                 r.started_at = time.time()
-                r.handle = await backend.start(r.spec, r.dir)
-                r.pid = r.handle.pid
-                await r.handle.link.setup(r.spec.config or None,
-                                          timeout_s=r.spec.startup_timeout_s)
+                began = time.monotonic()
+                with tracing.span(_tracer, "replica.start", {
+                        "modelport.service": r.spec.service, "modelport.version":
+                        r.spec.version, "modelport.replica_id": r.spec.replica_id,
+                        "modelport.restarts": r.restarts},
+                        context=first_context if r.restarts == 0 else otel_context.Context()):
+                    r.handle = await backend.start(r.spec, r.dir)
+                    r.pid = r.handle.pid
+                    await r.handle.link.setup(r.spec.config or None,
+                                              timeout_s=r.spec.startup_timeout_s)
+                if self.metrics is not None:
+                    self.metrics.replica_ready(r.spec, time.monotonic() - began)
             except ModelportError as err:
                 failed = True
                 reason = err.message
@@ -297,6 +320,8 @@ class Supervisor:
                     return
                 reason = r.kill_reason or _exit_reason(code)
                 r.state = "restarting"
+                if self.metrics is not None:
+                    self.metrics.replica_died(r.spec)
                 log.warning("replica %s %s", r.spec.replica_id, reason)
             if r.stopping:
                 return

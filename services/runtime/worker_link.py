@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import itertools
 import logging
 import os
@@ -29,6 +30,8 @@ log = logging.getLogger(__name__)
 EXIT_CODE_WAIT_S = 1.0
 #: longest user error message passed on to clients; the full text is in the replica log
 MAX_ERROR_MESSAGE = 2000
+#: chunks a streaming model may run ahead of the consumer; credit goes back in halves
+STREAM_WINDOW = 16
 
 _CRASH_FIX = ("see the replica log for what the model printed before it exited; the replica "
               "is restarted automatically")
@@ -196,35 +199,48 @@ class WorkerLink:
         return self.ready_info
 
     async def predict(self, request_id: str, inputs: dict[str, Value],
-                      timeout_s: float | None = None) -> Result:
+                      timeout_s: float | None = None, tensor_outputs: bool = False) -> Result:
         """One result. A streaming model's chunks are joined: JSON chunks into one JSON
-        array (spliced as raw bytes, nothing decoded), bytes chunks concatenated."""
+        array (spliced as raw bytes, nothing decoded), bytes chunks concatenated.
+        ``tensor_outputs``: numpy arrays may come back as raw named tensors (OIP)."""
         output: Result | None = None
         chunks: list[Result] = []
         duration: float | None = None
-        async with contextlib.aclosing(self._exchange(request_id, inputs, timeout_s)) as events:
+        timings: Any = None
+        async with contextlib.aclosing(self._exchange(request_id, inputs, timeout_s,
+                                                      tensor_outputs=tensor_outputs)) as events:
             async for event, payload in events:
                 if event == "output":
                     output = payload
                 elif event == "chunk":
                     chunks.append(payload)
                 elif event == "done":
-                    duration = payload
-        if output is not None:
-            return output
-        return _join(chunks, duration)
+                    duration, timings = payload
+        result = output if output is not None else _join(chunks, duration)
+        return dataclasses.replace(result, timings=timings) if timings else result
 
     async def predict_stream(self, request_id: str, inputs: dict[str, Value],
-                             timeout_s: float | None = None) -> AsyncIterator[Result]:
+                             timeout_s: float | None = None,
+                             on_timings: Callable[[Any], None] | None = None
+                             ) -> AsyncIterator[Result]:
         """Each chunk as it arrives (a non-streaming model gives exactly one).
 
         ``timeout_s`` bounds the whole stream. Close the iterator (``aclosing``) when
-        you stop early: that cancels the request in the worker.
+        you stop early: that cancels the request in the worker. ``on_timings`` receives
+        the worker's phase timings when the stream ends.
         """
-        async with contextlib.aclosing(self._exchange(request_id, inputs, timeout_s)) as events:
+        taken = 0
+        async with contextlib.aclosing(self._exchange(request_id, inputs, timeout_s,
+                                                      STREAM_WINDOW)) as events:
             async for event, payload in events:
+                if event == "done" and on_timings is not None and payload[1]:
+                    on_timings(payload[1])
                 if event in ("chunk", "output"):
                     yield payload
+                    taken += 1  # the consumer came back for more: the chunk has left
+                    if taken >= STREAM_WINDOW // 2:
+                        await self._send_quietly(p.credit(request_id, taken))
+                        taken = 0
 
     async def cancel(self, request_id: str) -> None:
         """Stop a request: it fails here at once; the worker drops it or stops it."""
@@ -275,14 +291,15 @@ class WorkerLink:
     # ------------------------------------------------------------------ internals
 
     async def _exchange(self, request_id: str, inputs: dict[str, Value],
-                        timeout_s: float | None) -> AsyncIterator[tuple[str, Any]]:
+                        timeout_s: float | None, window: int | None = None,
+                        tensor_outputs: bool = False) -> AsyncIterator[tuple[str, Any]]:
         """Send one predict and yield its events until done; fails, times out, cancels."""
         self._check_open()
         if request_id in self._requests:
             raise ModelportError(Kind.CONFLICT, "request.duplicate_id",
                                  f"request {request_id!r} is already in flight on {self.name}",
                                  fix="use a fresh request id per request")
-        header, parts = p.predict(request_id, inputs, timeout_s)
+        header, parts = p.predict(request_id, inputs, timeout_s, window, tensor_outputs)
         try:
             buffers = p.encode_frame(header, parts)
         except p.FrameTooLarge as exc:
@@ -400,9 +417,12 @@ class WorkerLink:
                 del self._requests[req.id]
                 error = header.get("error")
                 if error:
-                    req.events.put_nowait(("failed", error_from_worker(error, req.id)))
+                    failure = error_from_worker(error, req.id)
+                    failure.worker_timings = header.get("timings")  # type: ignore[attr-defined]
+                    req.events.put_nowait(("failed", failure))
                 else:
-                    req.events.put_nowait(("done", header.get("duration_ms")))
+                    req.events.put_nowait(("done", (header.get("duration_ms"),
+                                                    header.get("timings"))))
                 return
             try:
                 result = p.decode_result(header.get("result"), frame.parts)
@@ -413,7 +433,7 @@ class WorkerLink:
                     Kind.INTERNAL, "worker.protocol_error", str(exc))))
                 return
             if kind == p.OUTPUT and header.get("duration_ms") is not None:
-                result = Result(result.kind, result.data, header["duration_ms"])
+                result = dataclasses.replace(result, duration_ms=header["duration_ms"])
             req.events.put_nowait(("output" if kind == p.OUTPUT else "chunk", result))
         elif kind == p.HEALTH:
             fut = self._probes.get(frame.id or "")
@@ -454,6 +474,10 @@ def _join(chunks: list[Result], duration: float | None) -> Result:
         return Result("json", b"[" + b",".join(c.data for c in chunks) + b"]", duration)
     if kinds == {"bytes"}:
         return Result("bytes", b"".join(c.data for c in chunks), duration)
+    if "tensors" in kinds:
+        raise ModelportError(Kind.MODEL, "model.stream_tensors",
+                             "predict yielded tensors as a stream; a unary call cannot join "
+                             "them into one result", fix="call the streaming endpoint")
     raise ModelportError(Kind.MODEL, "model.mixed_stream",
                          "predict yielded both bytes and JSON values, which cannot be joined "
                          "into one result", fix="call the streaming endpoint, or yield one kind")

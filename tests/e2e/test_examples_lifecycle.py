@@ -42,6 +42,12 @@ def test_predictor_example_lifecycle(client, tmp_path: Path) -> None:
     assert r.json()["data"]["label"] == "SETOSA-v2"
     assert r.json()["metadata"]["version"] == 2
 
+    # uploading the first package again rolls back to version 1 without a new version
+    back = client.update(svc["name"], tmp_path / "iris.zip")
+    assert back["serving_version"] == 1
+    assert httpx.post(url, json={"features": SETOSA}).json()["data"]["label"] == "setosa"
+    assert [v["number"] for v in client.versions(svc["name"])] == [1, 2]
+
     client.delete(svc["name"])
     r = httpx.post(url, json={"features": SETOSA})
     assert r.status_code == 404

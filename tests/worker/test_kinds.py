@@ -171,14 +171,15 @@ def test_unserialisable_outputs_are_a_clear_error() -> None:
 
 
 def test_kind_detection_is_table_driven(tmp_path: Path) -> None:
-    assert kinds.kind_names() == ["predictor", "file_contract"]
+    assert kinds.kind_names() == ["modelarts", "predictor", "file_contract"]
     assert kinds.detect_kind({"predictor": "a:B"}) == "predictor"
+    assert kinds.detect_kind({"model_type": "PyTorch", "model_algorithm": "x"}) == "modelarts"
     assert kinds.detect_kind({"entrypoint": "python x.py", "input": [], "output": []}) == (
         "file_contract")
     with pytest.raises(ConfigError, match="matches no package kind"):
         kinds.detect_kind({"name": "x"})
-    with pytest.raises(ConfigError, match="unknown package kind 'modelarts'"):
-        kinds.load_adapter(str(tmp_path), {"predictor": "a:B"}, kind="modelarts")
+    with pytest.raises(ConfigError, match="unknown package kind 'docker'"):
+        kinds.load_adapter(str(tmp_path), {"predictor": "a:B"}, kind="docker")
 
 
 def test_config_json_is_found_under_model(tmp_path: Path) -> None:

@@ -30,6 +30,10 @@ FRAMES = {
         "raw": Value.of_raw_json(b'{"x":1}'),
     }, timeout_s=30.0),
     "cancel": p.cancel("req-1"),
+    "credit": p.credit("req-1", 8),
+    "predict_windowed": p.predict("req-1", {"text": Value.of_text("hi")}, window=16),
+    "predict_tensor": p.predict("req-1", {"x": Value.of_tensor(
+        "FP32", [1, 2], b"\x00\x00\x80\x3f\x00\x00\x00\x40")}, tensor_outputs=True),
     "health": p.health("h1"),
     "shutdown": p.shutdown(),
     # worker -> runtime
@@ -40,8 +44,13 @@ FRAMES = {
     "log": p.log("info", "predictor package ready in 0.12s", "req-1"),
     "output_json": p.output("req-1", Result.of_json({"label": "positive", "score": 0.5}), 12.5),
     "output_bytes": p.output("req-1", Result.of_bytes(b"\x00\x01\x02\xff")),
+    "output_tensors": p.output("req-1", Result.of_tensors([
+        p.Tensor("INT8", (2,), b"\x01\xff", "y"), p.Tensor(None, (), b'"ok"', "label")])),
     "chunk": p.chunk("req-1", Result.of_json({"token": "hi"})),
     "done": p.done("req-1", duration_ms=3.25),
+    "done_timings": p.done("req-1", duration_ms=3.25, timings={
+        "t0": 1767225600.125, "phases": [["queue", 0.0, 0.05], ["preprocess", 0.05, 0.2],
+                                         ["predict", 0.25, 2.5], ["postprocess", 2.75, 0.5]]}),
     "done_error": p.done("req-1", p.error_dict("ValueError", "bad input: 3",
                                                "Traceback ...\n")),
     "done_shim_error": p.done("req-1", p.error_dict("InvalidInput", "missing input 'text'", "",

@@ -1,9 +1,8 @@
 """Package kinds: one adapter module per kind, found through one table.
 
 Each module in ``KINDS`` has ``detect(config) -> bool`` and an ``Adapter`` class (see
-``base.py`` for its interface). To add a kind, e.g. ModelArts (``model/config.json``
-with ``model_type`` and a ``customize_service.py``), write ``kinds/modelarts.py`` and
-add one row here, before the kinds whose detection it would otherwise match.
+``base.py`` for its interface). To add a kind, write ``kinds/<kind>.py`` and add one
+row here, before the kinds whose detection it would otherwise match.
 
 Stdlib only, Python >= 3.8.
 """
@@ -19,6 +18,7 @@ from .base import ConfigError
 
 #: (kind name, module in this package), tried in order by ``detect_kind``
 KINDS = (
+    ("modelarts", "modelarts"),
     ("predictor", "predictor"),
     ("file_contract", "file_contract"),
 )

@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import dataclasses
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from ..protocol import ErrorCode, Result, dumps_json
@@ -46,13 +48,56 @@ def invalid_input(message: str) -> ShimError:
 
 
 class RequestContext:
-    """One request as the adapter sees it: its id, its deadline, and a cancel flag."""
+    """One request as the adapter sees it: its id, its deadline, a cancel flag, and the
+    stream window (chunks it may send ahead of the runtime's credit; None = no limit)."""
 
-    def __init__(self, request_id: str, timeout_s: float | None = None) -> None:
+    #: the caller (Open Inference Protocol) wants named tensors back where the model
+    #: returns numpy arrays (see ``tensors.to_tensor_result``)
+    tensor_outputs = False
+
+    def __init__(self, request_id: str, timeout_s: float | None = None,
+                 window: int | None = None) -> None:
         self.id = request_id
         self.timeout_s = timeout_s
         self.started = time.monotonic()
         self.cancelled = threading.Event()
+        self.window = window
+        self._sent = 0
+        self._credit = 0
+        self._flow = threading.Condition()
+        #: wall clock at arrival and the measured phases: the ``done`` frame's timings
+        self.t0 = time.time()
+        self.phases: list[list[Any]] = []
+
+    @contextlib.contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        """``with ctx.phase("predict"):`` times a stage of the request for its trace."""
+        start = time.monotonic()
+        try:
+            yield
+        finally:
+            self.add_phase(name, start, time.monotonic())
+
+    def add_phase(self, name: str, start: float, end: float) -> None:
+        self.phases.append([name, round((start - self.started) * 1000.0, 3),
+                            round((end - start) * 1000.0, 3)])
+
+    def timings(self) -> dict[str, Any]:
+        return {"t0": self.t0, "phases": self.phases}
+
+    def add_credit(self, n: int) -> None:
+        with self._flow:
+            self._credit += n
+            self._flow.notify_all()
+
+    def may_send(self) -> bool:
+        """Wait until one more chunk fits in the window; False once the request is cancelled."""
+        with self._flow:
+            while (self.window is not None and self._sent - self._credit >= self.window
+                   and not self.cancelled.is_set()):
+                self._flow.wait(0.25)
+            self._sent += 1
+        return not self.cancelled.is_set()
 
     def remaining(self, default: float) -> float:
         """Seconds left: the request's own timeout if it set one and it is shorter."""

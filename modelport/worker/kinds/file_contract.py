@@ -118,14 +118,17 @@ class Adapter:
                                 f"this model takes: {', '.join(expected)}")
         workdir = tempfile.mkdtemp(prefix="modelport-req-")
         try:
-            copy_tree(self.root, workdir)
-            for name, rel, kind in self.inputs:
-                path = _inside(workdir, rel)
-                write_fresh(path, _input_bytes(name, kind, inputs[name]))
-            for _, rel, _ in self.outputs:  # a stale output shipped in the package is no answer
-                _unlink(_inside(workdir, rel))
-            self._run(workdir, ctx)
-            return self._read_outputs(workdir)
+            with ctx.phase("preprocess"):
+                copy_tree(self.root, workdir)
+                for name, rel, kind in self.inputs:
+                    path = _inside(workdir, rel)
+                    write_fresh(path, _input_bytes(name, kind, inputs[name]))
+                for _, rel, _ in self.outputs:  # a stale output in the package is no answer
+                    _unlink(_inside(workdir, rel))
+            with ctx.phase("predict"):
+                self._run(workdir, ctx)
+            with ctx.phase("postprocess"):
+                return self._read_outputs(workdir)
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
 

@@ -20,8 +20,16 @@ import sys
 from collections.abc import Iterator
 from typing import Any
 
+from .. import tensors
 from ..protocol import Result, Value
-from .base import ConfigError, RequestContext, decode_base64, invalid_input, to_result
+from .base import (
+    ConfigError,
+    RequestContext,
+    decode_base64,
+    invalid_input,
+    json_default,
+    to_result,
+)
 
 TYPES = ("text", "image", "file", "json", "number", "tensor")
 
@@ -129,19 +137,23 @@ class Adapter:
     # ------------------------------------------------------------------ requests
 
     def predict(self, inputs: dict[str, Value], ctx: RequestContext) -> Any:
-        kwargs = self.convert_inputs(inputs)
-        out = self.predict_fn(**kwargs)
-        if inspect.iscoroutine(out):
-            import asyncio
+        with ctx.phase("preprocess"):
+            kwargs = self.convert_inputs(inputs)
+        with ctx.phase("predict"):
+            out = self.predict_fn(**kwargs)
+            if inspect.iscoroutine(out):
+                import asyncio
 
-            out = asyncio.run(out)
+                out = asyncio.run(out)
+        encode = _encode_tensors if ctx.tensor_outputs else to_result
         if inspect.isasyncgen(out):
-            return _results(_sync_iter(out))
+            return _results(_sync_iter(out), encode)
         if inspect.isgenerator(out) or (
             isinstance(out, Iterator) and not isinstance(out, (str, bytes, dict, list))
         ):
-            return _results(out)
-        return to_result(out)
+            return _results(out, encode)
+        with ctx.phase("postprocess"):
+            return encode(out)
 
     def convert_inputs(self, inputs: dict[str, Value]) -> dict[str, Any]:
         if not self.inputs:
@@ -165,9 +177,14 @@ class Adapter:
         return out
 
 
-def _results(items: Any) -> Iterator[Result]:
+def _results(items: Any, encode: Any = to_result) -> Iterator[Result]:
     for item in items:
-        yield to_result(item)
+        yield encode(item)
+
+
+def _encode_tensors(value: Any) -> Result:
+    """For the Open Inference Protocol: numpy arrays as raw tensors, the rest as JSON."""
+    return tensors.to_tensor_result(value, json_default) or to_result(value)
 
 
 def _sync_iter(agen: Any) -> Iterator[Any]:
@@ -189,15 +206,32 @@ def _sync_iter(agen: Any) -> Iterator[Any]:
 
 
 def _plain(name: str, value: Value) -> Any:
+    if value.kind == "tensor":  # undeclared input: an array when numpy is there
+        return _tensor_value(name, value, lambda t: tensors.to_array(t) if _numpy()
+                             else tensors.to_list(t))
     try:
         return value.decoded()
     except ValueError as exc:
         raise invalid_input(f"input {name!r} is not valid JSON: {exc}") from None
 
 
+def _tensor_value(name: str, value: Value, convert: Any) -> Any:
+    try:
+        return convert(value.payload)
+    except tensors.TensorError as exc:
+        raise invalid_input(f"input {name!r}: {exc}") from None
+
+
+def _tensor_element(spec: InputSpec, value: Value) -> Any:
+    """A one-element tensor sent for a text/image/file/number input: its element."""
+    return _tensor_value(spec.name, value, tensors.scalar)
+
+
 def _as_text(spec: InputSpec, value: Value) -> str:
     if value.kind == "text":
         return value.payload
+    if value.kind == "tensor":
+        value = Value.of_bytes(_as_element_bytes(spec, value))
     if value.kind == "bytes":
         try:
             return bytes(value.payload).decode("utf-8")
@@ -213,6 +247,8 @@ def _as_text(spec: InputSpec, value: Value) -> str:
 def _as_json(spec: InputSpec, value: Value) -> Any:
     if value.kind in ("json", "raw_json"):
         return _plain(spec.name, value)
+    if value.kind == "tensor":
+        return _tensor_value(spec.name, value, tensors.to_list)
     text = _as_text(spec, value)
     try:
         return json.loads(text)
@@ -221,6 +257,11 @@ def _as_json(spec: InputSpec, value: Value) -> Any:
 
 
 def _as_number(spec: InputSpec, value: Value) -> Any:
+    if value.kind == "tensor" and value.payload.datatype != "BYTES":
+        number = _tensor_element(spec, value)
+        if isinstance(number, bool):
+            raise invalid_input(f"input {spec.name!r} must be a number, not BOOL")
+        return number
     if value.kind in ("json", "raw_json"):
         decoded = _plain(spec.name, value)
         if isinstance(decoded, (int, float)) and not isinstance(decoded, bool):
@@ -238,15 +279,35 @@ def _as_number(spec: InputSpec, value: Value) -> Any:
         raise invalid_input(f"input {spec.name!r} must be a number, not {text[:40]!r}") from None
 
 
+def _as_element_bytes(spec: InputSpec, value: Value) -> bytes:
+    if value.payload.datatype != "BYTES":
+        raise invalid_input(f"input {spec.name!r} ({spec.type}) needs a BYTES tensor with one "
+                            f"element, not {value.payload.datatype}")
+    return _tensor_element(spec, value)
+
+
 def _as_bytes(spec: InputSpec, value: Value) -> bytes:
     if value.kind == "bytes":
         return bytes(value.payload)
+    if value.kind == "tensor":
+        return _as_element_bytes(spec, value)
     text = _as_text(spec, value)
     return decode_base64(text, f"input {spec.name!r} ({spec.type})")
 
 
 def _as_tensor(spec: InputSpec, value: Value) -> Any:
     np = _numpy()
+    if value.kind == "tensor":
+        if np is None:
+            return _tensor_value(spec.name, value, tensors.to_list)
+        array = _tensor_value(spec.name, value, tensors.to_array)
+        if spec.dtype and spec.dtype != "object" and array.dtype != np.dtype(spec.dtype):
+            if not np.can_cast(array.dtype, spec.dtype, "same_kind"):
+                raise invalid_input(f"input {spec.name!r} is declared {spec.dtype}; a "
+                                    f"{value.payload.datatype} tensor cannot be cast to it")
+            array = array.astype(spec.dtype)
+        _check_shape(spec, array)
+        return array
     if value.kind == "bytes":
         if np is None:
             raise invalid_input(f"input {spec.name!r} is a tensor sent as raw bytes, which "
@@ -258,7 +319,7 @@ def _as_tensor(spec: InputSpec, value: Value) -> Any:
             array = np.frombuffer(bytes(value.payload), dtype=spec.dtype)
             if spec.shape:
                 array = array.reshape(spec.shape)
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, OverflowError) as exc:
             raise invalid_input(f"input {spec.name!r}: raw bytes do not make a "
                                 f"{spec.dtype} tensor of shape {spec.shape}: {exc}") from None
         return array
@@ -267,9 +328,14 @@ def _as_tensor(spec: InputSpec, value: Value) -> Any:
         return data
     try:
         array = np.asarray(data, dtype=spec.dtype) if spec.dtype else np.asarray(data)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, OverflowError) as exc:
         raise invalid_input(f"input {spec.name!r} is not a {spec.dtype or ''} tensor: "
                             f"{exc}") from None
+    _check_shape(spec, array)
+    return array
+
+
+def _check_shape(spec: InputSpec, array: Any) -> None:
     if spec.shape is not None:
         shape = list(array.shape)
         if len(shape) != len(spec.shape) or any(
@@ -277,7 +343,6 @@ def _as_tensor(spec: InputSpec, value: Value) -> Any:
         ):
             raise invalid_input(f"input {spec.name!r} has shape {shape}, but config.json "
                                 f"declares {spec.shape} (-1 matches any size)")
-    return array
 
 
 _CONVERTERS = {

@@ -18,14 +18,20 @@ class InferenceServicer(inference_pb2_grpc.InferenceServicer):
         self.dataplane = dataplane
 
     @staticmethod
-    def _request(msg: inference_pb2.PredictRequest) -> InferenceRequest:
+    def _request(msg: inference_pb2.PredictRequest,
+                 context: grpc.aio.ServicerContext | None = None) -> InferenceRequest:
+        """The shared request; the caller's gRPC deadline caps ``timeout_s`` for every hop."""
+        timeout = msg.timeout_s
+        left = context.time_remaining() if context is not None else None
+        if left is not None:
+            timeout = min(timeout, left) if timeout else left
         return InferenceRequest(msg.service, msg.request_id or uuid.uuid4().hex, list(msg.inputs),
-                                msg.version, msg.timeout_s)
+                                msg.version, timeout)
 
     async def Predict(self, request: inference_pb2.PredictRequest,
                       context: grpc.aio.ServicerContext) -> inference_pb2.PredictResponse:
         try:
-            res = await self.dataplane.infer(self._request(request))
+            res = await self.dataplane.infer(self._request(request, context))
         except ModelportError as err:
             await abort(context, err)
             raise  # unreachable: abort raises
@@ -36,7 +42,7 @@ class InferenceServicer(inference_pb2_grpc.InferenceServicer):
                             context: grpc.aio.ServicerContext
                             ) -> AsyncIterator[inference_pb2.PredictChunk]:
         try:
-            async for chunk in self.dataplane.infer_stream(self._request(request)):
+            async for chunk in self.dataplane.infer_stream(self._request(request, context)):
                 yield chunk
         except ModelportError as err:
             await abort(context, err)

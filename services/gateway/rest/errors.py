@@ -11,12 +11,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from modelport.errors import Kind, ModelportError
+from services.gateway.telemetry import note_error
 
 log = logging.getLogger(__name__)
 
 
 def error_response(err: ModelportError, request_id: str = "",
                    extra_headers: dict[str, str] | None = None) -> Response:
+    note_error(err.code, err.message)  # for the access log
     body: dict[str, Any] = {"result": False, "error": err.to_dict()}
     if err.kind is Kind.INTERNAL:
         body["error"] = {"kind": "internal", "code": "internal",

@@ -21,6 +21,7 @@ from modelport.errors import ModelportError, invalid, too_large
 from modelport.v1 import inference_pb2
 from services.gateway.dataplane import DataPlane, InferenceRequest, InferenceResult, Route
 from services.gateway.rest.errors import error_response
+from services.gateway.streaming import sse
 
 BINARY_TYPES = {"image", "file"}
 
@@ -76,12 +77,22 @@ async def decode(request: Request, route: Route, max_body: int) -> list[inferenc
         raise too_large("request.too_large", f"request body is {declared} bytes; the limit is "
                         f"{max_body}", "send a smaller input or use an async task")
     types = _types(route)
+    # ModelArts code receives the request as sent (files with their names, fields as
+    # text, the JSON body as parsed): its `apis` schema describes, it does not convert
+    as_sent = route.interface.get("kind") == "modelarts"
     if ctype in ("multipart/form-data", "application/x-www-form-urlencoded"):
         form = await request.form(max_part_size=max_body)
         out = []
         for key, val in form.multi_items():
-            raw = await val.read() if isinstance(val, UploadFile) else val
-            out.append(_value(key, types.get(key, "text"), raw, "multipart"))
+            if isinstance(val, UploadFile):
+                value = _value(key, "file" if as_sent else types.get(key, "text"),
+                               await val.read(), "multipart")
+                if value.HasField("data") and val.filename:
+                    value.filename = val.filename
+            else:
+                value = _value(key, "text" if as_sent else types.get(key, "text"), val,
+                               "multipart")
+            out.append(value)
         return out
     body = await _read_limited(request, max_body)
     if ctype in ("application/json", ""):
@@ -93,6 +104,8 @@ async def decode(request: Request, route: Route, max_body: int) -> list[inferenc
         if not isinstance(doc, dict):
             raise invalid("request.not_an_object", "JSON body must be an object keyed by input "
                           "name", "send {" + ", ".join(f'"{n}": ...' for n in types) + "}")
+        if as_sent:
+            return [inference_pb2.InputValue(name=k, json=orjson.dumps(v)) for k, v in doc.items()]
         return [_value(k, types.get(k, "json"), v, "json") for k, v in doc.items()]
     if ctype in ("text/plain", "application/octet-stream"):
         if len(types) != 1:
@@ -130,9 +143,10 @@ def envelope(res: InferenceResult) -> bytes:
 
 
 class InferEndpoint:
-    def __init__(self, dataplane: DataPlane, max_body: int) -> None:
+    def __init__(self, dataplane: DataPlane, max_body: int, tasks: Any = None) -> None:
         self.dataplane = dataplane
         self.max_body = max_body
+        self.tasks = tasks  # rest/tasks.py TaskApi: `Prefer: respond-async` submits a task
 
     async def handle(self, request: Request) -> Response:
         rid = request.headers.get("x-request-id") or uuid.uuid4().hex
@@ -140,6 +154,11 @@ class InferEndpoint:
         try:
             route = await self.dataplane.route(name)
             inputs = await decode(request, route, self.max_body)
+            if self.tasks is not None and self.tasks.wants_async(request):
+                return await self.tasks.submit(request, route, inputs, rid)
+            if sse.wants_sse(request):
+                return await sse.respond(self.dataplane, InferenceRequest(name, rid, inputs),
+                                         route)
             res = await self.dataplane.infer(InferenceRequest(name, rid, inputs), route)
         except ModelportError as err:
             return error_response(err, rid)

@@ -17,13 +17,15 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from modelport.errors import invalid, too_large
+from modelport.errors import invalid, not_found, too_large
 from modelport.spec.service import ModelService, parse_service
 from modelport.v1 import registry_pb2, registry_pb2_grpc
 from services.gateway import call_examples
 from services.grpc_errors import from_rpc_error
 
 CHUNK = 1024 * 1024
+#: events a service view from GET /api/v1/services/{name} carries (newest last)
+RECENT_EVENTS = 10
 
 
 def _json(data: Any, status: int = 200) -> Response:
@@ -210,7 +212,12 @@ class ManagementApi:
     async def get(self, request: Request) -> Response:
         svc = await self._call("GetService", registry_pb2.GetServiceRequest(
             name=request.path_params["name"]))
-        return _json(self.service_view(request, svc))
+        # whoever reads the status next calls the service: let this gateway's route follow it
+        self.forget_route(svc.name)
+        recent = await self._call("ListEvents", registry_pb2.ListEventsRequest(
+            service=svc.name, limit=RECENT_EVENTS))
+        return _json({**self.service_view(request, svc),
+                      "events": [_event_view(e) for e in recent.events]})
 
     async def delete(self, request: Request) -> Response:
         resp = await self._call("DeleteService", registry_pb2.DeleteServiceRequest(
@@ -231,17 +238,27 @@ class ManagementApi:
         return _json({"versions": [_version_view(v) for v in resp.versions]})
 
     async def build_log(self, request: Request) -> Response:
+        number = int(request.path_params["number"])
+        if not 0 < number < 2**31:
+            raise not_found("version.not_found", f"model {request.path_params['model']!r} has "
+                            f"no version {number}", "list versions with GET "
+                            "/api/v1/models/{model}/versions")
         log = await self._call("GetBuildLog", registry_pb2.GetBuildLogRequest(
-            model=request.path_params["model"], number=int(request.path_params["number"])))
+            model=request.path_params["model"], number=number))
         return PlainTextResponse(log.text, headers={"X-Build-State": log.state})
 
     async def events(self, request: Request) -> Response:
+        q = request.query_params
+        try:
+            limit, version = int(q.get("limit") or 100), int(q.get("version") or 0)
+            if not (0 <= limit < 2**31 and 0 <= version < 2**31):
+                raise ValueError
+        except ValueError:
+            raise invalid("request.query_invalid", "limit and version must be whole numbers",
+                          "send e.g. ?version=2&limit=50") from None
         resp = await self._call("ListEvents", registry_pb2.ListEventsRequest(
-            service=request.path_params["name"], limit=int(request.query_params.get("limit",
-                                                                                    100))))
-        return _json({"events": [{"ts": e.ts, "type": e.type, "reason": e.reason,
-                                  "message": e.message, "version": e.version}
-                                 for e in resp.events]})
+            service=request.path_params["name"], limit=limit, version=version))
+        return _json({"events": [_event_view(e) for e in resp.events]})
 
     def routes(self) -> list[Route]:
         return [
@@ -262,6 +279,11 @@ class ManagementApi:
 async def _read_chunks(upload: UploadFile) -> AsyncIterator[bytes]:
     while data := await upload.read(CHUNK):
         yield data
+
+
+def _event_view(e: registry_pb2.Event) -> dict[str, Any]:
+    return {"ts": e.ts, "type": e.type, "reason": e.reason, "message": e.message,
+            "version": e.version}
 
 
 def _version_view(v: registry_pb2.ModelVersion) -> dict[str, Any]:

@@ -9,16 +9,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from typing import Any
 
 import grpc
+from opentelemetry import context as otel_context
 
 from modelport.v1 import builder_pb2_grpc, runtime_pb2, runtime_pb2_grpc
 from services.registry.controller import observe
 from services.registry.controller.act import Actor
 from services.registry.controller.plan import plan_service
-from services.registry.store.base import Store
+from services.registry.metrics import METRICS
+from services.registry.store.base import ServiceRecord, Store
+from services.telemetry import tracing
 
 log = logging.getLogger(__name__)
+_tracer = tracing.tracer("modelport.controller")
 
 
 class ControllerLoop:
@@ -62,7 +67,23 @@ class ControllerLoop:
                 pass
             self._wake.clear()
 
+    async def _act(self, svc: ServiceRecord, actions: list[Any]) -> None:
+        for action in actions:
+            name = type(action).__name__
+            try:
+                with tracing.span(_tracer, name, {"modelport.service": svc.name}):
+                    await self.actor.run(svc, action)
+                METRICS.actions.labels(name, "ok").inc()
+            except grpc.aio.AioRpcError as err:
+                METRICS.actions.labels(name, "failed").inc()
+                self.actor.event(svc, 0, "ActionFailed", f"{name} failed: {err.details()}",
+                                 True)
+
     async def reconcile_all(self) -> None:
+        with METRICS.reconcile_seconds.time():
+            await self._reconcile_all()
+
+    async def _reconcile_all(self) -> None:
         replicas = await observe.replicas_by_service(self.runtime)
         services = self.store.list_services()
         for svc in services:
@@ -73,12 +94,12 @@ class ControllerLoop:
             versions = {v.number: v for v in self.store.list_versions(model)}
             plan = plan_service(svc.spec, svc.generation, svc.status, versions,
                                 replicas.get(svc.name, []), time.time())
-            for action in plan.actions:
-                try:
-                    await self.actor.run(svc, action)
-                except grpc.aio.AioRpcError as err:
-                    self.actor.event(svc, 0, "ActionFailed",
-                                     f"{type(action).__name__} failed: {err.details()}", True)
+            if plan.actions:  # a pass that changes something is a trace of its own
+                with tracing.span(_tracer, "reconcile", {
+                        "modelport.service": svc.name, "modelport.generation": svc.generation,
+                        "modelport.actions": [type(a).__name__ for a in plan.actions]},
+                        context=otel_context.Context()):
+                    await self._act(svc, plan.actions)
             status = {**plan.status, "updated_at": svc.status.get("updated_at", time.time())}
             if {k: v for k, v in status.items() if k != "updated_at"} != {
                     k: v for k, v in svc.status.items() if k != "updated_at"}:

@@ -9,6 +9,7 @@ import grpc
 
 from modelport.v1 import builder_pb2, builder_pb2_grpc, runtime_pb2, runtime_pb2_grpc
 from services.registry.controller.plan import ObservedReplica
+from services.registry.metrics import METRICS
 from services.registry.store.base import EventRecord, Store, VersionRecord
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,8 @@ async def sync_build(store: Store, builder: builder_pb2_grpc.BuilderStub, v: Ver
         else:
             log.warning("builder unreachable while checking %s: %s", v.build_id, err.details())
         return
+    if b.state in ("succeeded", "failed"):
+        METRICS.observe_build(b.state, b.cached, b.started_at, b.finished_at)
     if b.state == "succeeded":
         store.update_version(v.model, v.number, state="ready", artifact=b.artifact, error="")
         how = "reused a cached environment" if b.cached else "built the environment"

@@ -27,6 +27,11 @@ CREATE TABLE IF NOT EXISTS events (
   model TEXT NOT NULL, version INTEGER NOT NULL, type TEXT NOT NULL, reason TEXT NOT NULL,
   message TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS events_service ON events (service, id);
+CREATE INDEX IF NOT EXISTS events_model ON events (model, version, id);
+CREATE INDEX IF NOT EXISTS events_ts ON events (ts);
+CREATE TABLE IF NOT EXISTS gitops_sources (id TEXT PRIMARY KEY, data_json TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS gitops_services (
+  service TEXT PRIMARY KEY, source TEXT NOT NULL, data_json TEXT NOT NULL);
 """
 
 _VERSION_COLUMNS = [f.name for f in fields(VersionRecord)]
@@ -127,10 +132,54 @@ class SqliteStore:
         self.db.execute(f"INSERT INTO events ({','.join(d)}) VALUES ({','.join('?' * len(d))})",
                         list(d.values()))
 
-    def list_events(self, service: str, limit: int = 100) -> list[EventRecord]:
-        rows = self.db.execute("SELECT * FROM events WHERE service=? ORDER BY id DESC LIMIT ?",
-                               (service, limit)).fetchall()
+    def list_events(self, service: str, limit: int = 100,
+                    version: int = 0) -> list[EventRecord]:
+        """The newest ``limit`` events of a service (of one version when given), oldest
+        first."""
+        where, args = "service=?", [service]
+        if version:
+            where, args = where + " AND version=?", [*args, version]
+        rows = self.db.execute(f"SELECT * FROM events WHERE {where} ORDER BY id DESC LIMIT ?",
+                               (*args, limit)).fetchall()
         return [EventRecord(**dict(r)) for r in reversed(rows)]
+
+    def list_model_events(self, model: str, version: int = 0,
+                          limit: int = 100) -> list[EventRecord]:
+        """A model's (version's) events, whichever service recorded them, oldest first."""
+        where, args = "model=?", [model]
+        if version:
+            where, args = where + " AND version=?", [*args, version]
+        rows = self.db.execute(f"SELECT * FROM events WHERE {where} ORDER BY id DESC LIMIT ?",
+                               (*args, limit)).fetchall()
+        return [EventRecord(**dict(r)) for r in reversed(rows)]
+
+    def prune_events(self, before: float) -> int:
+        """Delete events older than ``before`` (unix time); returns how many went."""
+        return self.db.execute("DELETE FROM events WHERE ts < ?", (before,)).rowcount
+
+    # gitops ---------------------------------------------------------------------------
+    def put_gitops_source(self, source: dict[str, Any]) -> None:
+        self.db.execute("INSERT OR REPLACE INTO gitops_sources (id, data_json) VALUES (?,?)",
+                        (source["id"], json.dumps(source)))
+
+    def list_gitops_sources(self) -> list[dict[str, Any]]:
+        rows = self.db.execute("SELECT data_json FROM gitops_sources ORDER BY id")
+        return [json.loads(r[0]) for r in rows]
+
+    def replace_gitops_services(self, source: str, rows: list[dict[str, Any]]) -> None:
+        """One transaction: a source's statuses are replaced whole, never half-written."""
+        with self.db:
+            self.db.execute("BEGIN IMMEDIATE")
+            self.db.execute("DELETE FROM gitops_services WHERE source=?", (source,))
+            self.db.executemany(
+                "INSERT OR REPLACE INTO gitops_services (service, source, data_json)"
+                " VALUES (?,?,?)", [(r["service"], source, json.dumps(r)) for r in rows])
+
+    def list_gitops_services(self, source: str = "") -> list[dict[str, Any]]:
+        sql, args = "SELECT data_json FROM gitops_services", ()
+        if source:
+            sql, args = sql + " WHERE source=?", (source,)
+        return [json.loads(r[0]) for r in self.db.execute(sql + " ORDER BY service", args)]
 
     def close(self) -> None:
         self.db.close()

@@ -2,7 +2,8 @@
 
 The worker gets an environment built from scratch (nothing of the platform's own
 environment leaks into model code), its own process group (stopping it stops whatever
-the model started), and ``<replica_dir>/replica.log`` for stdout and stderr.
+the model started), and ``<replica_dir>/replica.log`` for stdout and stderr (piped
+through the runtime, which timestamps and rotates it: ``replica_log.py``).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import time
 from pathlib import Path
 
 from modelport.errors import Kind, ModelportError
+from services.runtime import replica_log
 from services.runtime.backends import ReplicaSpec
 from services.runtime.worker_link import WorkerLink, WorkerListener, describe_exit
 
@@ -31,6 +33,8 @@ SYSTEM_PATH = "/usr/local/bin:/usr/bin:/bin"
 TERM_GRACE_S = 5.0
 #: log lines quoted when a worker dies before connecting
 LOG_TAIL_LINES = 15
+#: how long an exited worker's last output may take to reach the log
+PUMP_DRAIN_S = 2.0
 #: unix socket paths are limited to 107 bytes on Linux
 _MAX_SOCKET_PATH = 100
 
@@ -99,12 +103,21 @@ class ProcessReplica:
         self.link: WorkerLink = None  # type: ignore[assignment]  # set by ProcessBackend.start
         loop = asyncio.get_running_loop()
         self._exit: asyncio.Future[int] = loop.create_future()
+        # stdout+stderr -> the replica log, timestamped and rotated (replica_log.py)
+        self._pump = (loop.create_task(replica_log.pump(proc.stdout, log_path.parent),
+                                       name=f"{spec.replica_id}-log")
+                      if proc.stdout is not None else None)
         self._waiter = loop.create_task(self._watch(), name=f"{spec.replica_id}-wait")
 
     async def _watch(self) -> None:
         code = await self.proc.wait()
         # whatever the worker left in its group (forked children) goes with it
         self._signal_group(signal.SIGKILL)
+        if self._pump is not None:
+            # the last lines before the exit are in the log before anyone reads it; a
+            # child that left the group may hold the pipe open, so this is bounded
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(asyncio.shield(self._pump), PUMP_DRAIN_S)
         if not self._exit.done():
             self._exit.set_result(code)
         if self.link is not None:
@@ -176,23 +189,21 @@ class ProcessBackend:
         listener = await WorkerListener.open(sock)
         replica: ProcessReplica | None = None
         try:
-            with open(log_path, "ab") as log_file:
-                stamp = time.strftime("%Y-%m-%d %H:%M:%S")
-                log_file.write(f"=== {stamp} modelport: starting {spec.replica_id} "
-                               f"({spec.service} v{spec.version}) ===\n".encode())
-                log_file.flush()
-                try:
-                    proc = await asyncio.create_subprocess_exec(
-                        *argv, stdin=asyncio.subprocess.DEVNULL, stdout=log_file,
-                        stderr=log_file, env=build_env(spec, self.shim_root, replica_dir),
-                        # not the package: python -m would put it first on sys.path;
-                        # the shim moves into the package itself
-                        cwd=str(replica_dir), start_new_session=True)
-                except OSError as exc:
-                    raise ModelportError(
-                        Kind.UNAVAILABLE, "replica.spawn_failed",
-                        f"cannot start {spec.python}: {exc}",
-                        fix="rebuild the version's environment") from None
+            replica_log.note(replica_dir, f"starting {spec.replica_id} ({spec.service} "
+                                          f"v{spec.version})")
+            try:
+                proc = await asyncio.create_subprocess_exec(
+                    *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+                    stderr=asyncio.subprocess.STDOUT,
+                    env=build_env(spec, self.shim_root, replica_dir),
+                    # not the package: python -m would put it first on sys.path;
+                    # the shim moves into the package itself
+                    cwd=str(replica_dir), start_new_session=True)
+            except OSError as exc:
+                raise ModelportError(
+                    Kind.UNAVAILABLE, "replica.spawn_failed",
+                    f"cannot start {spec.python}: {exc}",
+                    fix="rebuild the version's environment") from None
             replica = ProcessReplica(spec, proc, log_path)
             replica.link = await self._accept(listener, replica, spec)
             return replica

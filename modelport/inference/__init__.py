@@ -1,0 +1,1 @@
+"""Generated from protos/inference/ by `make protos`; never edit."""

@@ -1,0 +1,188 @@
+"""GitOps under /api/v1/gitops: sync status for people, reports and webhooks for machines.
+
+- `GET  /api/v1/gitops`            sources and per-service sync status joined with health
+- `POST /api/v1/gitops/webhook`    a push event from a git host: the matching watchers sync now
+- `POST /api/v1/gitops/reports`    what a watcher found (it talks to the platform only here)
+- `GET  /api/v1/gitops/wait`       long poll a watcher uses to hear about webhooks
+
+The state lives in the registry (modelport.v1.GitOps); this module only translates.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from typing import Any
+
+import grpc
+import orjson
+from google.protobuf.json_format import MessageToDict, ParseDict
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from modelport.errors import invalid, not_found
+from modelport.v1 import gitops_pb2, gitops_pb2_grpc, registry_pb2, registry_pb2_grpc
+from services.grpc_errors import from_rpc_error
+from services.grpc_server import channel
+
+#: service phase -> health, the second axis next to sync status (as in Argo CD)
+HEALTH = {"running": "Healthy", "pending": "Progressing", "deploying": "Progressing",
+          "concerning": "Degraded", "failed": "Degraded", "stopped": "Suspended"}
+
+
+def _json(data: Any, status: int = 200) -> Response:
+    return Response(orjson.dumps(data), status_code=status, media_type="application/json")
+
+
+def _dict(msg: Any) -> dict[str, Any]:
+    return MessageToDict(msg, preserving_proto_field_name=True,
+                         always_print_fields_with_no_presence=True)
+
+
+def push_event(body: dict[str, Any]) -> tuple[list[str], str] | None:
+    """(repository identities, branch) of a push event; None when it is not a branch push.
+
+    Understands GitHub, Gitea/Forgejo/Gogs, GitLab and Bitbucket Cloud push payloads, and
+    a plain `{"repo": ..., "branch": ...}` (both optional) for scripts.
+    """
+    repos: list[str] = []
+
+    def add(*values: Any) -> None:
+        repos.extend(v for v in values if isinstance(v, str) and v)
+
+    if "push" in body and isinstance(body["push"], dict):  # Bitbucket Cloud
+        repo = body.get("repository") or {}
+        add(repo.get("full_name"), ((repo.get("links") or {}).get("html") or {}).get("href"))
+        branches = [c.get("new", {}).get("name") for c in body["push"].get("changes", [])
+                    if (c.get("new") or {}).get("type") == "branch"]
+        return (repos, branches[0]) if branches else None
+    ref = body.get("ref")
+    if isinstance(ref, str):  # GitHub, Gitea, GitLab
+        if not ref.startswith("refs/heads/"):
+            return None
+        for key in ("repository", "project"):
+            r = body.get(key) or {}
+            if isinstance(r, dict):
+                add(r.get("clone_url"), r.get("ssh_url"), r.get("git_url"), r.get("html_url"),
+                    r.get("full_name"), r.get("git_http_url"), r.get("git_ssh_url"),
+                    r.get("web_url"), r.get("path_with_namespace"), r.get("url"),
+                    r.get("homepage"))
+        return repos, ref[len("refs/heads/"):]
+    add(body.get("repo"))
+    return repos, str(body.get("branch") or "")
+
+
+class GitOpsApi:
+    def __init__(self, registry_address: str, registry: registry_pb2_grpc.RegistryStub,
+                 webhook_secret: str = "") -> None:
+        self.registry_address = registry_address
+        self.registry = registry
+        self.webhook_secret = webhook_secret
+        self._gitops: gitops_pb2_grpc.GitOpsStub | None = None
+
+    @property
+    def gitops(self) -> gitops_pb2_grpc.GitOpsStub:
+        if self._gitops is None:  # made on first use: channels belong to the running loop
+            self._gitops = gitops_pb2_grpc.GitOpsStub(channel(self.registry_address))
+        return self._gitops
+
+    async def _call(self, stub: Any, method: str, request: Any, timeout: float = 30) -> Any:
+        try:
+            return await getattr(stub, method)(request, timeout=timeout)
+        except grpc.aio.AioRpcError as err:
+            raise from_rpc_error(err, "registry") from None
+
+    async def status(self, request: Request) -> Response:
+        state = await self._call(self.gitops, "Get", gitops_pb2.GetGitOpsRequest(
+            source=request.query_params.get("source", "")))
+        live = await self._call(self.registry, "ListServices",
+                                registry_pb2.ListServicesRequest())
+        phases = {s.name: (s.status.phase, s.status.message) for s in live.services}
+        services = []
+        for st in state.services:
+            row = _dict(st)
+            phase, message = phases.get(st.service, ("", ""))
+            row["health"] = HEALTH.get(phase, "Progressing") if phase else "Missing"
+            row["phase"] = phase
+            row["health_message"] = message
+            services.append(row)
+        return _json({"sources": [_dict(s) for s in state.sources], "services": services})
+
+    async def report(self, request: Request) -> Response:
+        try:
+            body = json.loads(await request.body())
+            msg = ParseDict(body, gitops_pb2.ReportGitOpsRequest())
+        except (ValueError, TypeError, AttributeError) as exc:
+            raise invalid("gitops.report_invalid", f"the report is not a GitOps report: {exc}",
+                          "send the JSON form of modelport.v1.ReportGitOpsRequest") from None
+        if not msg.source.id:
+            raise invalid("gitops.report_invalid", "the report has no source.id",
+                          "name the watcher source (repo#branch:path)", path="$.source.id")
+        return _json(_dict(await self._call(self.gitops, "Report", msg)))
+
+    async def wait(self, request: Request) -> Response:
+        q = request.query_params
+        try:
+            after, timeout = int(q.get("after", 0)), min(float(q.get("timeout", 5)), 30.0)
+        except ValueError:
+            raise invalid("gitops.wait_invalid", "after and timeout must be numbers",
+                          "GET /api/v1/gitops/wait?source=ID&after=N&timeout=5") from None
+        resp = await self._call(self.gitops, "WaitSync", gitops_pb2.WaitSyncRequest(
+            source=q.get("source", ""), after=after, timeout_s=timeout), timeout=timeout + 10)
+        return _json({"sync_requests": resp.sync_requests})
+
+    def _check_signature(self, request: Request, raw: bytes) -> None:
+        if not self.webhook_secret:
+            return
+        secret = self.webhook_secret.encode()
+        token = request.headers.get("x-gitlab-token") or request.headers.get("x-gitea-token")
+        if token is not None and hmac.compare_digest(token.encode(), secret):
+            return
+        sig = (request.headers.get("x-hub-signature-256")
+               or request.headers.get("x-gitea-signature") or "")
+        want = hmac.new(secret, raw, hashlib.sha256).hexdigest()
+        if sig and hmac.compare_digest(sig.removeprefix("sha256="), want):
+            return
+        raise invalid("gitops.webhook_signature", "the webhook signature does not match",
+                      "configure the same secret on the git host as "
+                      "MODELPORT_GATEWAY_GITOPS_WEBHOOK_SECRET")
+
+    async def webhook(self, request: Request) -> Response:
+        raw = await request.body()
+        self._check_signature(request, raw)
+        event = (request.headers.get("x-github-event") or request.headers.get("x-gitea-event")
+                 or request.headers.get("x-gitlab-event") or request.headers.get("x-event-key")
+                 or "")
+        if event == "ping":
+            return _json({"pong": True})
+        try:
+            body = json.loads(raw) if raw.strip() else {}
+        except ValueError:
+            raise invalid("gitops.webhook_invalid", "the webhook body is not JSON",
+                          "configure the git host to send application/json") from None
+        if not isinstance(body, dict):
+            raise invalid("gitops.webhook_invalid", "the webhook body is not a JSON object",
+                          "send a push event") from None
+        push = push_event(body)
+        if push is None:
+            return _json({"synced": [], "ignored": "not a branch push"})
+        repos, branch = push
+        resp = await self._call(self.gitops, "RequestSync", gitops_pb2.RequestSyncRequest(
+            repos=repos, branch=branch))
+        if not resp.sources:
+            raise not_found("gitops.no_source",
+                            f"no watcher follows {', '.join(repos[:2]) or 'any repository'}"
+                            + (f" on branch {branch!r}" if branch else ""),
+                            "start one with `modelport watch --repo URL --branch B` "
+                            "(or `modelport up --config PATH`)")
+        return _json({"synced": list(resp.sources)}, 202)
+
+    def routes(self) -> list[Route]:
+        return [
+            Route("/api/v1/gitops", self.status, methods=["GET"]),
+            Route("/api/v1/gitops/webhook", self.webhook, methods=["POST"]),
+            Route("/api/v1/gitops/reports", self.report, methods=["POST"]),
+            Route("/api/v1/gitops/wait", self.wait, methods=["GET"]),
+        ]
