@@ -163,7 +163,7 @@ def main() -> int:
                 time.sleep(0.05)
             import modelport
 
-            with modelport.Client(url) as c:
+            with modelport.Client(url, home=platform.home) as c:
                 c.create(write_package(Path(tmp) / "pkg"), name=SERVICE)
             probe = CpuProbe(platform.proc.pid if platform.proc else None)
             infer = f"{url}/v2/models/{SERVICE}/infer"

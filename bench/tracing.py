@@ -59,6 +59,7 @@ def measure(mode: str, endpoint: str, args: argparse.Namespace) -> list[base.Sta
     saved = {k: v for k, v in os.environ.items() if k.startswith("OTEL_")}
     for key in saved:
         del os.environ[key]
+    os.environ.setdefault("MODELPORT_GATEWAY_AUTH", "false")  # loopback bench, no tokens
     if mode != "off":
         os.environ["OTEL_EXPORTER_OTLP_ENDPOINT"] = endpoint
         os.environ.update(MODES[mode])
@@ -76,6 +77,9 @@ def measure(mode: str, endpoint: str, args: argparse.Namespace) -> list[base.Sta
             print(f"  measured {stats.name}: {stats.rps:.0f} req/s, p50 {stats.pct(50):.2f} ms",
                   flush=True)
         return rows
+    except Exception:
+        print(plat.diagnostics(), file=sys.stderr)
+        raise
     finally:
         plat.stop()
         shutil.rmtree(workdir, ignore_errors=True)

@@ -47,10 +47,56 @@ def _raise_for(resp: httpx.Response) -> None:
     raise exc
 
 
+def credentials_file() -> Path:
+    """Where `modelport login` keeps tokens, one per gateway URL (0600)."""
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "modelport" / "credentials.json"
+
+
+def resolve_token(url: str, token: str | None = None,
+                  home: str | os.PathLike[str] | None = None) -> str:
+    """The credential a client sends: ``token``, else MODELPORT_TOKEN, else the token
+    `modelport login` stored for this URL, else the admin token of ``home`` (or
+    MODELPORT_HOME, or the default home) that `modelport up` wrote; "" when none."""
+    if token:
+        return token
+    if env := os.environ.get("MODELPORT_TOKEN"):
+        return env
+    import json
+
+    try:
+        stored = json.loads(credentials_file().read_text()).get(url.rstrip("/"))
+        if isinstance(stored, str) and stored:
+            return stored
+    except (OSError, ValueError, AttributeError):
+        pass
+    from modelport.home import HomeLayout, resolve_home
+
+    try:
+        return HomeLayout(resolve_home(home)).admin_token.read_text().strip()
+    except OSError:
+        return ""
+
+
 class Client:
-    def __init__(self, url: str | None = None, timeout: float = 120.0) -> None:
+    """``token``: see ``resolve_token``; ``access_key``/``secret_key`` (or
+    MODELPORT_ACCESS_KEY/MODELPORT_SECRET_KEY) sign every request instead
+    (modelport/signing.py)."""
+
+    def __init__(self, url: str | None = None, timeout: float = 120.0, *,
+                 token: str | None = None, home: str | os.PathLike[str] | None = None,
+                 access_key: str | None = None, secret_key: str | None = None) -> None:
         self.url = (url or os.environ.get("MODELPORT_URL") or DEFAULT_URL).rstrip("/")
-        self.http = httpx.Client(base_url=self.url, timeout=timeout)
+        access_key = access_key or os.environ.get("MODELPORT_ACCESS_KEY")
+        secret_key = secret_key or os.environ.get("MODELPORT_SECRET_KEY")
+        headers, auth = {}, None
+        if access_key and secret_key:
+            from modelport.signing import httpx_auth
+
+            auth = httpx_auth(access_key, secret_key)
+        elif credential := resolve_token(self.url, token, home):
+            headers["Authorization"] = f"Bearer {credential}"
+        self.http = httpx.Client(base_url=self.url, timeout=timeout, headers=headers, auth=auth)
 
     def close(self) -> None:
         self.http.close()
@@ -131,6 +177,39 @@ class Client:
 
     def delete(self, name: str) -> dict[str, Any]:
         return self._json("DELETE", f"/api/v1/services/{name}")
+
+    # lifecycle (docs/serving.md): stop keeps the service and its URL; calls get 503
+    def stop(self, name: str, reason: str = "") -> dict[str, Any]:
+        return self._json("POST", f"/api/v1/services/{name}/stop", params={"reason": reason})
+
+    def start(self, name: str, wait: bool = True, timeout: float = 900,
+              reason: str = "") -> dict[str, Any]:
+        svc = self._json("POST", f"/api/v1/services/{name}/start", params={"reason": reason})
+        return self.wait_settled(name, svc["generation"], timeout) if wait else svc
+
+    def restart(self, name: str, wait: bool = True, timeout: float = 900,
+                reason: str = "") -> dict[str, Any]:
+        """Rolling restart: new replicas take over once ready, the old ones drain."""
+        svc = self._json("POST", f"/api/v1/services/{name}/restart", params={"reason": reason})
+        return self.wait_settled(name, svc["generation"], timeout) if wait else svc
+
+    def wait_settled(self, name: str, generation: int, timeout: float = 900) -> dict[str, Any]:
+        """Until the service runs generation ``generation`` with no rollout under way."""
+        deadline = time.monotonic() + timeout
+        while True:
+            svc = self.get(name)
+            rolling = any(c["type"] == "Progressing" and c["status"] and
+                          c["reason"] == "RollingOut" for c in svc["conditions"])
+            if svc["observed_generation"] >= generation and not rolling:
+                if svc["phase"] == "running":
+                    return svc
+                if svc["phase"] == "failed" or any(c["type"] == "Stalled" and c["status"]
+                                                   for c in svc["conditions"]):
+                    raise DeployFailed(name, svc["message"], svc["target_version"])
+            if time.monotonic() > deadline:
+                raise DeployFailed(name, f"timed out after {timeout:g}s; last status: "
+                                   f"{svc['phase']}: {svc['message']}", svc["target_version"])
+            time.sleep(0.25)
 
     def versions(self, name: str) -> list[dict[str, Any]]:
         return self._json("GET", f"/api/v1/services/{name}/versions")["versions"]
@@ -222,3 +301,51 @@ class Client:
         files = {k: (k, v) for k, v in values.items() if isinstance(v, bytes)}
         data = {k: v for k, v in values.items() if not isinstance(v, bytes)}
         return self._json("POST", f"/v1/services/{name}/infer", data=data, files=files or None)
+
+    # security (docs/security.md) -----------------------------------------------------------
+    def login(self, username: str, password: str, name: str = "") -> dict[str, Any]:
+        """A login token for this user (``{"token", "user", "role", "expires_at", ...}``);
+        the client uses it from then on."""
+        out = self._json("POST", "/api/v1/auth/token",
+                         json={"username": username, "password": password, "name": name})
+        self.http.headers["Authorization"] = f"Bearer {out['token']}"
+        return out
+
+    def whoami(self) -> dict[str, Any]:
+        return self._json("GET", "/api/v1/auth/whoami")
+
+    def create_key(self, scopes: list[str], name: str = "", ttl_s: float = 0,
+                   rate_limit: float = 0, user: str = "") -> dict[str, Any]:
+        """A new API key: ``token`` (Bearer/apikey), ``access_key``/``secret_key`` (AK/SK),
+        shown this once."""
+        body: dict[str, Any] = {"scopes": scopes, "name": name, "ttl_s": ttl_s,
+                                "rate_limit": rate_limit}
+        if user:
+            body["user"] = user
+        return self._json("POST", "/api/v1/keys", json=body)
+
+    def keys(self, all_users: bool = False, revoked: bool = False) -> list[dict[str, Any]]:
+        params = {k: "true" for k, on in (("all", all_users), ("revoked", revoked)) if on}
+        return self._json("GET", "/api/v1/keys", params=params)["keys"]
+
+    def revoke_key(self, key_id: str) -> dict[str, Any]:
+        return self._json("DELETE", f"/api/v1/keys/{key_id}")
+
+    def users(self) -> list[dict[str, Any]]:
+        return self._json("GET", "/api/v1/users")["users"]
+
+    def create_user(self, username: str, password: str, role: str = "member"
+                    ) -> dict[str, Any]:
+        return self._json("POST", "/api/v1/users",
+                          json={"username": username, "password": password, "role": role})
+
+    def delete_user(self, username: str) -> dict[str, Any]:
+        return self._json("DELETE", f"/api/v1/users/{username}")
+
+    def set_password(self, username: str, password: str) -> dict[str, Any]:
+        return self._json("PUT", f"/api/v1/users/{username}/password",
+                          json={"password": password})
+
+    def audit(self, limit: int = 100, user: str = "") -> list[dict[str, Any]]:
+        params: dict[str, Any] = {"limit": limit, **({"user": user} if user else {})}
+        return self._json("GET", "/api/v1/audit", params=params)["entries"]

@@ -18,6 +18,8 @@ from typing import Any
 
 class Kind(StrEnum):
     INVALID = "invalid"  # the request or package is wrong: fix it and retry
+    UNAUTHENTICATED = "unauthenticated"  # no valid credential: send one (401)
+    FORBIDDEN = "forbidden"  # a valid credential without the right scope (403)
     NOT_FOUND = "not_found"
     CONFLICT = "conflict"
     TOO_LARGE = "too_large"
@@ -30,6 +32,8 @@ class Kind(StrEnum):
 
 HTTP_STATUS: dict[Kind, int] = {
     Kind.INVALID: 422,
+    Kind.UNAUTHENTICATED: 401,
+    Kind.FORBIDDEN: 403,
     Kind.NOT_FOUND: 404,
     Kind.CONFLICT: 409,
     Kind.TOO_LARGE: 413,
@@ -43,6 +47,8 @@ HTTP_STATUS: dict[Kind, int] = {
 # Names of grpc.StatusCode members; kept as strings so this module stays import-light.
 GRPC_STATUS: dict[Kind, str] = {
     Kind.INVALID: "INVALID_ARGUMENT",
+    Kind.UNAUTHENTICATED: "UNAUTHENTICATED",
+    Kind.FORBIDDEN: "PERMISSION_DENIED",
     Kind.NOT_FOUND: "NOT_FOUND",
     Kind.CONFLICT: "ALREADY_EXISTS",
     Kind.TOO_LARGE: "RESOURCE_EXHAUSTED",
@@ -146,3 +152,11 @@ def too_large(code: str, message: str, fix: str = "") -> ModelportError:
 
 def unavailable(code: str, message: str, fix: str = "") -> ModelportError:
     return ModelportError(Kind.UNAVAILABLE, code, message, fix)
+
+
+def unauthenticated(code: str, message: str, fix: str = "") -> ModelportError:
+    return ModelportError(Kind.UNAUTHENTICATED, code, message, fix)
+
+
+def forbidden(code: str, message: str, fix: str = "") -> ModelportError:
+    return ModelportError(Kind.FORBIDDEN, code, message, fix)

@@ -35,6 +35,11 @@ class HomeLayout:
         return self.root / "registry.db"
 
     @property
+    def admin_token(self) -> Path:
+        """The bootstrap admin token (0600), written by the `modelport up` that made it."""
+        return self.root / "admin.token"
+
+    @property
     def blobs(self) -> Path:
         return self.root / "blobs"
 

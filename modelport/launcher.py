@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import functools
 import json
 import os
 import signal
@@ -23,18 +24,21 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from modelport.home import HomeLayout
 from services.grpc_server import channel
+from services.runtime.containment import contained_by_default, secure_home
 
 START_ORDER = ("builder", "runtime", "registry", "gateway")
 READY_TIMEOUT_S = 60.0
 
 
-def _die_with_parent() -> None:
+def _die_with_parent(umask: int | None = None) -> None:
     """Children get SIGTERM if the launcher is killed, so no component outlives it."""
     try:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
     except OSError:
         pass
     os.setsid()
+    if umask is not None:
+        os.umask(umask)
 
 
 @dataclass
@@ -50,8 +54,11 @@ class Component:
 
 class Platform:
     def __init__(self, home: Path, host: str = "127.0.0.1", port: int = 8000,
-                 grpc_port: int = 0, config: Path | None = None) -> None:
+                 grpc_port: int = 0, config: Path | None = None, auth: bool = True) -> None:
         self.layout = HomeLayout(home)
+        self.auth = auth  # False: `up --no-auth`, loopback only (checked by the CLI)
+        #: the admin token, when this start created it (shown once)
+        self.new_admin_token = ""
         self.config = config  # GitOps: a watcher keeps the platform in sync with this YAML
         self.host = host
         self.port = port
@@ -89,9 +96,21 @@ class Platform:
         root = str(Path(__file__).resolve().parent.parent)
         env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH")
                                     else "")
+        # credentials go only where they are used: the watcher is a client of the gateway
+        env.pop("MODELPORT_ADMIN_TOKEN", None)
+        if comp.name == "watcher":
+            env.setdefault("MODELPORT_HOME", str(self.layout.root))  # its admin.token
+        else:
+            env.pop("MODELPORT_TOKEN", None)
+        if comp.name == "gateway" and not self.auth:
+            env["MODELPORT_GATEWAY_AUTH"] = "false"
+        # when workers run as users of their own (docs/security.md) the platform's files are
+        # private; built environments are not (workers run them)
+        umask = (0o022 if comp.name == "builder" else 0o077) if contained_by_default() \
+            else None
         comp.proc = await asyncio.create_subprocess_exec(
             *comp.argv, stdout=log, stderr=log, stdin=asyncio.subprocess.DEVNULL, env=env,
-            preexec_fn=_die_with_parent)
+            preexec_fn=functools.partial(_die_with_parent, umask))
         log.close()
         comp.started_at = time.monotonic()
 
@@ -156,6 +175,10 @@ class Platform:
     async def start(self) -> None:
         self.layout.root.mkdir(parents=True, exist_ok=True)
         self.layout.run.mkdir(parents=True, exist_ok=True)
+        secure_home(self.layout.root)
+        if contained_by_default():
+            os.umask(0o077)  # what the launcher writes (component logs) is private too
+        os.chmod(self.layout.run, 0o700)
         for name in START_ORDER:
             self.components[name] = Component(name, self._argv(name),
                                               self.layout.logs / f"{name}.log")
@@ -169,6 +192,7 @@ class Platform:
         try:
             for name in START_ORDER:
                 await self._start_one(name)
+            await self._bootstrap()
             if self.config is not None:
                 self.components["watcher"] = Component("watcher", self._argv("watcher"),
                                                        self.layout.logs / "watcher.log")
@@ -178,6 +202,25 @@ class Platform:
             raise
         self._watchers = [asyncio.create_task(self._supervise(c))
                           for c in self.components.values()]
+
+    async def _bootstrap(self) -> None:
+        """On first start: the admin user and its token (only the hash is stored; the token
+        goes to <home>/admin.token, 0600, and is shown once). MODELPORT_ADMIN_TOKEN, when
+        set, is adopted instead of a new one (CI, scripted setups)."""
+        from modelport.v1 import auth_pb2, auth_pb2_grpc
+
+        async with channel(self.layout.socket("registry")) as ch:
+            resp = await auth_pb2_grpc.AuthStub(ch).Bootstrap(auth_pb2.BootstrapRequest(
+                token=os.environ.get("MODELPORT_ADMIN_TOKEN", "")), timeout=30)
+        if not resp.created:
+            return
+        path = self.layout.admin_token
+        tmp = path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(resp.token + "\n")
+        os.replace(tmp, path)
+        self.new_admin_token = resp.token
 
     async def _supervise(self, comp: Component) -> None:
         """Restart a component that exits on its own, with backoff reset after a healthy minute."""

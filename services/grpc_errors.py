@@ -27,6 +27,8 @@ _CODE_TO_KIND: dict[grpc.StatusCode, Kind] = {
     grpc.StatusCode.DEADLINE_EXCEEDED: Kind.DEADLINE,
     grpc.StatusCode.UNAVAILABLE: Kind.UNAVAILABLE,
     grpc.StatusCode.ABORTED: Kind.MODEL,
+    grpc.StatusCode.UNAUTHENTICATED: Kind.UNAUTHENTICATED,
+    grpc.StatusCode.PERMISSION_DENIED: Kind.FORBIDDEN,
 }
 
 F = TypeVar("F", bound=Callable[..., Any])

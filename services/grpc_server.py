@@ -78,7 +78,9 @@ async def serve_until_signalled(server: GrpcServer, on_stop: Callable[[], Awaita
     await server.stop()
 
 
-def channel(address: str) -> grpc.aio.Channel:
+def channel(address: str, interceptors: Sequence[grpc.aio.ClientInterceptor] = ()
+            ) -> grpc.aio.Channel:
     """A client channel to another component, with the same message limits."""
-    return grpc.aio.insecure_channel(address, options=GRPC_OPTIONS,
-                                     interceptors=tracing.client_interceptors() or None)
+    return grpc.aio.insecure_channel(
+        address, options=GRPC_OPTIONS,
+        interceptors=[*tracing.client_interceptors(), *interceptors] or None)

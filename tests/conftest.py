@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import queue
 import re
+import secrets
 import signal
 import subprocess
 import sys
@@ -19,6 +20,25 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 EXAMPLES = ROOT / "examples"
+
+# Management needs a credential (docs/security.md). Every platform a test starts adopts
+# this admin token on its first start, and clients (modelport.Client, CLI subprocesses)
+# send it; raw HTTP helpers add AUTH_HEADERS.
+TEST_TOKEN = os.environ.setdefault(
+    "MODELPORT_ADMIN_TOKEN", f"mp_{secrets.token_hex(8)}.{secrets.token_urlsafe(32)}")
+os.environ.setdefault("MODELPORT_TOKEN", TEST_TOKEN)
+AUTH_HEADERS = {"Authorization": f"Bearer {TEST_TOKEN}"}
+
+
+def open_to_workers(path: Path) -> Path:
+    """Let model workers (users of their own when tests run as root, docs/security.md)
+    write and read files a test hands them by path: ``path`` 0777, its parents o+x."""
+    from services.runtime.containment import ensure_traversable
+
+    path.mkdir(parents=True, exist_ok=True)
+    os.chmod(path, 0o777)
+    ensure_traversable(path)
+    return path
 
 
 @dataclass

@@ -116,13 +116,23 @@ def up(
         help="package directory or zip to deploy once ready (repeatable)")] = None,
     config: Annotated[Path | None, typer.Option(
         help="directory of service YAML in a git work tree, kept in sync by a watcher")] = None,
+    no_auth: Annotated[bool, typer.Option(
+        "--no-auth", help="no credentials needed for anything: throwaway local experiments "
+        "only (refused on a non-loopback --host)")] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Start registry, builder, runtime and gateway; Ctrl-C stops them all."""
+    from modelport.cli.keys import is_loopback
     from modelport.home import resolve_home
     from modelport.launcher import Platform
 
-    platform = Platform(resolve_home(home), host, port, grpc_port, config=config)
+    if no_auth and not is_loopback(host):
+        err.print(f"error: --no-auth refuses to listen on {host}: anyone who can reach it could "
+                  "run code on this machine; bind 127.0.0.1, or drop --no-auth",
+                  highlight=False, markup=False)
+        raise typer.Exit(2)
+    platform = Platform(resolve_home(home), host, port, grpc_port, config=config,
+                        auth=not no_auth)
 
     async def main() -> None:
         import signal
@@ -134,6 +144,11 @@ def up(
         await platform.start()
         print(f"ready: {platform.url}", flush=True)
         print(f"grpc: {host}:{platform.bound_grpc_port}  home: {platform.layout.root}", flush=True)
+        if platform.new_admin_token:  # first start only; <home>/admin.token keeps it (0600)
+            print(f"token: {platform.new_admin_token}", flush=True)
+        if no_auth:
+            print("auth: off (--no-auth): anyone on this machine can deploy and call models",
+                  flush=True)
         print(f"metrics: {platform.url}/metrics  runtime: {_runtime_metrics(platform)}",
               flush=True)
         if as_json:
@@ -141,7 +156,7 @@ def up(
                               f"{platform.bound_grpc_port}", "home": str(platform.layout.root)}),
                   flush=True)
         for pkg in deploy or []:
-            await asyncio.to_thread(_deploy_example, platform.url, pkg)
+            await asyncio.to_thread(_deploy_example, platform.url, pkg, platform.layout.root)
         await stop.wait()
         print("stopping...", flush=True)
         await platform.stop()
@@ -161,7 +176,7 @@ def _runtime_metrics(platform: Any) -> str:
         return "off"
 
 
-def _deploy_example(url: str, pkg: Path) -> None:
+def _deploy_example(url: str, pkg: Path, home: Path | None = None) -> None:
     """Deploy a package under its config name (idempotent across restarts) and show a call."""
     from modelport.package import load_package
     from modelport.spec.service import NAME_RE
@@ -169,7 +184,13 @@ def _deploy_example(url: str, pkg: Path) -> None:
     try:
         name = load_package(pkg).name if pkg.is_dir() else pkg.stem
         name = name if NAME_RE.match(name) else None
-        with Client(url) as client:
+        token = None
+        if home is not None:  # this platform's own admin, whatever the shell's MODELPORT_TOKEN
+            from modelport.home import HomeLayout
+
+            path = HomeLayout(home).admin_token
+            token = path.read_text().strip() if path.exists() else None
+        with Client(url, token=token) as client:
             try:
                 svc = client.get(name) if name else None
                 svc = client.update(name, pkg) if svc else client.create(pkg, name=name)
@@ -188,11 +209,14 @@ def _deploy_example(url: str, pkg: Path) -> None:
 def create(
     package: Annotated[Path, typer.Argument(help="model zip or directory with config.json")],
     name: Annotated[str | None, typer.Option(help="service name (default: generated)")] = None,
+    runtime: Annotated[str | None, typer.Option(
+        help="where replicas run: process (default) or docker (an image per version)")] = None,
     url: UrlOpt = DEFAULT_URL, wait: WaitOpt = True, as_json: JsonOpt = False,
 ) -> None:
     """Create a service from a package; prints its name, URL and how to call it."""
+    spec = json.dumps({"runtime": runtime}) if runtime else None
     with _client(url) as c:
-        svc = _deploy(lambda: c.create(package, name=name, wait=wait,
+        svc = _deploy(lambda: c.create(package, name=name, wait=wait, spec=spec,
                                        progress=_progress(as_json)), as_json)
     _emit(svc, as_json, _describe(svc))
 
@@ -254,6 +278,32 @@ def get(name: str, url: UrlOpt = DEFAULT_URL, as_json: JsonOpt = False) -> None:
     """Show a service: status, URL and call examples."""
     with _client(url) as c:
         svc = _deploy(lambda: c.get(name), as_json)
+    _emit(svc, as_json, _describe(svc))
+
+
+@app.command()
+def stop(name: str, url: UrlOpt = DEFAULT_URL, as_json: JsonOpt = False) -> None:
+    """Stop a service: its replicas finish their requests and stop; calls get 503."""
+    with _client(url) as c:
+        svc = _deploy(lambda: c.stop(name), as_json)
+    _emit(svc, as_json, f"stopping {name}: {svc['message']}")
+
+
+@app.command()
+def start(name: str, url: UrlOpt = DEFAULT_URL, wait: WaitOpt = True,
+          as_json: JsonOpt = False) -> None:
+    """Start a stopped (or failed) service again."""
+    with _client(url) as c:
+        svc = _deploy(lambda: c.start(name, wait=wait), as_json)
+    _emit(svc, as_json, _describe(svc))
+
+
+@app.command()
+def restart(name: str, url: UrlOpt = DEFAULT_URL, wait: WaitOpt = True,
+            as_json: JsonOpt = False) -> None:
+    """Rolling restart: new replicas take the traffic once ready, the old ones drain."""
+    with _client(url) as c:
+        svc = _deploy(lambda: c.restart(name, wait=wait), as_json)
     _emit(svc, as_json, _describe(svc))
 
 
@@ -349,9 +399,11 @@ def serve(component: Annotated[str, typer.Argument(help="registry|builder|runtim
 
 
 from modelport.cli import gitops as _gitops  # noqa: E402 - watch, diff, status
+from modelport.cli import keys as _keys  # noqa: E402 - keys, login, users, audit
 from modelport.cli import observe as _observe  # noqa: E402 - top, logs
 
 _gitops.register(app)
+_keys.register(app)
 _observe.register(app)
 
 if __name__ == "__main__":

@@ -122,8 +122,19 @@ class Resources(_Strict):
         return int(float(m.group(1)) * _MEMORY_UNITS[m.group(2)])
 
 
+class Probe(_Strict):
+    """One probe's timing (services/runtime/probes.py); ModelArts field names."""
+
+    initial_delay_seconds: int | None = Field(None, ge=0, le=2147483647)
+    timeout_seconds: int | None = Field(None, ge=0, le=2147483647)
+    period_seconds: int | None = Field(None, gt=0, le=2147483647)
+    failure_threshold: int | None = Field(None, gt=0, le=2147483647)
+
+
 class Health(_Strict):
-    """Readiness probing; the field names follow ModelArts so its configs carry over."""
+    """Startup, readiness and liveness probes; the field names follow ModelArts so its
+    configs carry over. The flat fields apply to every probe; ``startup``, ``readiness``
+    and ``liveness`` override one (services/runtime/probes.py)."""
 
     check_method: Literal["HTTP", "EXEC"] | None = None
     url: str | None = None
@@ -133,6 +144,9 @@ class Health(_Strict):
     timeout_seconds: int | None = Field(None, ge=0)
     period_seconds: int | None = Field(None, gt=0, le=2147483647)
     failure_threshold: int | None = Field(None, gt=0, le=2147483647)
+    startup: Probe | None = None
+    readiness: Probe | None = None
+    liveness: Probe | None = None
 
     @field_validator("check_method", mode="before")
     @classmethod

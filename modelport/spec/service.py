@@ -14,7 +14,14 @@ import re
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from modelport.errors import Problem, invalid
 
@@ -43,6 +50,46 @@ class Resources(BaseModel):
         return v
 
 
+class Auth(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    required: bool = Field(False, description="calls need an API key with scope "
+                           "invoke:<service> or invoke:* (docs/security.md)")
+
+
+class RateLimit(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    rps: float = Field(0, ge=0, description="requests per second the service accepts; "
+                       "0 = no limit; more get 429 with Retry-After")
+    burst: int = Field(0, ge=0, description="requests allowed at once above the rate; "
+                       "0 = max(1, rps)")
+
+
+class TrafficTarget(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    version: int = Field(ge=1, description="model version number")
+    percent: float = Field(ge=0, le=100, description="share of requests without an "
+                           "X-Model-Version header; all entries add up to 100")
+
+
+class Autoscaling(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    min: int = Field(1, ge=0, le=64, description="fewest replicas; 0 scales to zero when idle")
+    max: int = Field(ge=1, le=64, description="most replicas")
+    target_concurrency: float = Field(1.0, gt=0, description="requests in flight or queued "
+                                      "per replica to aim for")
+    idle_timeout_s: float = Field(600.0, gt=0, description="with min 0: scale to zero after "
+                                  "this long without requests (the next request waits for a "
+                                  "cold start)")
+    scale_down_delay_s: float = Field(30.0, ge=0, description="load must stay lower this "
+                                      "long before replicas are removed")
+
+    @model_validator(mode="after")
+    def _bounds(self) -> Autoscaling:
+        if self.min > self.max:
+            raise ValueError(f"min ({self.min}) is above max ({self.max})")
+        return self
+
+
 class ModelRef(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str
@@ -58,6 +105,31 @@ class ServiceSpecBody(BaseModel):
     resources: Resources = Field(default_factory=Resources)
     env: dict[str, str] = Field(default_factory=dict)
     timeout_s: float = Field(0, ge=0, description="per-request timeout; 0 = package default")
+    auth: Auth = Field(default_factory=Auth)
+    rate_limit: RateLimit = Field(default_factory=RateLimit)
+    traffic: list[TrafficTarget] = Field(default_factory=list, description="canary split "
+                                         "across versions, e.g. [{version: 3, percent: 90}, "
+                                         "{version: 4, percent: 10}]; empty = all to the "
+                                         "target version")
+    autoscaling: Autoscaling | None = Field(None, description="replicas follow the load "
+                                            "(replaces `replicas`)")
+    concurrency: int = Field(1, ge=1, le=1024, description="requests one replica works on at "
+                             "once; 1 suits models that are not thread-safe")
+    queue_size: int = Field(64, ge=1, le=100_000, description="requests that may wait for a "
+                            "free replica (per runtime); more get 429 with Retry-After")
+    deploy_timeout_s: float = Field(1200.0, gt=0, description="a rollout whose replicas are "
+                                    "not ready by then is rolled back")
+
+    @model_validator(mode="after")
+    def _traffic(self) -> ServiceSpecBody:
+        if self.traffic:
+            total = sum(t.percent for t in self.traffic)
+            if abs(total - 100.0) > 1e-6:
+                raise ValueError(f"traffic percentages add up to {total:g}, not 100")
+            versions = [t.version for t in self.traffic]
+            if len(set(versions)) != len(versions):
+                raise ValueError("traffic names a version more than once")
+        return self
 
 
 class Metadata(BaseModel):

@@ -5,21 +5,25 @@ from typing import ClassVar as _ClassVar, Optional as _Optional
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class BuildRequest(_message.Message):
-    __slots__ = ("target", "package_dir", "requirements", "python", "label")
+    __slots__ = ("target", "package_dir", "requirements", "python", "label", "base_image", "package_digest")
     TARGET_FIELD_NUMBER: _ClassVar[int]
     PACKAGE_DIR_FIELD_NUMBER: _ClassVar[int]
     REQUIREMENTS_FIELD_NUMBER: _ClassVar[int]
     PYTHON_FIELD_NUMBER: _ClassVar[int]
     LABEL_FIELD_NUMBER: _ClassVar[int]
+    BASE_IMAGE_FIELD_NUMBER: _ClassVar[int]
+    PACKAGE_DIGEST_FIELD_NUMBER: _ClassVar[int]
     target: str
     package_dir: str
     requirements: str
     python: str
     label: str
-    def __init__(self, target: _Optional[str] = ..., package_dir: _Optional[str] = ..., requirements: _Optional[str] = ..., python: _Optional[str] = ..., label: _Optional[str] = ...) -> None: ...
+    base_image: str
+    package_digest: str
+    def __init__(self, target: _Optional[str] = ..., package_dir: _Optional[str] = ..., requirements: _Optional[str] = ..., python: _Optional[str] = ..., label: _Optional[str] = ..., base_image: _Optional[str] = ..., package_digest: _Optional[str] = ...) -> None: ...
 
 class Build(_message.Message):
-    __slots__ = ("id", "state", "env_key", "artifact", "error", "cached", "started_at", "finished_at")
+    __slots__ = ("id", "state", "env_key", "artifact", "error", "cached", "started_at", "finished_at", "target")
     ID_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     ENV_KEY_FIELD_NUMBER: _ClassVar[int]
@@ -28,6 +32,7 @@ class Build(_message.Message):
     CACHED_FIELD_NUMBER: _ClassVar[int]
     STARTED_AT_FIELD_NUMBER: _ClassVar[int]
     FINISHED_AT_FIELD_NUMBER: _ClassVar[int]
+    TARGET_FIELD_NUMBER: _ClassVar[int]
     id: str
     state: str
     env_key: str
@@ -36,7 +41,8 @@ class Build(_message.Message):
     cached: bool
     started_at: float
     finished_at: float
-    def __init__(self, id: _Optional[str] = ..., state: _Optional[str] = ..., env_key: _Optional[str] = ..., artifact: _Optional[str] = ..., error: _Optional[str] = ..., cached: _Optional[bool] = ..., started_at: _Optional[float] = ..., finished_at: _Optional[float] = ...) -> None: ...
+    target: str
+    def __init__(self, id: _Optional[str] = ..., state: _Optional[str] = ..., env_key: _Optional[str] = ..., artifact: _Optional[str] = ..., error: _Optional[str] = ..., cached: _Optional[bool] = ..., started_at: _Optional[float] = ..., finished_at: _Optional[float] = ..., target: _Optional[str] = ...) -> None: ...
 
 class GetBuildRequest(_message.Message):
     __slots__ = ("id",)

@@ -18,7 +18,7 @@ class Resources(_message.Message):
     def __init__(self, cpu: _Optional[float] = ..., memory: _Optional[str] = ..., gpu: _Optional[int] = ...) -> None: ...
 
 class ServiceSpec(_message.Message):
-    __slots__ = ("model", "version", "runtime", "replicas", "resources", "env", "timeout_s", "annotations")
+    __slots__ = ("model", "version", "runtime", "replicas", "resources", "env", "timeout_s", "annotations", "auth", "rate_limit", "traffic", "autoscaling", "concurrency", "queue_size", "deploy_timeout_s")
     class EnvEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -41,6 +41,13 @@ class ServiceSpec(_message.Message):
     ENV_FIELD_NUMBER: _ClassVar[int]
     TIMEOUT_S_FIELD_NUMBER: _ClassVar[int]
     ANNOTATIONS_FIELD_NUMBER: _ClassVar[int]
+    AUTH_FIELD_NUMBER: _ClassVar[int]
+    RATE_LIMIT_FIELD_NUMBER: _ClassVar[int]
+    TRAFFIC_FIELD_NUMBER: _ClassVar[int]
+    AUTOSCALING_FIELD_NUMBER: _ClassVar[int]
+    CONCURRENCY_FIELD_NUMBER: _ClassVar[int]
+    QUEUE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    DEPLOY_TIMEOUT_S_FIELD_NUMBER: _ClassVar[int]
     model: str
     version: int
     runtime: str
@@ -49,7 +56,50 @@ class ServiceSpec(_message.Message):
     env: _containers.ScalarMap[str, str]
     timeout_s: float
     annotations: _containers.ScalarMap[str, str]
-    def __init__(self, model: _Optional[str] = ..., version: _Optional[int] = ..., runtime: _Optional[str] = ..., replicas: _Optional[int] = ..., resources: _Optional[_Union[Resources, _Mapping]] = ..., env: _Optional[_Mapping[str, str]] = ..., timeout_s: _Optional[float] = ..., annotations: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    auth: ServiceAuth
+    rate_limit: RateLimit
+    traffic: _containers.RepeatedCompositeFieldContainer[TrafficTarget]
+    autoscaling: Autoscaling
+    concurrency: int
+    queue_size: int
+    deploy_timeout_s: float
+    def __init__(self, model: _Optional[str] = ..., version: _Optional[int] = ..., runtime: _Optional[str] = ..., replicas: _Optional[int] = ..., resources: _Optional[_Union[Resources, _Mapping]] = ..., env: _Optional[_Mapping[str, str]] = ..., timeout_s: _Optional[float] = ..., annotations: _Optional[_Mapping[str, str]] = ..., auth: _Optional[_Union[ServiceAuth, _Mapping]] = ..., rate_limit: _Optional[_Union[RateLimit, _Mapping]] = ..., traffic: _Optional[_Iterable[_Union[TrafficTarget, _Mapping]]] = ..., autoscaling: _Optional[_Union[Autoscaling, _Mapping]] = ..., concurrency: _Optional[int] = ..., queue_size: _Optional[int] = ..., deploy_timeout_s: _Optional[float] = ...) -> None: ...
+
+class TrafficTarget(_message.Message):
+    __slots__ = ("version", "percent")
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    PERCENT_FIELD_NUMBER: _ClassVar[int]
+    version: int
+    percent: float
+    def __init__(self, version: _Optional[int] = ..., percent: _Optional[float] = ...) -> None: ...
+
+class Autoscaling(_message.Message):
+    __slots__ = ("min", "max", "target_concurrency", "idle_timeout_s", "scale_down_delay_s")
+    MIN_FIELD_NUMBER: _ClassVar[int]
+    MAX_FIELD_NUMBER: _ClassVar[int]
+    TARGET_CONCURRENCY_FIELD_NUMBER: _ClassVar[int]
+    IDLE_TIMEOUT_S_FIELD_NUMBER: _ClassVar[int]
+    SCALE_DOWN_DELAY_S_FIELD_NUMBER: _ClassVar[int]
+    min: int
+    max: int
+    target_concurrency: float
+    idle_timeout_s: float
+    scale_down_delay_s: float
+    def __init__(self, min: _Optional[int] = ..., max: _Optional[int] = ..., target_concurrency: _Optional[float] = ..., idle_timeout_s: _Optional[float] = ..., scale_down_delay_s: _Optional[float] = ...) -> None: ...
+
+class ServiceAuth(_message.Message):
+    __slots__ = ("required",)
+    REQUIRED_FIELD_NUMBER: _ClassVar[int]
+    required: bool
+    def __init__(self, required: _Optional[bool] = ...) -> None: ...
+
+class RateLimit(_message.Message):
+    __slots__ = ("rps", "burst")
+    RPS_FIELD_NUMBER: _ClassVar[int]
+    BURST_FIELD_NUMBER: _ClassVar[int]
+    rps: float
+    burst: int
+    def __init__(self, rps: _Optional[float] = ..., burst: _Optional[int] = ...) -> None: ...
 
 class Condition(_message.Message):
     __slots__ = ("type", "status", "reason", "message", "last_transition")
@@ -66,7 +116,7 @@ class Condition(_message.Message):
     def __init__(self, type: _Optional[str] = ..., status: _Optional[bool] = ..., reason: _Optional[str] = ..., message: _Optional[str] = ..., last_transition: _Optional[float] = ...) -> None: ...
 
 class ServiceStatus(_message.Message):
-    __slots__ = ("phase", "serving_version", "target_version", "ready_replicas", "observed_generation", "message", "conditions", "updated_at")
+    __slots__ = ("phase", "serving_version", "target_version", "ready_replicas", "observed_generation", "message", "conditions", "updated_at", "traffic", "desired_replicas", "replicas")
     PHASE_FIELD_NUMBER: _ClassVar[int]
     SERVING_VERSION_FIELD_NUMBER: _ClassVar[int]
     TARGET_VERSION_FIELD_NUMBER: _ClassVar[int]
@@ -75,6 +125,9 @@ class ServiceStatus(_message.Message):
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     CONDITIONS_FIELD_NUMBER: _ClassVar[int]
     UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
+    TRAFFIC_FIELD_NUMBER: _ClassVar[int]
+    DESIRED_REPLICAS_FIELD_NUMBER: _ClassVar[int]
+    REPLICAS_FIELD_NUMBER: _ClassVar[int]
     phase: str
     serving_version: int
     target_version: int
@@ -83,7 +136,26 @@ class ServiceStatus(_message.Message):
     message: str
     conditions: _containers.RepeatedCompositeFieldContainer[Condition]
     updated_at: float
-    def __init__(self, phase: _Optional[str] = ..., serving_version: _Optional[int] = ..., target_version: _Optional[int] = ..., ready_replicas: _Optional[int] = ..., observed_generation: _Optional[int] = ..., message: _Optional[str] = ..., conditions: _Optional[_Iterable[_Union[Condition, _Mapping]]] = ..., updated_at: _Optional[float] = ...) -> None: ...
+    traffic: _containers.RepeatedCompositeFieldContainer[TrafficTarget]
+    desired_replicas: int
+    replicas: _containers.RepeatedCompositeFieldContainer[ReplicaView]
+    def __init__(self, phase: _Optional[str] = ..., serving_version: _Optional[int] = ..., target_version: _Optional[int] = ..., ready_replicas: _Optional[int] = ..., observed_generation: _Optional[int] = ..., message: _Optional[str] = ..., conditions: _Optional[_Iterable[_Union[Condition, _Mapping]]] = ..., updated_at: _Optional[float] = ..., traffic: _Optional[_Iterable[_Union[TrafficTarget, _Mapping]]] = ..., desired_replicas: _Optional[int] = ..., replicas: _Optional[_Iterable[_Union[ReplicaView, _Mapping]]] = ...) -> None: ...
+
+class ReplicaView(_message.Message):
+    __slots__ = ("id", "version", "state", "agent", "message", "restarts")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    AGENT_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    RESTARTS_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    version: int
+    state: str
+    agent: str
+    message: str
+    restarts: int
+    def __init__(self, id: _Optional[str] = ..., version: _Optional[int] = ..., state: _Optional[str] = ..., agent: _Optional[str] = ..., message: _Optional[str] = ..., restarts: _Optional[int] = ...) -> None: ...
 
 class Service(_message.Message):
     __slots__ = ("name", "spec", "status", "generation", "created_at", "interface_json")
@@ -150,7 +222,7 @@ class Event(_message.Message):
     def __init__(self, id: _Optional[int] = ..., ts: _Optional[float] = ..., service: _Optional[str] = ..., model: _Optional[str] = ..., version: _Optional[int] = ..., type: _Optional[str] = ..., reason: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
 
 class Route(_message.Message):
-    __slots__ = ("service", "version", "runtime_address", "interface_json", "timeout_s", "phase", "message")
+    __slots__ = ("service", "version", "runtime_address", "interface_json", "timeout_s", "phase", "message", "versions", "scaled_to_zero")
     SERVICE_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     RUNTIME_ADDRESS_FIELD_NUMBER: _ClassVar[int]
@@ -158,6 +230,8 @@ class Route(_message.Message):
     TIMEOUT_S_FIELD_NUMBER: _ClassVar[int]
     PHASE_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    VERSIONS_FIELD_NUMBER: _ClassVar[int]
+    SCALED_TO_ZERO_FIELD_NUMBER: _ClassVar[int]
     service: str
     version: int
     runtime_address: str
@@ -165,7 +239,35 @@ class Route(_message.Message):
     timeout_s: float
     phase: str
     message: str
-    def __init__(self, service: _Optional[str] = ..., version: _Optional[int] = ..., runtime_address: _Optional[str] = ..., interface_json: _Optional[str] = ..., timeout_s: _Optional[float] = ..., phase: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
+    versions: _containers.RepeatedCompositeFieldContainer[RouteVersion]
+    scaled_to_zero: bool
+    def __init__(self, service: _Optional[str] = ..., version: _Optional[int] = ..., runtime_address: _Optional[str] = ..., interface_json: _Optional[str] = ..., timeout_s: _Optional[float] = ..., phase: _Optional[str] = ..., message: _Optional[str] = ..., versions: _Optional[_Iterable[_Union[RouteVersion, _Mapping]]] = ..., scaled_to_zero: _Optional[bool] = ...) -> None: ...
+
+class RouteVersion(_message.Message):
+    __slots__ = ("version", "percent", "interface_json", "timeout_s", "endpoints")
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    PERCENT_FIELD_NUMBER: _ClassVar[int]
+    INTERFACE_JSON_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_S_FIELD_NUMBER: _ClassVar[int]
+    ENDPOINTS_FIELD_NUMBER: _ClassVar[int]
+    version: int
+    percent: float
+    interface_json: str
+    timeout_s: float
+    endpoints: _containers.RepeatedCompositeFieldContainer[Endpoint]
+    def __init__(self, version: _Optional[int] = ..., percent: _Optional[float] = ..., interface_json: _Optional[str] = ..., timeout_s: _Optional[float] = ..., endpoints: _Optional[_Iterable[_Union[Endpoint, _Mapping]]] = ...) -> None: ...
+
+class Endpoint(_message.Message):
+    __slots__ = ("address", "agent", "ready_replicas", "replicas")
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    AGENT_FIELD_NUMBER: _ClassVar[int]
+    READY_REPLICAS_FIELD_NUMBER: _ClassVar[int]
+    REPLICAS_FIELD_NUMBER: _ClassVar[int]
+    address: str
+    agent: str
+    ready_replicas: int
+    replicas: int
+    def __init__(self, address: _Optional[str] = ..., agent: _Optional[str] = ..., ready_replicas: _Optional[int] = ..., replicas: _Optional[int] = ...) -> None: ...
 
 class PackageChunk(_message.Message):
     __slots__ = ("filename", "data")
@@ -302,12 +404,22 @@ class ListEventsResponse(_message.Message):
     def __init__(self, events: _Optional[_Iterable[_Union[Event, _Mapping]]] = ...) -> None: ...
 
 class ResolveRouteRequest(_message.Message):
-    __slots__ = ("service", "version")
+    __slots__ = ("service", "version", "wait_s")
     SERVICE_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
+    WAIT_S_FIELD_NUMBER: _ClassVar[int]
     service: str
     version: int
-    def __init__(self, service: _Optional[str] = ..., version: _Optional[int] = ...) -> None: ...
+    wait_s: float
+    def __init__(self, service: _Optional[str] = ..., version: _Optional[int] = ..., wait_s: _Optional[float] = ...) -> None: ...
+
+class ServiceActionRequest(_message.Message):
+    __slots__ = ("name", "reason")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    reason: str
+    def __init__(self, name: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class Task(_message.Message):
     __slots__ = ("id", "service", "state", "created_at", "started_at", "finished_at", "request_id", "idempotency_key", "webhook", "webhook_state", "webhook_attempts", "error_json", "version", "duration_ms", "expires_at", "attempts", "output", "has_output")

@@ -94,6 +94,21 @@ class RegistryStub:
                 request_serializer=modelport_dot_v1_dot_registry__pb2.MetricsRequest.SerializeToString,
                 response_deserializer=modelport_dot_v1_dot_registry__pb2.MetricsText.FromString,
                 _registered_method=True)
+        self.StartService = channel.unary_unary(
+                '/modelport.v1.Registry/StartService',
+                request_serializer=modelport_dot_v1_dot_registry__pb2.ServiceActionRequest.SerializeToString,
+                response_deserializer=modelport_dot_v1_dot_registry__pb2.Service.FromString,
+                _registered_method=True)
+        self.StopService = channel.unary_unary(
+                '/modelport.v1.Registry/StopService',
+                request_serializer=modelport_dot_v1_dot_registry__pb2.ServiceActionRequest.SerializeToString,
+                response_deserializer=modelport_dot_v1_dot_registry__pb2.Service.FromString,
+                _registered_method=True)
+        self.RestartService = channel.unary_unary(
+                '/modelport.v1.Registry/RestartService',
+                request_serializer=modelport_dot_v1_dot_registry__pb2.ServiceActionRequest.SerializeToString,
+                response_deserializer=modelport_dot_v1_dot_registry__pb2.Service.FromString,
+                _registered_method=True)
 
 
 class RegistryServicer:
@@ -171,6 +186,24 @@ class RegistryServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def StartService(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def StopService(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RestartService(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RegistryServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -233,6 +266,21 @@ def add_RegistryServicer_to_server(servicer, server):
                     servicer.Metrics,
                     request_deserializer=modelport_dot_v1_dot_registry__pb2.MetricsRequest.FromString,
                     response_serializer=modelport_dot_v1_dot_registry__pb2.MetricsText.SerializeToString,
+            ),
+            'StartService': grpc.unary_unary_rpc_method_handler(
+                    servicer.StartService,
+                    request_deserializer=modelport_dot_v1_dot_registry__pb2.ServiceActionRequest.FromString,
+                    response_serializer=modelport_dot_v1_dot_registry__pb2.Service.SerializeToString,
+            ),
+            'StopService': grpc.unary_unary_rpc_method_handler(
+                    servicer.StopService,
+                    request_deserializer=modelport_dot_v1_dot_registry__pb2.ServiceActionRequest.FromString,
+                    response_serializer=modelport_dot_v1_dot_registry__pb2.Service.SerializeToString,
+            ),
+            'RestartService': grpc.unary_unary_rpc_method_handler(
+                    servicer.RestartService,
+                    request_deserializer=modelport_dot_v1_dot_registry__pb2.ServiceActionRequest.FromString,
+                    response_serializer=modelport_dot_v1_dot_registry__pb2.Service.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -559,6 +607,87 @@ class Registry:
             '/modelport.v1.Registry/Metrics',
             modelport_dot_v1_dot_registry__pb2.MetricsRequest.SerializeToString,
             modelport_dot_v1_dot_registry__pb2.MetricsText.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StartService(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelport.v1.Registry/StartService',
+            modelport_dot_v1_dot_registry__pb2.ServiceActionRequest.SerializeToString,
+            modelport_dot_v1_dot_registry__pb2.Service.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StopService(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelport.v1.Registry/StopService',
+            modelport_dot_v1_dot_registry__pb2.ServiceActionRequest.SerializeToString,
+            modelport_dot_v1_dot_registry__pb2.Service.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RestartService(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelport.v1.Registry/RestartService',
+            modelport_dot_v1_dot_registry__pb2.ServiceActionRequest.SerializeToString,
+            modelport_dot_v1_dot_registry__pb2.Service.FromString,
             options,
             channel_credentials,
             insecure,

@@ -8,7 +8,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class StartReplicaRequest(_message.Message):
-    __slots__ = ("replica_id", "service", "version", "kind", "artifact", "package_dir", "config_json", "env", "timeout_s")
+    __slots__ = ("replica_id", "service", "version", "kind", "artifact", "package_dir", "config_json", "env", "timeout_s", "runtime", "cpu", "memory", "gpu", "max_concurrency", "queue_size", "template")
     class EnvEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -25,6 +25,13 @@ class StartReplicaRequest(_message.Message):
     CONFIG_JSON_FIELD_NUMBER: _ClassVar[int]
     ENV_FIELD_NUMBER: _ClassVar[int]
     TIMEOUT_S_FIELD_NUMBER: _ClassVar[int]
+    RUNTIME_FIELD_NUMBER: _ClassVar[int]
+    CPU_FIELD_NUMBER: _ClassVar[int]
+    MEMORY_FIELD_NUMBER: _ClassVar[int]
+    GPU_FIELD_NUMBER: _ClassVar[int]
+    MAX_CONCURRENCY_FIELD_NUMBER: _ClassVar[int]
+    QUEUE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    TEMPLATE_FIELD_NUMBER: _ClassVar[int]
     replica_id: str
     service: str
     version: int
@@ -34,10 +41,17 @@ class StartReplicaRequest(_message.Message):
     config_json: str
     env: _containers.ScalarMap[str, str]
     timeout_s: float
-    def __init__(self, replica_id: _Optional[str] = ..., service: _Optional[str] = ..., version: _Optional[int] = ..., kind: _Optional[str] = ..., artifact: _Optional[str] = ..., package_dir: _Optional[str] = ..., config_json: _Optional[str] = ..., env: _Optional[_Mapping[str, str]] = ..., timeout_s: _Optional[float] = ...) -> None: ...
+    runtime: str
+    cpu: float
+    memory: str
+    gpu: int
+    max_concurrency: int
+    queue_size: int
+    template: str
+    def __init__(self, replica_id: _Optional[str] = ..., service: _Optional[str] = ..., version: _Optional[int] = ..., kind: _Optional[str] = ..., artifact: _Optional[str] = ..., package_dir: _Optional[str] = ..., config_json: _Optional[str] = ..., env: _Optional[_Mapping[str, str]] = ..., timeout_s: _Optional[float] = ..., runtime: _Optional[str] = ..., cpu: _Optional[float] = ..., memory: _Optional[str] = ..., gpu: _Optional[int] = ..., max_concurrency: _Optional[int] = ..., queue_size: _Optional[int] = ..., template: _Optional[str] = ...) -> None: ...
 
 class Replica(_message.Message):
-    __slots__ = ("id", "service", "version", "state", "pid", "restarts", "message", "log_path", "started_at")
+    __slots__ = ("id", "service", "version", "state", "pid", "restarts", "message", "log_path", "started_at", "runtime", "gpus", "in_flight", "template", "draining", "last_exit")
     ID_FIELD_NUMBER: _ClassVar[int]
     SERVICE_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
@@ -47,6 +61,12 @@ class Replica(_message.Message):
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     LOG_PATH_FIELD_NUMBER: _ClassVar[int]
     STARTED_AT_FIELD_NUMBER: _ClassVar[int]
+    RUNTIME_FIELD_NUMBER: _ClassVar[int]
+    GPUS_FIELD_NUMBER: _ClassVar[int]
+    IN_FLIGHT_FIELD_NUMBER: _ClassVar[int]
+    TEMPLATE_FIELD_NUMBER: _ClassVar[int]
+    DRAINING_FIELD_NUMBER: _ClassVar[int]
+    LAST_EXIT_FIELD_NUMBER: _ClassVar[int]
     id: str
     service: str
     version: int
@@ -56,7 +76,59 @@ class Replica(_message.Message):
     message: str
     log_path: str
     started_at: float
-    def __init__(self, id: _Optional[str] = ..., service: _Optional[str] = ..., version: _Optional[int] = ..., state: _Optional[str] = ..., pid: _Optional[int] = ..., restarts: _Optional[int] = ..., message: _Optional[str] = ..., log_path: _Optional[str] = ..., started_at: _Optional[float] = ...) -> None: ...
+    runtime: str
+    gpus: _containers.RepeatedScalarFieldContainer[str]
+    in_flight: int
+    template: str
+    draining: bool
+    last_exit: str
+    def __init__(self, id: _Optional[str] = ..., service: _Optional[str] = ..., version: _Optional[int] = ..., state: _Optional[str] = ..., pid: _Optional[int] = ..., restarts: _Optional[int] = ..., message: _Optional[str] = ..., log_path: _Optional[str] = ..., started_at: _Optional[float] = ..., runtime: _Optional[str] = ..., gpus: _Optional[_Iterable[str]] = ..., in_flight: _Optional[int] = ..., template: _Optional[str] = ..., draining: _Optional[bool] = ..., last_exit: _Optional[str] = ...) -> None: ...
+
+class ServiceLoad(_message.Message):
+    __slots__ = ("service", "in_flight", "queued", "last_request_at", "rejected")
+    SERVICE_FIELD_NUMBER: _ClassVar[int]
+    IN_FLIGHT_FIELD_NUMBER: _ClassVar[int]
+    QUEUED_FIELD_NUMBER: _ClassVar[int]
+    LAST_REQUEST_AT_FIELD_NUMBER: _ClassVar[int]
+    REJECTED_FIELD_NUMBER: _ClassVar[int]
+    service: str
+    in_flight: int
+    queued: int
+    last_request_at: float
+    rejected: int
+    def __init__(self, service: _Optional[str] = ..., in_flight: _Optional[int] = ..., queued: _Optional[int] = ..., last_request_at: _Optional[float] = ..., rejected: _Optional[int] = ...) -> None: ...
+
+class Gpu(_message.Message):
+    __slots__ = ("id", "uuid", "name", "memory_bytes", "replica_id")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    UUID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    MEMORY_BYTES_FIELD_NUMBER: _ClassVar[int]
+    REPLICA_ID_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    uuid: str
+    name: str
+    memory_bytes: int
+    replica_id: str
+    def __init__(self, id: _Optional[str] = ..., uuid: _Optional[str] = ..., name: _Optional[str] = ..., memory_bytes: _Optional[int] = ..., replica_id: _Optional[str] = ...) -> None: ...
+
+class GetCapacityRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class Capacity(_message.Message):
+    __slots__ = ("gpus", "gpu_source", "cpus", "memory_bytes", "runtimes")
+    GPUS_FIELD_NUMBER: _ClassVar[int]
+    GPU_SOURCE_FIELD_NUMBER: _ClassVar[int]
+    CPUS_FIELD_NUMBER: _ClassVar[int]
+    MEMORY_BYTES_FIELD_NUMBER: _ClassVar[int]
+    RUNTIMES_FIELD_NUMBER: _ClassVar[int]
+    gpus: _containers.RepeatedCompositeFieldContainer[Gpu]
+    gpu_source: str
+    cpus: int
+    memory_bytes: int
+    runtimes: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, gpus: _Optional[_Iterable[_Union[Gpu, _Mapping]]] = ..., gpu_source: _Optional[str] = ..., cpus: _Optional[int] = ..., memory_bytes: _Optional[int] = ..., runtimes: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ReadLogsRequest(_message.Message):
     __slots__ = ("service", "replica_id", "since", "tail", "follow")
@@ -85,10 +157,12 @@ class LogLine(_message.Message):
     def __init__(self, ts: _Optional[float] = ..., replica_id: _Optional[str] = ..., version: _Optional[int] = ..., text: _Optional[str] = ...) -> None: ...
 
 class StopReplicaRequest(_message.Message):
-    __slots__ = ("replica_id",)
+    __slots__ = ("replica_id", "drain_s")
     REPLICA_ID_FIELD_NUMBER: _ClassVar[int]
+    DRAIN_S_FIELD_NUMBER: _ClassVar[int]
     replica_id: str
-    def __init__(self, replica_id: _Optional[str] = ...) -> None: ...
+    drain_s: float
+    def __init__(self, replica_id: _Optional[str] = ..., drain_s: _Optional[float] = ...) -> None: ...
 
 class ListReplicasRequest(_message.Message):
     __slots__ = ("service",)
@@ -97,7 +171,9 @@ class ListReplicasRequest(_message.Message):
     def __init__(self, service: _Optional[str] = ...) -> None: ...
 
 class ListReplicasResponse(_message.Message):
-    __slots__ = ("replicas",)
+    __slots__ = ("replicas", "loads")
     REPLICAS_FIELD_NUMBER: _ClassVar[int]
+    LOADS_FIELD_NUMBER: _ClassVar[int]
     replicas: _containers.RepeatedCompositeFieldContainer[Replica]
-    def __init__(self, replicas: _Optional[_Iterable[_Union[Replica, _Mapping]]] = ...) -> None: ...
+    loads: _containers.RepeatedCompositeFieldContainer[ServiceLoad]
+    def __init__(self, replicas: _Optional[_Iterable[_Union[Replica, _Mapping]]] = ..., loads: _Optional[_Iterable[_Union[ServiceLoad, _Mapping]]] = ...) -> None: ...

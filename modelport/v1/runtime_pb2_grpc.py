@@ -65,6 +65,11 @@ class RuntimeStub:
                 request_serializer=modelport_dot_v1_dot_runtime__pb2.ReadLogsRequest.SerializeToString,
                 response_deserializer=modelport_dot_v1_dot_runtime__pb2.LogLine.FromString,
                 _registered_method=True)
+        self.GetCapacity = channel.unary_unary(
+                '/modelport.v1.Runtime/GetCapacity',
+                request_serializer=modelport_dot_v1_dot_runtime__pb2.GetCapacityRequest.SerializeToString,
+                response_deserializer=modelport_dot_v1_dot_runtime__pb2.Capacity.FromString,
+                _registered_method=True)
 
 
 class RuntimeServicer:
@@ -106,6 +111,12 @@ class RuntimeServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetCapacity(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RuntimeServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -138,6 +149,11 @@ def add_RuntimeServicer_to_server(servicer, server):
                     servicer.ReadLogs,
                     request_deserializer=modelport_dot_v1_dot_runtime__pb2.ReadLogsRequest.FromString,
                     response_serializer=modelport_dot_v1_dot_runtime__pb2.LogLine.SerializeToString,
+            ),
+            'GetCapacity': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetCapacity,
+                    request_deserializer=modelport_dot_v1_dot_runtime__pb2.GetCapacityRequest.FromString,
+                    response_serializer=modelport_dot_v1_dot_runtime__pb2.Capacity.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -302,6 +318,33 @@ class Runtime:
             '/modelport.v1.Runtime/ReadLogs',
             modelport_dot_v1_dot_runtime__pb2.ReadLogsRequest.SerializeToString,
             modelport_dot_v1_dot_runtime__pb2.LogLine.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetCapacity(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelport.v1.Runtime/GetCapacity',
+            modelport_dot_v1_dot_runtime__pb2.GetCapacityRequest.SerializeToString,
+            modelport_dot_v1_dot_runtime__pb2.Capacity.FromString,
             options,
             channel_credentials,
             insecure,

@@ -39,6 +39,9 @@ _SHIM_DIR = os.path.dirname(os.path.abspath(__file__))
 ORPHAN_GRACE_S = 2.0
 #: exit status after setup_failed (the runtime restarts the process to retry)
 EXIT_SETUP_FAILED = 3
+#: the model ran out of the memory limit the runtime set (MODELPORT_MEMORY_LIMIT, an
+#: RLIMIT_DATA): the worker stops at once and the runtime reports it as such
+EXIT_MEMORY_LIMIT = 86
 
 
 def _stderr(message: str) -> None:
@@ -268,6 +271,7 @@ class Shim:
         except BaseException as exc:  # noqa: BLE001 - SystemExit in setup is a failure too
             if isinstance(exc, KeyboardInterrupt):
                 raise
+            _exit_if_out_of_memory(exc)
             self.state = "failed"
             error = error_from(exc)
             _stderr(f"setup failed: {error['type']}: {error['message']}")
@@ -303,6 +307,7 @@ class Shim:
         except BaseException as exc:  # noqa: BLE001 - SystemExit in predict is a failure too
             if isinstance(exc, KeyboardInterrupt):
                 raise
+            _exit_if_out_of_memory(exc)
             error = error_from(exc)
             if error["traceback"]:
                 sys.stderr.write(f"[modelport-worker] request {ctx.id} failed:\n"
@@ -325,6 +330,45 @@ class Shim:
             close = getattr(items, "close", None)
             if callable(close):
                 close()
+
+
+def _limit_self() -> None:
+    """The limits the runtime asks for (services/runtime/containment.py), set on this
+    process before any model code runs; an unprivileged worker cannot raise them again."""
+    import resource
+
+    env = os.environ
+    limits = [(resource.RLIMIT_CORE, 0)]
+    for name, which in (("MODELPORT_MEMORY_LIMIT", resource.RLIMIT_DATA),
+                        ("MODELPORT_MAX_OPEN_FILES", resource.RLIMIT_NOFILE),
+                        ("MODELPORT_MAX_PROCESSES", resource.RLIMIT_NPROC)):
+        if env.get(name, "").isdigit():
+            limits.append((which, int(env[name])))
+    for which, value in limits:
+        soft, hard = resource.getrlimit(which)
+        if hard != resource.RLIM_INFINITY:
+            value = min(value, hard)
+        try:
+            resource.setrlimit(which, (value, value))
+        except (OSError, ValueError) as exc:
+            _stderr(f"could not set resource limit {which}: {exc}")
+    if env.get("MODELPORT_NO_NEW_PRIVS"):
+        try:  # nothing the model runs can gain privileges (setuid binaries)
+            import ctypes
+
+            ctypes.CDLL(None, use_errno=True).prctl(38, 1, 0, 0, 0)  # PR_SET_NO_NEW_PRIVS
+        except (OSError, AttributeError):
+            _stderr("could not set no_new_privs")
+
+
+def _exit_if_out_of_memory(exc: BaseException) -> None:
+    """Under a memory limit a MemoryError stops the worker (without allocating more)."""
+    if isinstance(exc, MemoryError) and os.environ.get("MODELPORT_MEMORY_LIMIT"):
+        try:
+            os.write(2, b"[modelport-worker] MemoryError: the model ran out of its memory "
+                        b"limit; stopping the worker\n")
+        finally:
+            os._exit(EXIT_MEMORY_LIMIT)
 
 
 def _check_size(result: p.Result) -> None:
@@ -373,6 +417,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--package", required=True, help="the package directory")
     parser.add_argument("--kind", default=None, help="package kind (detected when omitted)")
     args = parser.parse_args(argv)
+    _limit_self()
     package_dir = os.path.abspath(args.package)
     _enter_package(package_dir)
     try:

@@ -28,6 +28,7 @@ from opentelemetry.trace import Status, StatusCode
 from modelport.home import HomeLayout
 from services.builder import errors
 from services.builder.buildlog import BuildLog, StepFailed
+from services.builder.image import ImageBuilder
 from services.builder.venv import EnvSpec, VenvBuilder
 from services.telemetry import tracing
 
@@ -55,6 +56,7 @@ class BuildRecord:
     label: str = ""
     python: str = ""  # the interpreter's version
     follows: str = ""  # the build whose environment this one waits for, if any
+    target: str = "process"  # process (a virtualenv) | docker (an image: image.py)
 
     @property
     def done(self) -> bool:
@@ -73,10 +75,12 @@ class _Leader:
 
 
 class BuildCache:
-    def __init__(self, layout: HomeLayout, venvs: VenvBuilder, max_concurrent: int = 2) -> None:
+    def __init__(self, layout: HomeLayout, venvs: VenvBuilder, max_concurrent: int = 2,
+                 images: ImageBuilder | None = None) -> None:
         self._records_dir = layout.builder / "builds"
         self._logs_dir = layout.builder / "logs"
         self._venvs = venvs
+        self._images = images
         self._records: dict[str, BuildRecord] = {}
         self._leaders: dict[str, _Leader] = {}  # env key -> the build that builds it
         self._tasks: set[asyncio.Task[None]] = set()
@@ -99,26 +103,50 @@ class BuildCache:
                 blog.close()
                 self._save(record)
             self._records[record.id] = record
-        for path in self._venvs.remove_stale():
+        for path in [*self._venvs.remove_stale(),
+                     *(self._images.remove_stale() if self._images else [])]:
             log.info("removed half-built environment %s", path)
         log.info("loaded %d build records", len(self._records))
 
-    async def start(self, *, python: str, requirements: str, label: str = "") -> BuildRecord:
-        """Begin a build and return at once: queued/running, or succeeded when cached."""
-        spec = await self._venvs.plan(python, requirements)
-        record = BuildRecord(id=uuid.uuid4().hex[:16], env_key=spec.key, label=label,
-                             python=spec.python.version, started_at=time.time())
+    async def start(self, *, python: str, requirements: str, label: str = "",
+                    target: str = "process", base_image: str = "", package_dir: str = "",
+                    package_digest: str = "") -> BuildRecord:
+        """Begin a build and return at once: queued/running, or succeeded when cached.
+
+        ``target`` "docker" builds an image (``image.py``) from ``base_image``, the
+        requirements and the package; a docker build that cannot even be planned (no
+        engine) is recorded failed with the reason, like any failed build.
+        """
+        builder: Any = self._venvs
+        record = BuildRecord(id=uuid.uuid4().hex[:16], label=label, started_at=time.time(),
+                             target=target)
+        if target == "docker":
+            if self._images is None:
+                raise errors.target_unavailable(target)
+            builder = self._images
+            try:
+                spec: Any = await builder.plan(base_image=base_image, requirements=requirements,
+                                               package_dir=package_dir,
+                                               package_digest=package_digest, label=label)
+            except StepFailed as exc:
+                return self._failed_at_once(record, exc.reason)
+            what = f"image {spec.tag} from {spec.base_image}"
+        else:
+            spec = await builder.plan(python, requirements)
+            record.python = spec.python.version
+            what = f"environment {spec.key} for python {spec.python.version}"
+        record.env_key = spec.key
         blog = self._open_log(record.id)
-        blog.header(f"build {record.id}" + (f" of {label}" if label else "")
-                    + f": environment {spec.key} for python {spec.python.version}")
+        blog.header(f"build {record.id}" + (f" of {label}" if label else "") + f": {what}")
         self._records[record.id] = record
         # no await from here on: checking and claiming the key is one step
-        if (marker := self._venvs.existing(spec.key)) is not None:
+        if (marker := builder.existing(spec.key)) is not None:
             record.state, record.cached = SUCCEEDED, True
-            record.artifact = str(self._venvs.python_of(spec.key))
+            record.artifact = str(builder.artifact_of(spec.key))
             record.finished_at = time.time()
-            blog.line(f"environment {spec.key} is already built (by build "
-                      f"{marker.get('build_id', '?')}); reusing it: {record.artifact}")
+            by = f" (by build {marker['build_id']})" if marker.get("build_id") else ""
+            kind = "image" if target == "docker" else "environment"
+            blog.line(f"{kind} {spec.key} is already built{by}; reusing it: {record.artifact}")
             blog.close()
             self._save(record)
         elif (leader := self._leaders.get(spec.key)) is not None:
@@ -132,7 +160,18 @@ class BuildCache:
             leader = _Leader(record, asyncio.get_running_loop().create_future())
             self._leaders[spec.key] = leader
             self._save(record)
-            self._spawn(self._lead(leader, spec, blog))
+            self._spawn(self._lead(leader, spec, blog, builder))
+        return self._view(record)
+
+    def _failed_at_once(self, record: BuildRecord, reason: str) -> BuildRecord:
+        blog = self._open_log(record.id)
+        blog.header(f"build {record.id}" + (f" of {record.label}" if record.label else "")
+                    + f" ({record.target})")
+        self._records[record.id] = record
+        self._fail(record, blog, reason)
+        record.finished_at = time.time()
+        blog.close()
+        self._save(record)
         return self._view(record)
 
     def get(self, build_id: str) -> BuildRecord:
@@ -158,24 +197,26 @@ class BuildCache:
 
     # -- build tasks ----------------------------------------------------------------------
 
-    async def _lead(self, leader: _Leader, spec: EnvSpec, blog: BuildLog) -> None:
+    async def _lead(self, leader: _Leader, spec: EnvSpec, blog: BuildLog,
+                    builder: Any = None) -> None:
         """The build as a trace of its own, linked to the StartBuild call that asked for it."""
         record = leader.record
         with tracing.span(_tracer, "build", {
                 "modelport.build_id": record.id, "modelport.env_key": spec.key,
                 "modelport.label": record.label, "modelport.python": record.python},
                 context=otel_context.Context(), links=tracing.link_to_current()) as span:
-            await self._build(leader, spec, blog)
+            await self._build(leader, spec, blog, builder or self._venvs)
             if span is not None and record.state == FAILED:
                 span.set_status(Status(StatusCode.ERROR, record.error.split("\n", 1)[0]))
 
-    async def _build(self, leader: _Leader, spec: EnvSpec, blog: BuildLog) -> None:
+    async def _build(self, leader: _Leader, spec: EnvSpec, blog: BuildLog,
+                     builder: Any) -> None:
         record = leader.record
         try:
             async with self._slots:
                 record.state = RUNNING
                 self._save(record)
-                artifact = await self._venvs.build(spec, record.id, blog)
+                artifact = await builder.build(spec, record.id, blog)
             record.state, record.artifact = SUCCEEDED, str(artifact)
             blog.line(f"==> build succeeded: {artifact}")
         except StepFailed as exc:

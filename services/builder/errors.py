@@ -13,10 +13,17 @@ def build_not_found(build_id: str) -> ModelportError:
 def target_unavailable(target: str) -> ModelportError:
     if target == "docker":
         return invalid("build.target_unavailable",
-                       "docker builds are not available yet; only the process target is",
+                       "this builder was started without docker builds",
                        fix="deploy with `runtime: process`", path="target")
     return invalid("build.target_unknown", f"unknown build target {target!r}",
-                   fix="use `process`", path="target")
+                   fix="use `process` or `docker`", path="target")
+
+
+def package_dir_missing(package_dir: str) -> ModelportError:
+    return invalid("build.package_dir_missing",
+                   f"a docker build copies the package, but package_dir {package_dir!r} is "
+                   "not a directory on the builder's host",
+                   fix="pass the extracted package's directory", path="package_dir")
 
 
 def python_malformed(request: str) -> ModelportError:

@@ -6,6 +6,7 @@ import logging
 
 from modelport.v1 import builder_pb2, builder_pb2_grpc
 from services.builder.cache import BuildCache
+from services.builder.image import ImageBuilder
 from services.builder.servicer import BuilderServicer
 from services.builder.settings import BuilderSettings
 from services.builder.venv import VenvBuilder
@@ -20,7 +21,11 @@ def build_server(settings: BuilderSettings) -> tuple[GrpcServer, BuildCache]:
     layout = settings.layout
     venvs = VenvBuilder(layout.envs, uv=settings.uv, default_python=settings.python,
                         step_timeout_s=settings.build_timeout_s)
-    cache = BuildCache(layout, venvs, settings.max_concurrent_builds)
+    images = ImageBuilder(layout.builder / "images", layout.envs, uv=settings.uv,
+                          host_python=settings.python, index_env=venvs.uv_index_env,
+                          default_base_image=settings.docker_base_image,
+                          pull=settings.docker_pull, step_timeout_s=settings.build_timeout_s)
+    cache = BuildCache(layout, venvs, settings.max_concurrent_builds, images=images)
     server = GrpcServer(settings.listen)
     server.add(builder_pb2_grpc.add_BuilderServicer_to_server, BuilderServicer(cache),
                [SERVICE_NAME])

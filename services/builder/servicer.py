@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import grpc
 
 from modelport.v1 import builder_pb2, builder_pb2_grpc
@@ -10,7 +12,7 @@ from services.builder.cache import BuildCache, BuildRecord
 from services.grpc_errors import translate_errors
 
 #: build targets this builder can produce
-TARGETS = ("process",)
+TARGETS = ("process", "docker")
 
 
 class BuilderServicer(builder_pb2_grpc.BuilderServicer):
@@ -23,8 +25,14 @@ class BuilderServicer(builder_pb2_grpc.BuilderServicer):
         target = request.target or "process"
         if target not in TARGETS:
             raise errors.target_unavailable(target)
+        if target == "docker" and not (request.package_dir
+                                       and Path(request.package_dir).is_dir()):
+            raise errors.package_dir_missing(request.package_dir)
         record = await self._cache.start(python=request.python,
-                                         requirements=request.requirements, label=request.label)
+                                         requirements=request.requirements, label=request.label,
+                                         target=target, base_image=request.base_image,
+                                         package_dir=request.package_dir,
+                                         package_digest=request.package_digest)
         return to_proto(record)
 
     @translate_errors
@@ -43,4 +51,4 @@ def to_proto(record: BuildRecord) -> builder_pb2.Build:
     return builder_pb2.Build(
         id=record.id, state=record.state, env_key=record.env_key, artifact=record.artifact,
         error=record.error, cached=record.cached, started_at=record.started_at,
-        finished_at=record.finished_at)
+        finished_at=record.finished_at, target=record.target)

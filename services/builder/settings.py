@@ -44,6 +44,13 @@ class BuilderSettings(BaseSettings):
     build_timeout_s: float = Field(default=1800.0, gt=0)
     """Longest one build step (create, install) may run before it is killed."""
 
+    docker_base_image: str = "python:3.11-slim"
+    """Base image of docker builds whose package names no `base_image`."""
+
+    docker_pull: bool = True
+    """Pull a base image the Docker host does not have; off = fail at once, saying how to
+    provide it (`docker load`, `docker import`)."""
+
     @field_validator("uv", mode="before")
     @classmethod
     def _no_uv(cls, value: object) -> object:

@@ -161,6 +161,10 @@ class VenvBuilder:
     def python_of(self, key: str) -> Path:
         return self.env_dir(key) / "bin" / "python"
 
+    def artifact_of(self, key: str) -> str:
+        """What a build of `key` hands the runtime: the environment's python."""
+        return str(self.python_of(key))
+
     def remove_stale(self) -> list[Path]:
         """Delete half-built environments left by a builder that stopped mid-build."""
         removed = []

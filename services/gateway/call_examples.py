@@ -64,3 +64,28 @@ def sdk(base_url: str, name: str, inputs: list[dict[str, Any]]) -> str:
         else f"{i['name']}={_sample(i)!r}" for i in inputs)
     return (f"import modelport\nclient = modelport.Client({base_url!r})\n"
             f"print(client.predict({name!r}, {args}))")
+
+
+def with_auth(examples: dict[str, str], base_url: str, name: str,
+              inputs: list[dict[str, Any]]) -> dict[str, str]:
+    """The examples of a service with ``auth.required``: a key from the environment
+    (``MODELPORT_KEY``, from ``modelport keys create --scope invoke:NAME``), and an
+    AK/SK-signed call (docs/security.md)."""
+    out = dict(examples)
+    out["curl"] = examples["curl"].replace(
+        "curl -sS -X POST ", "curl -sS -X POST -H \"Authorization: Bearer $MODELPORT_KEY\" ", 1)
+    out["python"] = ("import os\n" + examples["python"]).replace(
+        "headers={'Content-Type': 'application/json'}",
+        "headers={'Content-Type': 'application/json',\n"
+        "                                      'Authorization': 'Bearer ' + "
+        "os.environ['MODELPORT_KEY']}", 1)
+    out["sdk"] = examples["sdk"].replace(
+        f"modelport.Client({base_url!r})",
+        f"modelport.Client({base_url!r}, token=os.environ['MODELPORT_KEY'])", 1)
+    out["sdk"] = "import os\n" + out["sdk"]
+    out["signed"] = examples["sdk"].replace(
+        f"modelport.Client({base_url!r})",
+        f"modelport.Client({base_url!r}, access_key=os.environ['MODELPORT_ACCESS_KEY'],\n"
+        "                          secret_key=os.environ['MODELPORT_SECRET_KEY'])", 1)
+    out["signed"] = "import os\n" + out["signed"]
+    return out

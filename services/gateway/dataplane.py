@@ -7,7 +7,6 @@ the routed version (the model never started on the request) triggers one re-reso
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -18,6 +17,7 @@ import grpc
 from modelport.errors import Kind, ModelportError, invalid
 from modelport.v1 import inference_pb2, registry_pb2, registry_pb2_grpc, runtime_pb2_grpc
 from services.gateway import telemetry
+from services.gateway.routing import Router, RouteTable
 from services.grpc_errors import from_rpc_error
 from services.grpc_server import channel
 from services.telemetry import tracing
@@ -64,40 +64,93 @@ class InferenceResult:
 
 
 class DataPlane:
+    #: services/gateway/auth.py InferenceGate: auth -> limits, the first stage of every call
+    #: (None: open, as in unit tests); a re-route inside one call does not pass it again
+    gate: Any = None
+
     def __init__(self, registry: registry_pb2_grpc.RegistryStub, route_ttl_s: float = 1.0) -> None:
         self.registry = registry
         self.route_ttl_s = route_ttl_s
-        self._routes: dict[tuple[str, int], Route] = {}
+        #: route tables per (service, pinned version); routing.py picks version and agent
+        self._routes: dict[tuple[str, int], RouteTable] = {}
+        self.router = Router()
         self._runtimes: dict[str, runtime_pb2_grpc.RuntimeStub] = {}
 
     async def route(self, service: str, version: int = 0, fresh: bool = False) -> Route:
         telemetry.note_service(service)
-        key = (service, version)
-        cached = self._routes.get(key)
-        if cached and not fresh and cached.expires > time.monotonic():
-            telemetry.note_version(cached.version)
-            return cached
+        if self.gate is not None and not fresh:
+            with tracing.span(_tracer, "auth", {"modelport.service": service}):
+                await self.gate.admit(service)
+        table = await self._table(service, version, fresh)
+        vr = self.router.pick_version(table, version)
+        endpoint = self.router.pick_endpoint(vr)
+        route = Route(service, vr.version, endpoint.address if endpoint else "", vr.interface,
+                      vr.timeout_s, table.expires)
+        telemetry.note_version(route.version)
+        return route
+
+    async def _table(self, service: str, version: int, fresh: bool = False,
+                     wait_s: float = 0.0) -> RouteTable:
+        """The service's route table (cached ``route_ttl_s``); a pinned version the
+        unpinned table does not list is asked for on its own. ``wait_s``: the registry
+        waits for a replica (cold start) before answering."""
+        now = time.monotonic()
+        main = self._routes.get((service, 0))
+        if not fresh and not wait_s:
+            if main and main.expires > now and (not version or version in main.versions):
+                return main
+            own = self._routes.get((service, version))
+            if version and own and own.expires > now:
+                return own
+        ask = version if wait_s or (version and main and main.expires > now) else 0
+        table = await self._resolve(service, ask, wait_s)
+        if version and ask == 0 and version not in table.versions:
+            ask, table = version, await self._resolve(service, version)
+        self._routes[(service, ask)] = table
+        return table
+
+    async def _resolve(self, service: str, version: int, wait_s: float = 0.0) -> RouteTable:
         with tracing.span(_tracer, "route", {"modelport.service": service}):
             try:
                 r = await self.registry.ResolveRoute(
-                    registry_pb2.ResolveRouteRequest(service=service, version=version),
-                    timeout=10)
+                    registry_pb2.ResolveRouteRequest(service=service, version=version,
+                                                     wait_s=wait_s),
+                    timeout=10 + wait_s)
             except grpc.aio.AioRpcError as err:
-                self._routes.pop(key, None)
+                self._routes.pop((service, version), None)
                 error = from_rpc_error(err, "registry")
                 if error.code == "service.not_found":
                     telemetry.note_unknown_service()
                 raise error from None
-        route = Route(r.service, r.version, r.runtime_address, json.loads(r.interface_json or "{}"),
-                      r.timeout_s, time.monotonic() + self.route_ttl_s)
-        self._routes[key] = route
-        telemetry.note_version(route.version)
-        return route
+        return RouteTable.from_proto(r, time.monotonic() + self.route_ttl_s)
+
+    async def _with_replica(self, req: InferenceRequest, route: Route, timeout: float) -> Route:
+        """A route whose version has no replica (scaled to zero; its agent lost and the
+        replicas being placed elsewhere): wait, bounded by the request's timeout, for one."""
+        table = await self._table(req.service, req.version, fresh=True, wait_s=timeout)
+        vr = table.versions.get(route.version) if not req.version else None
+        if vr is None or not vr.has_replicas:
+            vr = self.router.pick_version(table, req.version)
+        endpoint = self.router.pick_endpoint(vr)
+        if endpoint is None:
+            raise ModelportError(Kind.UNAVAILABLE, "service.no_replica",
+                                 f"service {req.service!r} has no replica to take the request",
+                                 f"retry shortly; `modelport events {req.service}` says why")
+        return Route(req.service, vr.version, endpoint.address, vr.interface, vr.timeout_s,
+                     table.expires)
 
     def forget(self, service: str) -> None:
         """Drop cached routes of a service (after this gateway changed or deleted it)."""
         for key in [k for k in self._routes if k[0] == service]:
             del self._routes[key]
+        if self.gate is not None:
+            self.gate.forget(service)
+
+    async def authorize(self, service: str) -> None:
+        """The auth stage alone, for what belongs to a service without calling it (its
+        async tasks, also after the service is gone)."""
+        if self.gate is not None:
+            await self.gate.admit(service, limit=False, strict=True)
 
     def runtime(self, address: str) -> runtime_pb2_grpc.RuntimeStub:
         stub = self._runtimes.get(address)
@@ -132,16 +185,21 @@ class DataPlane:
         timeout = req.timeout_s or route.timeout_s or 60.0
         telemetry.note_request_id(req.request_id)
         for attempt in (0, 1):
+            if not route.runtime_address:
+                route = await self._with_replica(req, route, timeout)
             msg = predict_request(route, req, timeout)
             try:
                 with tracing.span(_tracer, "runtime.call", {
                         "modelport.service": route.service, "modelport.version": route.version,
-                        "modelport.request_id": req.request_id, "modelport.attempt": attempt}):
+                        "modelport.request_id": req.request_id, "modelport.attempt": attempt}
+                        ), self.router.calling(route.runtime_address):
                     resp = await self.runtime(route.runtime_address).Predict(
                         msg, timeout=timeout + 5)
                 break
             except grpc.aio.AioRpcError as err:
                 error = from_rpc_error(err, "runtime")
+                if error.code == "component.unavailable":
+                    self.router.mark_down(route.runtime_address)
                 if attempt == 0 and (error.code in _REROUTABLE
                                      or error.code == "component.unavailable"):
                     route = await self.route(req.service, req.version, fresh=True)
@@ -163,17 +221,23 @@ class DataPlane:
         self.check_inputs(route, req.inputs)
         timeout = req.timeout_s or route.timeout_s or 60.0
         for attempt in (0, 1):
+            if not route.runtime_address:
+                route = await self._with_replica(req, route, timeout)
             msg = predict_request(route, req, timeout)
             call = self.runtime(route.runtime_address).PredictStream(msg, timeout=timeout + 1)
             started = False
             try:
-                async for chunk in call:
-                    started = True
-                    yield chunk
+                with self.router.calling(route.runtime_address):
+                    async for chunk in call:
+                        started = True
+                        yield chunk
                 return
             except grpc.aio.AioRpcError as err:
                 error = from_rpc_error(err, "runtime")
-                if not started and attempt == 0 and error.code in _REROUTABLE:
+                if error.code == "component.unavailable":
+                    self.router.mark_down(route.runtime_address)
+                if not started and attempt == 0 and (error.code in _REROUTABLE
+                                                     or error.code == "component.unavailable"):
                     route = await self.route(req.service, req.version, fresh=True)
                     continue
                 if err.code() == grpc.StatusCode.DEADLINE_EXCEEDED and error.code.startswith("rpc"):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import json
 import logging
 import signal
@@ -11,6 +12,7 @@ from collections.abc import Generator
 
 import uvicorn
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
@@ -18,11 +20,13 @@ from starlette.routing import Route, WebSocketRoute
 from modelport.errors import ModelportError
 from modelport.home import HomeLayout
 from modelport.inference import grpc_predict_v2_pb2_grpc
-from modelport.v1 import inference_pb2_grpc, registry_pb2_grpc
+from modelport.v1 import auth_pb2, auth_pb2_grpc, inference_pb2_grpc, registry_pb2_grpc
+from services.gateway import auth as security
 from services.gateway.dataplane import DataPlane
 from services.gateway.grpc import oip as grpc_oip
 from services.gateway.grpc.inference import InferenceServicer
 from services.gateway.oip import OipModels, registry_ready_probe
+from services.gateway.rest.auth import AuthApi
 from services.gateway.rest.errors import handle_modelport_error, handle_unexpected
 from services.gateway.rest.gitops import GitOpsApi
 from services.gateway.rest.infer import InferEndpoint
@@ -72,8 +76,26 @@ def build_app(settings: GatewaySettings, dataplane: DataPlane,
         settings.home).socket("runtime"), HomeLayout(settings.home).logs).routes()
     routes.append(Route("/openapi.json", OpenApi(registry, lambda: routes).handle,
                         methods=["GET"]))
+    # auth: the data plane's first stage, and the management API's one gate (+ audit)
+    auth_stub = auth_pb2_grpc.AuthStub(channel(settings.registry_address))
+    gate = dataplane.gate = dataplane.gate or security.InferenceGate(
+        auth_stub, security.Authenticator(auth_stub, settings.auth_cache_s),
+        enabled=settings.auth, policy_ttl_s=settings.route_ttl_s)
+    routes[-1:-1] = AuthApi(auth_stub, gate.authenticator, settings.allow_registration).routes()
+
+    async def audit(entry: auth_pb2.AuditEntry) -> None:
+        try:
+            await auth_stub.RecordAudit(entry, timeout=10)
+        except Exception:  # noqa: BLE001 - the action happened; say the record is missing
+            log.exception("audit record lost: %s %s", entry.action, entry.target)
+
     return Starlette(routes=routes, exception_handlers={ModelportError: handle_modelport_error,
-                                                        Exception: handle_unexpected})
+                                                        Exception: handle_unexpected},
+                     middleware=[Middleware(
+                         security.AuthMiddleware, gate=gate, routes=routes, audit=audit,
+                         enabled=settings.auth, webhook_secret=bool(
+                             settings.gitops_webhook_secret),
+                         max_signed_body=settings.max_body_bytes)])
 
 
 class _Uvicorn(uvicorn.Server):
@@ -86,7 +108,8 @@ class _Uvicorn(uvicorn.Server):
 
 async def serve(settings: GatewaySettings) -> None:
     settings = settings.resolved()
-    registry = registry_pb2_grpc.RegistryStub(channel(settings.registry_address))
+    registry = registry_pb2_grpc.RegistryStub(channel(
+        settings.registry_address, security.identity_interceptors()))
     dataplane = DataPlane(registry, settings.route_ttl_s)
     tasks_stub = registry_pb2_grpc.TasksStub(channel(settings.registry_address))
     runner = TaskRunner(tasks_stub, dataplane, settings.task_concurrency, task_view=task_view)
@@ -95,10 +118,14 @@ async def serve(settings: GatewaySettings) -> None:
                            settings.access_log_backups)
     app = build_app(settings, dataplane, registry,
                     TaskApi(tasks_stub, dataplane, settings.max_body_bytes, runner), stats)
-    runner_task = asyncio.create_task(runner.run())
+    # tasks were admitted (auth, limits) when submitted; the runner is the gateway itself
+    runner_ctx = contextvars.copy_context()
+    runner_ctx.run(security.CREDENTIALS.set, security.INTERNAL)
+    runner_task = asyncio.create_task(runner.run(), context=runner_ctx)
 
     grpc_server = GrpcServer(f"{settings.host}:{settings.grpc_port}", public=True,
-                             interceptors=[GrpcTelemetryInterceptor(stats, access_log)])
+                             interceptors=[GrpcTelemetryInterceptor(stats, access_log),
+                                           security.GrpcCredentialsInterceptor()])
     grpc_server.add(inference_pb2_grpc.add_InferenceServicer_to_server,
                     InferenceServicer(dataplane), ["modelport.v1.Inference"])
     grpc_server.add(grpc_predict_v2_pb2_grpc.add_GRPCInferenceServiceServicer_to_server,

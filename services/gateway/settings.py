@@ -29,6 +29,13 @@ class GatewaySettings(BaseSettings):
         "", description="when set, /api/v1/gitops/webhook requires this secret (GitHub/Gitea "
         "HMAC signature or GitLab token)")
 
+    auth: bool = Field(True, description="require credentials for management (and for "
+                       "services with auth.required); off only for throwaway local use "
+                       "(`modelport up --no-auth`, loopback only)")
+    auth_cache_s: float = Field(2.0, ge=0, description="how long a token's check is reused; "
+                                "revocations elsewhere take effect within this")
+    allow_registration: bool = Field(False, description="POST /api/v1/auth/register makes "
+                                     "member accounts for anyone")
     runtime_address: str = Field("", description="runtime gRPC address (replica logs)")
     access_log_max_bytes: int = Field(50 * 1024 * 1024, description="access.log and "
                                       "error-access.log rotate past this size")

@@ -24,14 +24,15 @@ holding the JSON text.
 from __future__ import annotations
 
 import base64
+import math
 import struct
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import orjson
 
-from modelport.errors import ModelportError, invalid
+from modelport.errors import Kind, ModelportError, invalid
 from modelport.v1 import inference_pb2
 
 #: OIP datatype -> numpy dtype (little-endian, as the binary layout is)
@@ -62,11 +63,10 @@ class Tensor:
     shape: list[int]
     raw: bytes | memoryview | None = None
     array: np.ndarray | None = None
-    parameters: dict[str, Any] = field(default_factory=dict)
 
     @property
     def count(self) -> int:
-        return int(np.prod(self.shape, dtype=np.int64)) if self.shape else 1
+        return math.prod(self.shape)
 
     def to_raw(self) -> bytes | memoryview:
         if self.raw is None:
@@ -117,7 +117,7 @@ def join_bytes(items: Any) -> bytes:
 
 def _raw_array(name: str, datatype: str, shape: list[int], raw: bytes | memoryview
                ) -> np.ndarray:
-    count = int(np.prod(shape, dtype=np.int64)) if shape else 1
+    count = math.prod(shape)
     if datatype == "BYTES":
         out = np.empty(count, dtype=object)
         out[:] = split_bytes(name, raw, count)
@@ -168,7 +168,7 @@ def check_header(name: Any, datatype: Any, shape: Any) -> tuple[str, str, list[i
 
 def from_data(name: str, datatype: str, shape: list[int], data: Any) -> Tensor:
     """A tensor from JSON ``data`` (flat or nested, row-major)."""
-    count = int(np.prod(shape, dtype=np.int64)) if shape else 1
+    count = math.prod(shape)
     try:
         if datatype == "BYTES":
             flat = _leaves(data)
@@ -281,7 +281,10 @@ def from_value(name: str, value: Any) -> Tensor:
     if isinstance(value, list) and value:
         try:
             array = np.asarray(value)
-        except (ValueError, TypeError):
+            if array.dtype == object and None in _leaves(value):
+                # numbers with nulls: the worker writes NaN as null in JSON
+                array = np.asarray(value, dtype=np.float64)
+        except (ValueError, TypeError, OverflowError):
             array = None
         if array is not None and array.dtype.kind in "biuf":
             return from_array(name, array)
@@ -306,10 +309,7 @@ def _objects(items: list[bytes]) -> np.ndarray:
 def from_array(name: str, array: np.ndarray) -> Tensor:
     datatype = _FROM_NUMPY.get((array.dtype.kind, array.dtype.itemsize))
     if datatype is None:
-        if array.dtype.kind in "USO":
-            flat = [_as_bytes(x) for x in array.reshape(-1).tolist()]
-            return Tensor(name, "BYTES", list(array.shape) or [1], array=_objects(flat))
-        raise ModelportError(invalid("x", "").kind, "oip.output_dtype",
+        raise ModelportError(Kind.MODEL, "oip.output_dtype",
                              f"output {name!r} has dtype {array.dtype}, which the Open "
                              "Inference Protocol cannot carry", "return a numeric array")
     return Tensor(name, datatype, list(array.shape) or [1], array=array.reshape(
@@ -402,7 +402,7 @@ def from_grpc(tensor: Any, raw: bytes | None) -> Tensor:
         raise _bad(name, f"{datatype} data has no typed contents field",
                    "send it in raw_input_contents")
     values = list(getattr(tensor.contents, field_name))
-    count = int(np.prod(shape, dtype=np.int64)) if shape else 1
+    count = math.prod(shape)
     if len(values) != count:
         raise _bad(name, f"contents.{field_name} holds {len(values)} elements; shape {shape} "
                    f"needs {count}", f"send {datatype} data in contents.{field_name} or "

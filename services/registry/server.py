@@ -7,16 +7,28 @@ import contextlib
 import logging
 
 from modelport.package import ArchiveLimits
-from modelport.v1 import builder_pb2_grpc, gitops_pb2_grpc, registry_pb2_grpc, runtime_pb2_grpc
+from modelport.v1 import (
+    agents_pb2_grpc,
+    auth_pb2_grpc,
+    builder_pb2_grpc,
+    gitops_pb2_grpc,
+    registry_pb2_grpc,
+    runtime_pb2_grpc,
+)
 from services.grpc_server import GrpcServer, channel, serve_until_signalled
+from services.registry.agents import AgentsServicer, AgentTable
+from services.registry.auth import AuthServicer, OwnershipInterceptor, load_signing_key
 from services.registry.blobs import PackageStore
+from services.registry.controller.activity import Activity
 from services.registry.controller.loop import ControllerLoop
 from services.registry.gitops import GitOpsServicer
 from services.registry.metrics import METRICS
 from services.registry.retention import prune_forever
 from services.registry.servicer import RegistryServicer
+from services.registry.serving import Serving
 from services.registry.settings import RegistrySettings
 from services.registry.store import SqliteStore
+from services.registry.store.auth import AuthStore
 from services.registry.store.tasks import SqliteTaskStore
 from services.registry.tasks import TaskQueue, TasksServicer
 
@@ -32,12 +44,25 @@ async def serve(settings: RegistrySettings) -> None:
         max_uncompressed_bytes=settings.max_uncompressed_bytes))
     builder = builder_pb2_grpc.BuilderStub(channel(settings.builder_address))
     runtime = runtime_pb2_grpc.RuntimeStub(channel(settings.runtime_address))
-    controller = ControllerLoop(store, builder, runtime, settings.reconcile_interval_s)
+    # runtime agents (several hosts) and cold-start demand, shared by controller and routes
+    agents = AgentTable(settings.runtime_address, settings.agent_ttl_s, settings.heartbeat_s,
+                        on_change=lambda: controller.trigger())
+    activity = Activity()
+    controller = ControllerLoop(store, builder, runtime, settings.reconcile_interval_s,
+                                agents=agents, activity=activity,
+                                runtime_address=settings.runtime_address)
     servicer = RegistryServicer(store, packages, builder, settings.runtime_address,
                                 controller.trigger)
-    server = GrpcServer(settings.listen)
+    servicer.serving = Serving(store, agents, activity, settings.runtime_address,
+                               controller.trigger)
+    auth = AuthStore(store.db)  # users, keys, ownership, audit (docs/security.md)
+    server = GrpcServer(settings.listen, interceptors=[OwnershipInterceptor(auth)])
+    server.add(auth_pb2_grpc.add_AuthServicer_to_server, AuthServicer(
+        auth, store, load_signing_key(layout.root / "auth.key")), ["modelport.v1.Auth"])
     server.add(registry_pb2_grpc.add_RegistryServicer_to_server, servicer,
                ["modelport.v1.Registry"])
+    server.add(agents_pb2_grpc.add_AgentsServicer_to_server, AgentsServicer(agents),
+               ["modelport.v1.Agents"])
     server.add(gitops_pb2_grpc.add_GitOpsServicer_to_server, GitOpsServicer(store),
                ["modelport.v1.GitOps"])
     tasks = TaskQueue(SqliteTaskStore(store.db), ttl_s=settings.task_ttl_s,

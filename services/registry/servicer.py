@@ -18,6 +18,11 @@ from modelport.v1 import builder_pb2, builder_pb2_grpc, registry_pb2, registry_p
 from services.grpc_errors import translate_errors
 from services.registry.blobs import PackageStore
 from services.registry.metrics import METRICS
+from services.registry.serving import (
+    serving_spec_to_dict,
+    serving_spec_to_proto,
+    serving_status_to_proto,
+)
 from services.registry.store.base import (
     EventRecord,
     ServiceRecord,
@@ -37,6 +42,9 @@ def spec_to_dict(spec: registry_pb2.ServiceSpec, name: str) -> dict[str, Any]:
         "env": dict(spec.env),
         "timeout_s": spec.timeout_s,
         "annotations": dict(spec.annotations),
+        "auth": {"required": spec.auth.required},
+        "rate_limit": {"rps": spec.rate_limit.rps, "burst": spec.rate_limit.burst},
+        **serving_spec_to_dict(spec),
     }
 
 
@@ -46,7 +54,10 @@ def spec_to_proto(spec: dict[str, Any]) -> registry_pb2.ServiceSpec:
         runtime=spec.get("runtime", "process"), replicas=spec.get("replicas", 1),
         resources=registry_pb2.Resources(**spec.get("resources", {})),
         env=spec.get("env", {}), timeout_s=spec.get("timeout_s", 0.0),
-        annotations=spec.get("annotations", {}))
+        annotations=spec.get("annotations", {}),
+        auth=registry_pb2.ServiceAuth(**spec.get("auth", {})),
+        rate_limit=registry_pb2.RateLimit(**spec.get("rate_limit", {})),
+        **serving_spec_to_proto(spec))
 
 
 def version_to_proto(v: VersionRecord) -> registry_pb2.ModelVersion:
@@ -62,6 +73,10 @@ def slug(text: str) -> str:
 
 
 class RegistryServicer(registry_pb2_grpc.RegistryServicer):
+    #: services/registry/serving.py Serving: routes over agents, splits and cold starts
+    #: (set by server.py; None: one runtime, the serving version only)
+    serving: Any = None
+
     def __init__(self, store: Store, packages: PackageStore, builder: builder_pb2_grpc.BuilderStub,
                  runtime_address: str, trigger: Callable[[], None]) -> None:
         self.store = store
@@ -99,7 +114,8 @@ class RegistryServicer(registry_pb2_grpc.RegistryServicer):
                 ready_replicas=st.get("ready_replicas", 0),
                 observed_generation=st.get("observed_generation", 0),
                 message=st.get("message", ""), updated_at=st.get("updated_at", 0.0),
-                conditions=[registry_pb2.Condition(**cd) for cd in st.get("conditions", [])]))
+                conditions=[registry_pb2.Condition(**cd) for cd in st.get("conditions", [])],
+                **serving_status_to_proto(st)))
 
     def _version_from_upload(self, model: str, upload_id: str, service: str
                              ) -> tuple[VersionRecord, bool]:
@@ -186,6 +202,8 @@ class RegistryServicer(registry_pb2_grpc.RegistryServicer):
                 # the older version it matches (uploading an old package rolls back).
                 latest = self.store.list_versions(spec["model"])[-1].number
                 spec["version"] = 0 if v.number == latest else v.number
+        if svc.spec.get("lifecycle"):  # stop/restart are not the spec's to undo (serving.py)
+            spec["lifecycle"] = svc.spec["lifecycle"]
         if spec != svc.spec or created:
             svc = self.store.update_spec(svc.name, spec)
             self._event(svc.name, spec["model"], 0, "SpecUpdated",
@@ -215,6 +233,33 @@ class RegistryServicer(registry_pb2_grpc.RegistryServicer):
                     f"service {svc.name} deleted; its model versions are kept")
         self.trigger()  # the controller stops the replicas of services that no longer exist
         return registry_pb2.DeleteServiceResponse(name=svc.name)
+
+    # lifecycle (docs/serving.md) ------------------------------------------------------
+    def _lifecycle(self, name: str, action: str, reason: str) -> registry_pb2.Service:
+        from services.registry.serving import lifecycle_change
+
+        svc = self._service_or_404(name)
+        spec, event = lifecycle_change(svc, action, reason, time.time())
+        if spec != svc.spec:
+            svc = self.store.update_spec(svc.name, spec)
+        self._event(svc.name, spec.get("model", svc.name), 0, *event)
+        self.trigger()
+        return self._service_proto(svc)
+
+    @translate_errors
+    async def StartService(self, request: registry_pb2.ServiceActionRequest,
+                           context: grpc.aio.ServicerContext) -> registry_pb2.Service:
+        return self._lifecycle(request.name, "start", request.reason)
+
+    @translate_errors
+    async def StopService(self, request: registry_pb2.ServiceActionRequest,
+                          context: grpc.aio.ServicerContext) -> registry_pb2.Service:
+        return self._lifecycle(request.name, "stop", request.reason)
+
+    @translate_errors
+    async def RestartService(self, request: registry_pb2.ServiceActionRequest,
+                             context: grpc.aio.ServicerContext) -> registry_pb2.Service:
+        return self._lifecycle(request.name, "restart", request.reason)
 
     @translate_errors
     async def ListVersions(self, request: registry_pb2.ListVersionsRequest,
@@ -272,6 +317,9 @@ class RegistryServicer(registry_pb2_grpc.RegistryServicer):
     @translate_errors
     async def ResolveRoute(self, request: registry_pb2.ResolveRouteRequest,
                            context: grpc.aio.ServicerContext) -> registry_pb2.Route:
+        if self.serving is not None:  # replicas, traffic split, cold starts (serving.py)
+            return await self.serving.resolve_route(request, self._service_or_404,
+                                                    self._version_or_404)
         svc = self._service_or_404(request.service)
         st = svc.status
         version = request.version or st.get("serving_version", 0)

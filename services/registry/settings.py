@@ -16,7 +16,12 @@ class RegistrySettings(BaseSettings):
     home: Path = Field(description="platform home: database, blobs, packages")
     listen: str = Field("", description="gRPC address; default unix:<home run dir>/registry.sock")
     builder_address: str = Field("", description="builder gRPC address")
-    runtime_address: str = Field("", description="runtime gRPC address")
+    runtime_address: str = Field("", description="runtime gRPC address (the local agent); "
+                                 "\"none\" = only agents that register by heartbeat")
+    agent_ttl_s: float = Field(5.0, gt=0, description="a runtime agent silent this long is "
+                               "lost: its replicas are started on other agents")
+    heartbeat_s: float = Field(1.0, gt=0, description="how often agents are asked to "
+                               "heartbeat")
     max_upload_bytes: int = Field(100 * 1024 * 1024, description="largest accepted package zip")
     max_entries: int = Field(10_000, description="most files a package zip may hold")
     max_uncompressed_bytes: int = Field(2 * 1024**3, description="largest extracted package")

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 
 from modelport.home import HomeLayout
 from modelport.v1 import runtime_pb2_grpc
 from services.grpc_server import GrpcServer, serve_until_signalled
-from services.runtime import replica_log
+from services.runtime import capacity, gpus, replica_log
+from services.runtime.agent import AgentClient, advertised
+from services.runtime.containment import Containment
 from services.runtime.dispatcher import Dispatcher
 from services.runtime.metrics import RuntimeMetrics, serve_metrics
 from services.runtime.servicer import RuntimeServicer
@@ -23,7 +26,13 @@ async def serve(settings: RuntimeSettings) -> None:
     work = settings.home / "runtime"
     work.mkdir(parents=True, exist_ok=True)
     replica_log.configure(settings.replica_log_max_bytes, settings.replica_log_backups)
-    supervisor = Supervisor(work)
+    found, source = await asyncio.to_thread(gpus.discover, settings.gpus)
+    supervisor = Supervisor(work, gpus=gpus.GpuInventory(found, source))
+    supervisor.containment = Containment(
+        work, enabled=None if settings.contain == "auto" else settings.contain == "on",
+        id_base=settings.worker_id_base, id_count=settings.worker_id_count,
+        open_files=settings.worker_open_files, processes=settings.worker_processes)
+    log.info("runtime placing replicas on %s", capacity.describe(supervisor.gpus))
     dispatcher = Dispatcher(supervisor, settings.ready_wait_s)
     metrics = RuntimeMetrics(supervisor, dispatcher)
     supervisor.metrics = metrics
@@ -33,6 +42,12 @@ async def serve(settings: RuntimeSettings) -> None:
     server.add(runtime_pb2_grpc.add_RuntimeServicer_to_server, servicer,
                ["modelport.v1.Runtime"])
     await server.start()
+    agent = None
+    if settings.registry_address != "none":  # several hosts: register and heartbeat
+        agent = AgentClient(settings.registry_address, settings.agent_id,
+                            advertised(settings.listen, server.bound_port, settings.advertise),
+                            supervisor, settings.max_replicas, settings.heartbeat_s)
+        agent.start()
     metrics_http = None
     publish = HomeLayout(settings.home).run / "runtime-metrics.json"
     publish.unlink(missing_ok=True)
@@ -45,6 +60,8 @@ async def serve(settings: RuntimeSettings) -> None:
     log.info("runtime serving on %s", settings.listen)
 
     async def on_stop() -> None:
+        if agent is not None:
+            await agent.stop()
         await supervisor.close()
         if metrics_http is not None:
             metrics_http.server.should_exit = True

@@ -15,18 +15,27 @@ from modelport.errors import ModelportError, not_found
 from modelport.v1 import inference_pb2, runtime_pb2, runtime_pb2_grpc
 from modelport.worker.protocol import Result, Value
 from services.grpc_errors import abort, translate_errors
-from services.runtime import replica_log
+from services.runtime import capacity, replica_log
 from services.runtime.backends import ReplicaSpec
 from services.runtime.dispatcher import Dispatcher
 from services.runtime.observe import Observation
+from services.runtime.queue import Admission
 from services.runtime.supervisor import ReplicaInfo, Supervisor
 from services.telemetry import logfiles
 
 
-def replica_to_proto(r: ReplicaInfo) -> runtime_pb2.Replica:
-    return runtime_pb2.Replica(id=r.id, service=r.service, version=r.version, state=r.state,
-                               pid=r.pid or 0, restarts=r.restarts, message=r.message or "",
-                               log_path=str(r.log_path or ""), started_at=r.started_at or 0.0)
+def replica_to_proto(r: ReplicaInfo, admission: Admission | None = None
+                     ) -> runtime_pb2.Replica:
+    out = runtime_pb2.Replica(id=r.id, service=r.service, version=r.version, state=r.state,
+                              pid=r.pid or 0, restarts=r.restarts, message=r.message or "",
+                              log_path=str(r.log_path or ""), started_at=r.started_at or 0.0,
+                              runtime=r.runtime, gpus=list(r.gpus),
+                              last_exit=getattr(r, "last_exit", ""))
+    if admission is not None:  # its load and whether it is on its way out (queue.py)
+        out.in_flight = admission.in_flight.get(r.id, 0)
+        out.template = admission.template(r.id)
+        out.draining = admission.is_draining(r.id) and r.state != "stopped"
+    return out
 
 
 def to_values(inputs: list[inference_pb2.InputValue]) -> dict[str, Value]:
@@ -45,12 +54,14 @@ def to_values(inputs: list[inference_pb2.InputValue]) -> dict[str, Value]:
 
 
 def time_left(request: inference_pb2.PredictRequest,
-              context: grpc.aio.ServicerContext) -> float | None:
-    """The request's timeout, shortened to the caller's gRPC deadline when that comes first."""
+              context: grpc.aio.ServicerContext, waited_s: float = 0.0) -> float | None:
+    """The request's timeout less the time it waited in the queue, shortened to the
+    caller's gRPC deadline when that comes first."""
+    own = max(0.001, round(request.timeout_s - waited_s, 2)) if request.timeout_s else 0.0
     left = context.time_remaining()
     if left is None:
-        return request.timeout_s or None
-    return min(request.timeout_s, left) if request.timeout_s else left
+        return own or None
+    return min(own, left) if own else left
 
 
 def to_output(result: Result) -> inference_pb2.Output:
@@ -82,12 +93,19 @@ class RuntimeServicer(runtime_pb2_grpc.RuntimeServicer):
         existing = self.supervisor.get(request.replica_id)
         if existing is not None and existing.state != "stopped":
             return replica_to_proto(existing)  # idempotent: a retried start changes nothing
+        runtime = request.runtime or "process"
         spec = ReplicaSpec(
             replica_id=request.replica_id, service=request.service, version=request.version,
-            kind=request.kind, python=request.artifact, package_dir=Path(request.package_dir),
+            kind=request.kind, python=request.artifact if runtime == "process" else "",
+            package_dir=Path(request.package_dir),
             config=json.loads(request.config_json or "{}"), env=dict(request.env),
-            timeout_s=request.timeout_s or 60.0)
-        return replica_to_proto(await self.supervisor.start(spec))
+            timeout_s=request.timeout_s or 60.0, runtime=runtime,
+            image=request.artifact if runtime == "docker" else "",
+            resources={"cpu": request.cpu, "memory": request.memory, "gpu": request.gpu})
+        self.dispatcher.admission.configure(request.replica_id, request.service,
+                                            request.max_concurrency, request.queue_size,
+                                            request.template)
+        return replica_to_proto(await self.supervisor.start(spec), self.dispatcher.admission)
 
     @translate_errors
     async def StopReplica(self, request: runtime_pb2.StopReplicaRequest,
@@ -95,9 +113,18 @@ class RuntimeServicer(runtime_pb2_grpc.RuntimeServicer):
         info = self.supervisor.get(request.replica_id)
         if info is None:
             return runtime_pb2.Replica(id=request.replica_id, state="stopped")
+        if request.drain_s > 0 and info.state != "stopped":  # in-flight requests finish first
+            self.dispatcher.admission.stop_later(request.replica_id, request.drain_s)
+            return replica_to_proto(info, self.dispatcher.admission)
         await self.supervisor.stop(request.replica_id)
+        self.dispatcher.admission.forget(request.replica_id)
         info = self.supervisor.get(request.replica_id) or info
         return replica_to_proto(info)
+
+    @translate_errors
+    async def GetCapacity(self, request: runtime_pb2.GetCapacityRequest,
+                          context: grpc.aio.ServicerContext) -> runtime_pb2.Capacity:
+        return await capacity.report(self.supervisor)
 
     @translate_errors
     async def ListReplicas(self, request: runtime_pb2.ListReplicasRequest,
@@ -105,7 +132,14 @@ class RuntimeServicer(runtime_pb2_grpc.RuntimeServicer):
                            ) -> runtime_pb2.ListReplicasResponse:
         reps = [r for r in self.supervisor.list()
                 if not request.service or r.service == request.service]
-        return runtime_pb2.ListReplicasResponse(replicas=[replica_to_proto(r) for r in reps])
+        admission = self.dispatcher.admission
+        return runtime_pb2.ListReplicasResponse(
+            replicas=[replica_to_proto(r, admission) for r in reps],
+            loads=[runtime_pb2.ServiceLoad(service=ld.service, in_flight=ld.in_flight,
+                                           queued=ld.queued, last_request_at=ld.last_request_at,
+                                           rejected=ld.rejected)
+                   for ld in admission.loads()
+                   if not request.service or ld.service == request.service])
 
     async def Predict(self, request: inference_pb2.PredictRequest,
                       context: grpc.aio.ServicerContext) -> inference_pb2.PredictResponse:
@@ -113,17 +147,20 @@ class RuntimeServicer(runtime_pb2_grpc.RuntimeServicer):
         obs = Observation(self.metrics, request.service, request.version, request.request_id)
         with obs:
             try:
+                queued_at = time.monotonic()
                 rid = await obs.pick(self.dispatcher, request.timeout_s)
-                self.dispatcher.in_flight[rid] += 1
+                took = time.monotonic()
                 try:
                     with obs.call(rid) as span:
-                        result = await self.supervisor.predict(rid, request.request_id,
-                                                               to_values(request.inputs),
-                                                               time_left(request, context),
-                                                               request.tensor_outputs)
+                        result = await self.supervisor.predict(
+                            rid, request.request_id, to_values(request.inputs),
+                            time_left(request, context, took - queued_at),
+                            request.tensor_outputs)
                     obs.worker(result.timings, rid, span)
                 finally:
-                    self.dispatcher.in_flight[rid] -= 1
+                    self.dispatcher.admission.observe_hold(request.service,
+                                                           time.monotonic() - took)
+                    self.dispatcher.release(rid, request.service)
             except ModelportError as err:
                 obs.failed(err)
                 await abort(context, err)
@@ -163,15 +200,19 @@ class RuntimeServicer(runtime_pb2_grpc.RuntimeServicer):
         obs = Observation(self.metrics, request.service, request.version, request.request_id)
         with obs:
             try:
+                queued_at = time.monotonic()
                 rid = await obs.pick(self.dispatcher, request.timeout_s)
-                with obs.call(rid) as span:
-                    async for chunk in self.supervisor.predict_stream(
-                            rid, request.request_id, to_values(request.inputs),
-                            time_left(request, context),
-                            on_timings=lambda t: obs.worker(t, rid, span)):
-                        yield inference_pb2.PredictChunk(request_id=request.request_id,
-                                                         version=request.version,
-                                                         output=to_output(chunk))
+                try:
+                    with obs.call(rid) as span:
+                        async for chunk in self.supervisor.predict_stream(
+                                rid, request.request_id, to_values(request.inputs),
+                                time_left(request, context, time.monotonic() - queued_at),
+                                on_timings=lambda t: obs.worker(t, rid, span)):
+                            yield inference_pb2.PredictChunk(request_id=request.request_id,
+                                                             version=request.version,
+                                                             output=to_output(chunk))
+                finally:
+                    self.dispatcher.release(rid, request.service)
                 yield inference_pb2.PredictChunk(request_id=request.request_id,
                                                  version=request.version, final=True)
             except ModelportError as err:

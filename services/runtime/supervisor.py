@@ -6,13 +6,19 @@ Each replica has one task running its life: start the worker (through the backen
 raises is ``failed`` with the reason and is retried on the same backoff.
 
 States: starting -> ready; ready -> restarting (it died) -> ready; starting/restarting ->
-failed (could not start or set up; retried) -> ready; any -> stopped.
+failed (could not start or set up; retried) -> ready; ready <-> unready (its readiness
+probe fails, probes.py); any -> stopped. A replica asking for
+GPUs is ``pending`` (with the reason) until the GPU inventory (``gpus.py``) can place it;
+it keeps its GPUs across restarts and gives them back when it stops.
+
+The backend is chosen per replica (``spec.runtime``): ``process`` or ``docker``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hashlib
 import logging
 import os
@@ -32,6 +38,9 @@ from modelport.errors import Kind, ModelportError
 from modelport.worker.protocol import Result, Value
 from services.runtime import replica_log
 from services.runtime.backends import Backend, ReplicaHandle, ReplicaSpec
+from services.runtime.containment import EXIT_MEMORY_LIMIT
+from services.runtime.gpus import GpuInventory
+from services.runtime.probes import Probes, startup_failure
 from services.runtime.worker_link import describe_exit
 from services.telemetry import tracing
 
@@ -104,6 +113,9 @@ class ReplicaInfo:
     message: str
     log_path: Path
     started_at: float | None  # unix time the current process started
+    runtime: str = "process"
+    gpus: tuple[str, ...] = ()  # the GPUs it holds
+    last_exit: str = ""  # why it last died or failed (kept once it is ready again)
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -125,12 +137,15 @@ class _Replica:
         self.stopping = False
         self.wake = asyncio.Event()
         self.kill_reason = ""
+        self.last_exit = ""
 
     def info(self) -> ReplicaInfo:
         return ReplicaInfo(id=self.spec.replica_id, service=self.spec.service,
                            version=self.spec.version, state=self.state, pid=self.pid,
                            restarts=self.restarts, message=self.message,
-                           log_path=self.dir / "replica.log", started_at=self.started_at)
+                           log_path=self.dir / "replica.log", started_at=self.started_at,
+                           runtime=self.spec.runtime, gpus=tuple(self.spec.gpus or ()),
+                           last_exit=self.last_exit)
 
     def log_line(self, text: str) -> None:
         """A supervisor note in the replica log, between the model's own lines."""
@@ -145,9 +160,14 @@ class Supervisor:
                  restart_initial_s: float = 1.0, restart_max_s: float = 30.0,
                  healthy_reset_s: float = 60.0, health_interval_s: float = 10.0,
                  health_timeout_s: float = 10.0, health_failures: int = 3,
-                 stop_grace_s: float = 10.0) -> None:
+                 stop_grace_s: float = 10.0, gpus: GpuInventory | None = None) -> None:
         self.work_dir = Path(work_dir)
-        self._backend = backend
+        #: services/runtime/containment.py Containment for process workers (set by server.py;
+        #: None: resource limits only, as this process's user)
+        self.containment: Any = None
+        self._backends: dict[str, Backend] = {backend.name: backend} if backend else {}
+        #: this host's GPUs and who holds them (none unless the runtime found or was given some)
+        self.gpus = gpus if gpus is not None else GpuInventory([], "none")
         self.restart_initial_s = restart_initial_s
         self.restart_max_s = restart_max_s
         self.healthy_reset_s = healthy_reset_s
@@ -159,13 +179,20 @@ class Supervisor:
         #: services/runtime/metrics.py RuntimeMetrics, when the runtime keeps metrics
         self.metrics: Any = None
 
-    async def _get_backend(self) -> Backend:
-        if self._backend is None:
-            from services.runtime.backends.process import ProcessBackend
-
+    async def _get_backend(self, name: str = "process") -> Backend:
+        backend = self._backends.get(name)
+        if backend is None:
             shim = await asyncio.to_thread(install_shim, self.work_dir / "shim")
-            self._backend = ProcessBackend(shim.parent)
-        return self._backend
+            if name == "docker":
+                from services.runtime.backends.docker import DockerBackend
+
+                backend = DockerBackend(shim.parent, self.work_dir)
+            else:
+                from services.runtime.backends.process import ProcessBackend
+
+                backend = ProcessBackend(shim.parent, self.containment)
+            backend = self._backends.setdefault(name, backend)
+        return backend
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -180,7 +207,11 @@ class Supervisor:
             raise ModelportError(Kind.CONFLICT, "replica.exists",
                                  f"replica {spec.replica_id} is already {current.state}",
                                  fix="stop it first, or use another replica id")
-        await self._get_backend()
+        if spec.runtime not in ("process", "docker"):
+            raise ModelportError(Kind.INVALID, "replica.runtime_unknown",
+                                 f"unknown runtime {spec.runtime!r}",
+                                 fix="use `process` or `docker`")
+        await self._get_backend(spec.runtime)
         replica = _Replica(spec, self.work_dir / "replicas" / spec.replica_id)
         replica.dir.mkdir(parents=True, exist_ok=True)
         replica_log.write_meta(replica.dir, {"replica_id": spec.replica_id,
@@ -202,6 +233,7 @@ class Supervisor:
                 await replica.task
         if replica.handle is not None:
             await replica.handle.stop(self.stop_grace_s)
+        await self.gpus.release(replica_id)
         replica.state = "stopped"
         replica.message = ""
         replica.log_line("stopped")
@@ -267,7 +299,8 @@ class Supervisor:
 
     async def _run(self, r: _Replica) -> None:
         attempt = 0
-        backend = await self._get_backend()
+        backend = await self._get_backend(r.spec.runtime)
+        await self._place_on_gpus(r)
         # the first start joins the trace of whoever asked for it (StartReplica from the
         # controller); restarts are traces of their own
         first_context = otel_context.get_current()
@@ -286,14 +319,17 @@ class Supervisor:
                     r.handle = await backend.start(r.spec, r.dir)
                     r.pid = r.handle.pid
                     await r.handle.link.setup(r.spec.config or None,
-                                              timeout_s=r.spec.startup_timeout_s)
+                                              timeout_s=self.probes(r.spec).startup_timeout_s)
                 if self.metrics is not None:
                     self.metrics.replica_ready(r.spec, time.monotonic() - began)
             except ModelportError as err:
                 failed = True
                 reason = err.message
+                if err.code == "worker.setup_timeout":  # the startup probe (probes.py)
+                    reason = startup_failure(self.probes(r.spec).startup_timeout_s,
+                                             _health_of(r.spec) is not None)
                 r.state = "failed"
-                r.message = reason
+                r.message = r.last_exit = reason
                 r.log_line(f"failed: {reason}")
                 if r.handle is not None:
                     await r.handle.stop(grace_s=2.0)
@@ -318,8 +354,10 @@ class Supervisor:
                         await health
                 if r.stopping:
                     return
-                reason = r.kill_reason or _exit_reason(code)
+                reason = r.kill_reason or _exit_reason(code, str(
+                    r.spec.resources.get("memory") or ""))
                 r.state = "restarting"
+                r.last_exit = reason
                 if self.metrics is not None:
                     self.metrics.replica_died(r.spec)
                 log.warning("replica %s %s", r.spec.replica_id, reason)
@@ -342,28 +380,72 @@ class Supervisor:
             r.restarts += 1
             r.message = f"{reason} (retrying now)" if failed else f"{reason}; restarting"
 
-    async def _health_loop(self, r: _Replica) -> None:
-        """Ping the worker while ready; kill it after ``health_failures`` missed replies."""
-        if self.health_interval_s <= 0:
+    async def _place_on_gpus(self, r: _Replica) -> None:
+        """Take the GPUs the replica asks for, ``pending`` (saying why) until they are free.
+
+        A replica asking for none sees none when this host schedules GPUs."""
+        count = int(r.spec.resources.get("gpu") or 0)
+        if count <= 0:
+            if self.gpus.gpus:
+                r.spec = dataclasses.replace(r.spec, gpus=[])
             return
+
+        def waiting(reason: str) -> None:
+            if r.message != reason:
+                r.log_line(f"pending: {reason}")
+            r.state, r.message = "pending", reason
+
+        gpus = await self.gpus.acquire(r.spec.replica_id, count, on_wait=waiting)
+        r.spec = dataclasses.replace(r.spec, gpus=gpus)
+        r.log_line(f"placed on GPU {', '.join(gpus)}")
+        r.state, r.message = "starting", ""
+
+    def probes(self, spec: ReplicaSpec) -> Probes:
+        """The replica's startup/readiness/liveness probes: this supervisor's defaults with
+        config.json ``health`` applied (probes.py)."""
+        return Probes.defaults(self.health_interval_s, self.health_timeout_s,
+                               self.health_failures, spec.startup_timeout_s
+                               ).with_health(_health_of(spec))
+
+    async def _health_loop(self, r: _Replica) -> None:
+        """Ask the worker for health while it runs: ``readiness.failure_threshold`` misses
+        in a row take it out of load balancing (``unready``) until it answers again;
+        ``liveness.failure_threshold`` misses kill it (it is restarted)."""
+        if self.health_interval_s <= 0 and _health_of(r.spec) is None:
+            return
+        probes = self.probes(r.spec)
         misses = 0
         assert r.handle is not None
         link = r.handle.link
+        await asyncio.sleep(probes.initial_delay_s)
         while not link.closed:
-            await asyncio.sleep(self.health_interval_s)
+            await asyncio.sleep(probes.period_s)
             try:
-                await link.health(self.health_timeout_s)
+                await link.health(probes.timeout_s)
                 misses = 0
+                if r.state == "unready":
+                    r.state, r.message = "ready", ""
+                    r.log_line("readiness probe passed: taking requests again")
             except ModelportError:
                 if link.closed:
                     return
                 misses += 1
-                if misses >= self.health_failures:
+                if misses >= probes.liveness.failure_threshold:
                     r.kill_reason = (f"stopped answering health checks ({misses} missed, "
-                                     f"{self.health_timeout_s:g}s each)")
+                                     f"{probes.timeout_s:g}s each: liveness probe failed)")
                     r.log_line(f"killing the worker: {r.kill_reason}")
                     r.handle.kill()
                     return
+                if misses >= probes.readiness.failure_threshold and r.state == "ready":
+                    r.state = "unready"
+                    r.message = (f"readiness probe failed: {misses} health check(s) missed; "
+                                 "no requests until it answers again")
+                    r.log_line(r.message)
+
+
+def _health_of(spec: ReplicaSpec) -> dict[str, Any] | None:
+    health = (spec.config or {}).get("health")
+    return health if isinstance(health, dict) else None
 
 
 def restart_delay(attempt: int, initial_s: float = 1.0, max_s: float = 30.0) -> float:
@@ -371,6 +453,9 @@ def restart_delay(attempt: int, initial_s: float = 1.0, max_s: float = 30.0) -> 
     return min(initial_s * (2 ** min(attempt, 32)), max_s)
 
 
-def _exit_reason(code: int) -> str:
-    """``exited with code 1`` / ``was killed by SIGKILL``."""
+def _exit_reason(code: int, memory: str = "") -> str:
+    """``exited with code 1`` / ``was killed by SIGKILL`` / ``ran out of its memory limit
+    (512Mi) and was stopped``."""
+    if code == EXIT_MEMORY_LIMIT:
+        return f"ran out of its memory limit ({memory or 'set'}) and was stopped"
     return f"exited with code {code}" if code >= 0 else describe_exit(code)

@@ -23,6 +23,7 @@ from typing import Any
 from modelport.errors import Kind, ModelportError
 from modelport.worker import protocol as p
 from modelport.worker.protocol import ErrorCode, Result, Value
+from services.runtime.containment import EXIT_MEMORY_LIMIT
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,8 @@ def describe_exit(code: int | None) -> str:
         except ValueError:
             name = f"signal {-code}"
         return f"was killed by {name}"
+    if code == EXIT_MEMORY_LIMIT:
+        return "ran out of its memory limit and was stopped"
     return f"exited (code {code})"
 
 

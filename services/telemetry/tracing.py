@@ -30,8 +30,8 @@ from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 log = logging.getLogger(__name__)
 
 _NULL = contextlib.nullcontext()
-_state: dict[str, Any] = {"enabled": False, "component": "", "exporters": [],
-                          "provider": None, "replica_provider": None}
+_state: dict[str, Any] = {"enabled": False, "component": "", "provider": None,
+                          "replica_provider": None}
 
 #: gRPC services never traced (probes and tooling, not work)
 _UNTRACED_SERVICES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
@@ -101,7 +101,7 @@ def configure(component: str) -> bool:
         return False
     provider = _provider(f"modelport-{component}", exporters)
     trace.set_tracer_provider(provider)
-    _state.update(enabled=True, component=component, exporters=exporters, provider=provider)
+    _state.update(enabled=True, component=component, provider=provider)
     log.info("tracing on: exporting spans of modelport-%s (%s)", component,
              ", ".join(type(e).__name__ for e in exporters))
     return True
@@ -125,8 +125,9 @@ def replica_tracer() -> trace.Tracer:
     if provider is None:
         if not _state["enabled"]:
             return trace.get_tracer("modelport.replica")
-        provider = _state["replica_provider"] = _provider("modelport-replica",
-                                                          _state["exporters"])
+        # exporters of its own: shutting one provider down must not stop the other's
+        exporters = [e for e in (_make_exporter(n) for n in _exporter_names()) if e]
+        provider = _state["replica_provider"] = _provider("modelport-replica", exporters)
     return provider.get_tracer("modelport.replica")
 
 

@@ -188,11 +188,16 @@ def test_missing_package_fails_with_the_log_tail_in_error(builder: BuilderProces
 
 
 def test_bad_requests_are_invalid_with_a_message(builder: BuilderProcess) -> None:
-    with pytest.raises(grpc.RpcError) as docker:
+    with pytest.raises(grpc.RpcError) as unknown:
+        builder.stub.StartBuild(builder_pb2.BuildRequest(target="podman"), timeout=30)
+    assert unknown.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "unknown build target 'podman'" in unknown.value.details()
+    assert error_of(unknown.value)["path"] == "target"
+
+    with pytest.raises(grpc.RpcError) as docker:  # an image needs the package to copy
         builder.stub.StartBuild(builder_pb2.BuildRequest(target="docker"), timeout=30)
     assert docker.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert "docker builds are not available yet" in docker.value.details()
-    assert error_of(docker.value)["path"] == "target"
+    assert error_of(docker.value)["path"] == "package_dir"
 
     with pytest.raises(grpc.RpcError) as python:
         builder.start("", python="3.99")

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import start_platform
+from tests.conftest import AUTH_HEADERS, start_platform
 from tests.e2e.packages import EXAMPLES, zipped
 
 CLI = str(Path(sys.executable).parent / "modelport")
@@ -83,7 +83,7 @@ def _state_is_clean(plat, client: httpx.Client) -> None:
 @pytest.mark.parametrize("case", sorted(BAD))
 def test_bad_package_rest(limited, case: str) -> None:
     data, code, word = BAD[case]
-    with httpx.Client(base_url=limited.url, timeout=60) as client:
+    with httpx.Client(base_url=limited.url, timeout=60, headers=AUTH_HEADERS) as client:
         r = client.post("/api/v1/services", files={"package": ("p.zip", data)})
         assert 400 <= r.status_code < 500, r.text
         err = r.json()["error"]
@@ -112,7 +112,7 @@ def test_upload_over_limit_is_413(limited) -> None:
     import os
 
     blob = _zip(_good(**{"noise.bin": os.urandom(3 * 1024 * 1024)}), stored=True)
-    with httpx.Client(base_url=limited.url, timeout=60) as client:
+    with httpx.Client(base_url=limited.url, timeout=60, headers=AUTH_HEADERS) as client:
         r = client.post("/api/v1/services", files={"package": ("p.zip", blob)})
         assert r.status_code == 413, r.text
         assert r.json()["error"]["code"] == "package.upload_too_large"
@@ -132,7 +132,7 @@ def test_uninstallable_requirement_fails_cleanly(limited, tmp_path: Path) -> Non
     assert "this-package-does-not-exist-xyz" in err["build_log_tail"]
     assert "failed to build" in err["reason"]
     assert err["service_removed"] is True
-    with httpx.Client(base_url=limited.url, timeout=60) as client:
+    with httpx.Client(base_url=limited.url, timeout=60, headers=AUTH_HEADERS) as client:
         assert err["service"] not in [s["name"] for s in
                                       client.get("/api/v1/services").json()["services"]]
         versions = client.get(f"/api/v1/models/{err['service']}/versions").json()["versions"]

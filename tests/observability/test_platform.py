@@ -23,7 +23,7 @@ from prometheus_client.parser import text_string_to_metric_families
 import modelport
 from modelport.home import HomeLayout
 from modelport.v1 import inference_pb2, inference_pb2_grpc
-from tests.conftest import BIN, ROOT, RunningPlatform, start_platform
+from tests.conftest import AUTH_HEADERS, BIN, ROOT, RunningPlatform, start_platform
 from tests.observability.support import observed_package, traceparent
 
 MAX_LOG_BYTES = 20_000
@@ -34,6 +34,7 @@ SERVICE = "metered"
 @pytest.fixture(scope="module")
 def plat(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningPlatform]:
     p = start_platform(tmp_path_factory.mktemp("home"), env={
+        "MODELPORT_GATEWAY_AUTH": "false",  # auth is another concern; these read /api/v1
         "MODELPORT_RUNTIME_REPLICA_LOG_MAX_BYTES": str(MAX_LOG_BYTES),
         "MODELPORT_RUNTIME_REPLICA_LOG_BACKUPS": str(BACKUPS)})
     try:
@@ -160,7 +161,8 @@ def test_metrics_count_every_request_by_status_class_with_one_latency_observatio
     assert cpu > 0
 
     # the stats API over the same requests (the 404 belongs to no service)
-    stats = httpx.get(f"{plat.url}/api/v1/services/{SERVICE}/stats").json()
+    stats = httpx.get(f"{plat.url}/api/v1/services/{SERVICE}/stats",
+                      headers=AUTH_HEADERS).json()
     minute = stats["windows"]["1m"]
     assert (minute["calls"], minute["success"], minute["failed"]) == (
         n, sent["2xx"], sent["4xx"] + sent["5xx"])
@@ -255,12 +257,14 @@ def test_logs_since_tail_and_the_access_and_error_logs(plat: RunningPlatform) ->
     assert errors and all(" 500 " in ln or " 422 " in ln for ln in errors)
     assert any("model.error: ValueError: asked to fail" in ln for ln in errors)
 
-    bad = httpx.get(f"{plat.url}/api/v1/services/{SERVICE}/logs", params={"since": "soon"})
+    bad = httpx.get(f"{plat.url}/api/v1/services/{SERVICE}/logs", params={"since": "soon"},
+                    headers=AUTH_HEADERS)
     assert bad.status_code == 422 and bad.json()["error"]["code"] == "logs.since_invalid"
     missing = httpx.get(f"{plat.url}/api/v1/services/{SERVICE}/logs",
-                        params={"replica": "nope"})
+                        params={"replica": "nope"}, headers=AUTH_HEADERS)
     assert missing.status_code == 404
-    assert httpx.get(f"{plat.url}/api/v1/services/ghost/logs").status_code == 404
+    assert httpx.get(f"{plat.url}/api/v1/services/ghost/logs",
+                     headers=AUTH_HEADERS).status_code == 404
 
 
 def test_replica_logs_rotate_at_the_configured_size(plat: RunningPlatform) -> None:
@@ -311,7 +315,8 @@ def test_events_per_service_and_version_and_in_get(plat: RunningPlatform) -> Non
         v1 = c.events(SERVICE, version=1)
         assert v1 and all(e["version"] == 1 for e in v1)
         assert {"BuildStarted", "BuildSucceeded"} <= {e["reason"] for e in v1}
-    model = httpx.get(f"{plat.url}/api/v1/models/{SERVICE}/versions/1/events").json()
+    model = httpx.get(f"{plat.url}/api/v1/models/{SERVICE}/versions/1/events",
+                      headers=AUTH_HEADERS).json()
     assert {"VersionCreated", "BuildSucceeded"} <= {e["reason"] for e in model["events"]}
     shown = cli("get", SERVICE, "--url", plat.url)
     assert shown.returncode == 0 and "recent events:" in shown.stdout

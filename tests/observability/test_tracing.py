@@ -25,7 +25,8 @@ def receiver() -> Iterator[OtlpReceiver]:
 def traced(receiver: OtlpReceiver, tmp_path_factory: pytest.TempPathFactory
            ) -> Iterator[RunningPlatform]:
     plat = start_platform(tmp_path_factory.mktemp("home"), env={
-        "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint, "OTEL_BSP_SCHEDULE_DELAY": "100"})
+        "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint, "OTEL_BSP_SCHEDULE_DELAY": "100",
+        "MODELPORT_GATEWAY_AUTH": "false"})  # auth is another concern
     try:
         with modelport.Client(plat.url) as c:
             c.create(observed_package(tmp_path_factory.mktemp("pkg")), name="traced")
@@ -88,8 +89,8 @@ def test_one_request_is_one_trace_across_gateway_runtime_and_replica(
     assert "/modelport.v1.Runtime/Predict" in up[3:] or "modelport.v1.Runtime/Predict" in up[3:]
     assert "runtime.call" in up and up[-1] == root.name
     names = {s.name for s in spans}
-    assert {"queue.wait", "worker.queue", "worker.preprocess", "worker.postprocess",
-            "route"} <= names
+    assert {"auth", "route", "queue.wait", "worker.queue", "worker.preprocess",
+            "worker.postprocess"} <= names
     replica = [s for s in spans if s.service == "modelport-replica"]
     assert {s.name for s in replica} == {"replica.request", "worker.queue",
                                          "worker.preprocess", "worker.predict",

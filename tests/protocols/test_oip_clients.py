@@ -31,7 +31,7 @@ def oip(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningPlatform]:
 
     plat = start_platform(tmp_path_factory.mktemp("home"))
     try:
-        with modelport.Client(plat.url) as client:
+        with modelport.Client(plat.url, home=plat.home) as client:
             for path, name in ((HERE / "packages" / "oip_sum", "oip-sum"),
                                (HERE / "packages" / "oip_mixed", "oip-mixed"),
                                (EXAMPLES / "predictor-iris", "iris")):

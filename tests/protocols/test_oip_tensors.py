@@ -72,6 +72,7 @@ def test_nested_and_flat_json_data_are_the_same_tensor() -> None:
     ("INT32", [1], [1.5], "non-integers"),
     ("FP32", [1], ["a"], "not FP32"),
     ("BYTES", [1], [1], "strings"),
+    ("FP32", [2**62, 2**62], [], "0 elements; shape"),  # no int64 overflow to 0
 ])
 def test_bad_json_data_is_invalid_and_names_the_tensor(datatype: str, shape: list[int],
                                                        data: Any, message: str) -> None:
@@ -182,6 +183,10 @@ def test_other_values_are_one_output_named_after_the_first_declared() -> None:
     assert (t.name, t.datatype, t.shape) == ("y", "INT64", [2, 2])
     (t,) = tz.output_tensors(inference_pb2.Output(data=b"\x00\x01"), [])
     assert (t.name, t.datatype, t.elements()) == ("output0", "BYTES", [b"\x00\x01"])
+    (t,) = tz.output_tensors(_out([0.5, None]), [])  # NaN arrives as null
+    assert t.datatype == "FP64" and np.isnan(t.elements()[1])
+    (t,) = tz.output_tensors(_out([[1, 2], [3]]), [])  # ragged: one JSON text per row
+    assert t.datatype == "BYTES" and t.elements() == [b"[1,2]", b"[3]"]
     (t,) = tz.output_tensors(_out({"nested": {"a": [1, "x"]}}), [])
     assert t.datatype == "BYTES" and orjson.loads(t.elements()[0]) == {"a": [1, "x"]}
 

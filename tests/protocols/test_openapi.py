@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
+from modelport.home import HomeLayout
 from modelport.package import load_package
 from modelport.v1 import registry_pb2
 from services.gateway.rest import openapi
@@ -30,7 +31,7 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningPlatform]:
 
     plat = start_platform(tmp_path_factory.mktemp("home"))
     try:
-        with modelport.Client(plat.url) as client:
+        with modelport.Client(plat.url, home=plat.home) as client:
             client.create(str(HERE / "packages" / "oip_sum"), name="oip-sum")
         yield plat
     finally:
@@ -57,7 +58,7 @@ def test_each_service_is_described_from_its_declared_inputs(api: RunningPlatform
            if m != "parameters" and "operationId" in op]
     assert len(ids) == len(set(ids)), "operationIds must be unique for generated clients"
     # the view `get` returns still carries runnable call examples
-    view = httpx.get(f"{api.url}/api/v1/services/oip-sum").json()
+    view = httpx.get(f"{api.url}/api/v1/services/oip-sum", headers=admin(api)).json()
     assert "oip-sum/infer" in view["examples"]["curl"] and "urllib" in view["call"]
 
 
@@ -88,6 +89,12 @@ class Digits(PTServingBaseService):
     def _postprocess(self, data):
         return {"label": "7"}
 """
+
+
+def admin(plat: RunningPlatform) -> dict[str, str]:
+    """The management API's credential: the admin token `modelport up` wrote."""
+    path = HomeLayout(plat.home).admin_token
+    return {"Authorization": f"Bearer {path.read_text().strip()}"} if path.exists() else {}
 
 
 def test_modelarts_apis_schemas_describe_the_request_and_response(tmp_path: Path) -> None:
@@ -141,17 +148,31 @@ def _responses(node: Any) -> Iterator[dict[str, Any]]:
             yield from _responses(v)
 
 
+#: management operations that change services; fuzzed last, so that a service the fuzzer
+#: stops or deletes cannot turn the inference operations' answers into 404/503
+MUTATIONS = ("create_service", "apply_service", "update_service_package", "delete_service")
+
+
 def test_schemathesis_finds_no_server_errors(api: RunningPlatform, tmp_path: Path) -> None:
-    report = tmp_path / "events.ndjson"
+    auth = [f"--header=Authorization:{v}" for v in admin(api).values()]
     # `other`: routes of other features that this document lists without schemas. The one
     # service's model accepts every input its schema allows (a model that raises is a 5xx
     # by design, so a fuzzed model that raises would say nothing about the platform).
-    run = _schemathesis(api.url, report, "--exclude-tag", "other")
-    output = run.stdout + run.stderr
-    assert "Tested:" in output, output[-3000:]
-    assert run.returncode == 0, output[-6000:]
-    assert _server_errors(report) == []
-    # the run really reached the service and the management API
-    for op in ("POST /v2/models/oip-sum/infer", "POST /v1/services/oip-sum/infer",
-               "GET /api/v1/services/{name}", "POST /api/v1/services"):
-        assert op in report.read_text(), op
+    first, second = tmp_path / "serving.ndjson", tmp_path / "mutations.ndjson"
+    runs = [
+        _schemathesis(api.url, first, "--exclude-tag", "other", *auth,
+                      *(f"--exclude-operation-id={op}" for op in MUTATIONS)),
+        _schemathesis(api.url, second, *auth,
+                      *(f"--include-operation-id={op}" for op in MUTATIONS)),
+    ]
+    for run, report in zip(runs, (first, second), strict=True):
+        output = run.stdout + run.stderr
+        assert "Tested:" in output, output[-3000:]
+        assert run.returncode == 0, output[-6000:]
+        assert _server_errors(report) == []
+    # the runs really reached the service and the management API
+    for report, ops in ((first, ("POST /v2/models/oip-sum/infer", "POST /v1/services/oip-sum/infer",
+                                 "GET /api/v1/services/{name}")),
+                        (second, ("POST /api/v1/services", "PUT /api/v1/services/{name}"))):
+        for op in ops:
+            assert op in report.read_text(), op

@@ -9,9 +9,15 @@ from pathlib import Path
 import pytest
 
 import modelport
-from tests.conftest import RunningPlatform, start_platform
+from tests.conftest import RunningPlatform, open_to_workers, start_platform
 
 TICKER = Path(__file__).parent / "packages" / "ticker"
+
+
+@pytest.fixture(autouse=True)
+def _ticker_reaches_tmp_path(tmp_path: Path) -> None:
+    """The ticker writes its log (and reads gates) under tmp_path, as its own user."""
+    open_to_workers(tmp_path)
 
 
 @pytest.fixture(scope="package")

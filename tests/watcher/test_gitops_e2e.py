@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.conftest import AUTH_HEADERS
 from tests.watcher.support import CLI, ECHO, Repo, cli, cli_json, service_yaml, wait_until
 
 
@@ -40,17 +41,17 @@ def watchers():  # noqa: ANN201
 
 
 def get(url: str, name: str) -> dict:
-    r = httpx.get(f"{url}/api/v1/services/{name}", timeout=30)
+    r = httpx.get(f"{url}/api/v1/services/{name}", timeout=30, headers=AUTH_HEADERS)
     return r.json() if r.status_code == 200 else {}
 
 
 def names(url: str) -> set[str]:
-    return {s["name"] for s in httpx.get(f"{url}/api/v1/services", timeout=30).json()[
-        "services"]}
+    return {s["name"] for s in httpx.get(f"{url}/api/v1/services", timeout=30,
+                                         headers=AUTH_HEADERS).json()["services"]}
 
 
 def gitops(url: str) -> dict:
-    return httpx.get(f"{url}/api/v1/gitops", timeout=30).json()
+    return httpx.get(f"{url}/api/v1/gitops", timeout=30, headers=AUTH_HEADERS).json()
 
 
 def row(url: str, service: str) -> dict:
@@ -235,7 +236,8 @@ def test_remote_bare_repository_by_polling_and_by_webhook(platform, tmp_path: Pa
     repo.git("push", "-q", str(bare), "main")
 
     def hook() -> bool:  # a GitHub-shaped push event; retried until the watcher listens
-        r = httpx.post(f"{url}/api/v1/gitops/webhook", headers={"X-GitHub-Event": "push"},
+        r = httpx.post(f"{url}/api/v1/gitops/webhook",
+                       headers={"X-GitHub-Event": "push", **AUTH_HEADERS},
                        json={"ref": "refs/heads/main", "after": head,
                              "repository": {"clone_url": remote, "full_name": "x/remote"}},
                        timeout=30)
@@ -244,7 +246,8 @@ def test_remote_bare_repository_by_polling_and_by_webhook(platform, tmp_path: Pa
 
     wait_until(hook, timeout=60, what="webhook sync")
     r = httpx.post(f"{url}/api/v1/gitops/webhook", json={"ref": "refs/heads/main",
-                   "repository": {"clone_url": "file:///nowhere/else.git"}}, timeout=30)
+                   "repository": {"clone_url": "file:///nowhere/else.git"}}, timeout=30,
+                   headers=AUTH_HEADERS)
     assert r.status_code == 404 and r.json()["error"]["code"] == "gitops.no_source"
     cli(url, "delete", "remote", check=True)
 
@@ -324,7 +327,8 @@ def test_up_with_config_runs_a_supervised_watcher(tmp_path: Path) -> None:
         assert get(plat.url, "upcfg")["spec"]["env"] == {"B": "2"}
         assert (tmp_path / "home" / "logs" / "watcher.log").exists()
         # bad reports are refused with a reason
-        r = httpx.post(f"{plat.url}/api/v1/gitops/reports", json={"source": {}}, timeout=30)
+        r = httpx.post(f"{plat.url}/api/v1/gitops/reports", json={"source": {}}, timeout=30,
+                       headers=AUTH_HEADERS)
         assert r.status_code == 422 and r.json()["error"]["code"] == "gitops.report_invalid"
     finally:
         assert plat.stop() == 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import uuid
 from typing import Any
 
@@ -26,7 +27,10 @@ def error_response(err: ModelportError, request_id: str = "",
     body["metadata"] = {"request_id": request_id}
     headers = {"X-Request-ID": request_id} if request_id else {}
     if err.kind in (Kind.EXHAUSTED, Kind.UNAVAILABLE):
-        headers["Retry-After"] = "1"
+        wait = err.details.get("retry_after_s")  # a rate limit knows when (limits.py)
+        headers["Retry-After"] = str(max(1, math.ceil(wait))) if wait else "1"
+    if err.kind is Kind.UNAUTHENTICATED:
+        headers["WWW-Authenticate"] = 'Bearer realm="modelport"'
     headers.update(extra_headers or {})
     return Response(orjson.dumps(body), status_code=err.http_status, headers=headers,
                     media_type="application/json")

@@ -21,6 +21,7 @@ from modelport.errors import ModelportError, invalid, too_large
 from modelport.v1 import inference_pb2
 from services.gateway.dataplane import DataPlane, InferenceRequest, InferenceResult, Route
 from services.gateway.rest.errors import error_response
+from services.gateway.routing import VERSION_HEADER, pinned_version
 from services.gateway.streaming import sse
 
 BINARY_TYPES = {"image", "file"}
@@ -152,14 +153,16 @@ class InferEndpoint:
         rid = request.headers.get("x-request-id") or uuid.uuid4().hex
         name = request.path_params["name"]
         try:
-            route = await self.dataplane.route(name)
+            pin = pinned_version(request.headers.get(VERSION_HEADER))  # routing.py decides
+            route = await self.dataplane.route(name, pin)
             inputs = await decode(request, route, self.max_body)
             if self.tasks is not None and self.tasks.wants_async(request):
                 return await self.tasks.submit(request, route, inputs, rid)
             if sse.wants_sse(request):
-                return await sse.respond(self.dataplane, InferenceRequest(name, rid, inputs),
-                                         route)
-            res = await self.dataplane.infer(InferenceRequest(name, rid, inputs), route)
+                return await sse.respond(self.dataplane, InferenceRequest(name, rid, inputs,
+                                                                          version=pin), route)
+            res = await self.dataplane.infer(InferenceRequest(name, rid, inputs, version=pin),
+                                             route)
         except ModelportError as err:
             return error_response(err, rid)
         headers = {"X-Request-ID": rid, "X-Model-Version": str(res.version)}

@@ -21,6 +21,11 @@ from modelport.errors import invalid, not_found, too_large
 from modelport.spec.service import ModelService, parse_service
 from modelport.v1 import registry_pb2, registry_pb2_grpc
 from services.gateway import call_examples
+from services.gateway.rest.serving import (
+    serving_spec_proto,
+    serving_spec_view,
+    serving_status_view,
+)
 from services.grpc_errors import from_rpc_error
 
 CHUNK = 1024 * 1024
@@ -53,13 +58,16 @@ class ManagementApi:
         inputs = iface.get("inputs", [])
         st = svc.status
         spec = svc.spec
+        examples = {"curl": call_examples.curl(url, inputs),
+                    "python": call_examples.python(url, inputs),
+                    "sdk": call_examples.sdk(base, svc.name, inputs)}
+        if spec.auth.required:  # the call guide says how to authenticate
+            examples = call_examples.with_auth(examples, base, svc.name, inputs)
         return {
             "name": svc.name,
             "url": url,
-            "call": call_examples.python(url, inputs),
-            "examples": {"curl": call_examples.curl(url, inputs),
-                         "python": call_examples.python(url, inputs),
-                         "sdk": call_examples.sdk(base, svc.name, inputs)},
+            "call": examples["python"],
+            "examples": examples,
             "phase": st.phase,
             "message": st.message,
             "serving_version": st.serving_version,
@@ -76,7 +84,12 @@ class ManagementApi:
                      "replicas": spec.replicas, "env": dict(spec.env),
                      "resources": {"cpu": spec.resources.cpu, "memory": spec.resources.memory,
                                    "gpu": spec.resources.gpu},
-                     "timeout_s": spec.timeout_s, "annotations": dict(spec.annotations)},
+                     "timeout_s": spec.timeout_s, "annotations": dict(spec.annotations),
+                     "auth": {"required": spec.auth.required},
+                     "rate_limit": {"rps": spec.rate_limit.rps,
+                                    "burst": spec.rate_limit.burst},
+                     **serving_spec_view(spec)},
+            **serving_status_view(st),
             "created_at": svc.created_at,
         }
 
@@ -117,7 +130,7 @@ class ManagementApi:
 
     async def _form(self, request: Request) -> tuple[UploadFile | Request | None, dict[str, str]]:
         ctype = request.headers.get("content-type", "")
-        if ctype.startswith("multipart/form-data"):
+        if ctype.startswith(("multipart/form-data", "application/x-www-form-urlencoded")):
             form = await request.form(max_part_size=1024 * 1024)
             package = form.get("package")
             fields = {k: v for k, v in form.items() if isinstance(v, str)}
@@ -155,7 +168,10 @@ class ManagementApi:
             runtime=s.runtime, replicas=s.replicas,
             resources=registry_pb2.Resources(cpu=s.resources.cpu, memory=s.resources.memory,
                                              gpu=s.resources.gpu),
-            env=s.env, timeout_s=s.timeout_s, annotations=svc.metadata.annotations)
+            env=s.env, timeout_s=s.timeout_s, annotations=svc.metadata.annotations,
+            auth=registry_pb2.ServiceAuth(required=s.auth.required),
+            rate_limit=registry_pb2.RateLimit(rps=s.rate_limit.rps, burst=s.rate_limit.burst),
+            **serving_spec_proto(s))
 
     # handlers -------------------------------------------------------------------------
     async def create(self, request: Request) -> Response:
@@ -225,6 +241,17 @@ class ManagementApi:
         self.forget_route(resp.name)
         return _json({"deleted": resp.name})
 
+    async def lifecycle(self, request: Request) -> Response:
+        """POST /api/v1/services/{name}/start|stop|restart (docs/serving.md)."""
+        action = request.path_params["action"]
+        reason = request.query_params.get("reason", "")
+        method = {"start": "StartService", "stop": "StopService",
+                  "restart": "RestartService"}[action]
+        svc = await self._call(method, registry_pb2.ServiceActionRequest(
+            name=request.path_params["name"], reason=reason[:200]))
+        self.forget_route(svc.name)  # a stopped service answers 503 here at once
+        return _json(self.service_view(request, svc))
+
     async def versions(self, request: Request) -> Response:
         svc = await self._call("GetService", registry_pb2.GetServiceRequest(
             name=request.path_params["name"]))
@@ -268,6 +295,8 @@ class ManagementApi:
             Route("/api/v1/services/{name}", self.apply, methods=["PUT"]),
             Route("/api/v1/services/{name}", self.delete, methods=["DELETE"]),
             Route("/api/v1/services/{name}/package", self.update_package, methods=["PUT"]),
+            Route("/api/v1/services/{name}/{action:lifecycle}", self.lifecycle,
+                  methods=["POST"]),
             Route("/api/v1/services/{name}/versions", self.versions, methods=["GET"]),
             Route("/api/v1/services/{name}/events", self.events, methods=["GET"]),
             Route("/api/v1/models/{model}/versions", self.model_versions, methods=["GET"]),

@@ -132,11 +132,13 @@ class TaskApi:
     async def get(self, request: Request) -> Response:
         task = await self._call("GetTask", registry_pb2.GetTaskRequest(
             id=request.path_params["id"]))
+        await self.dataplane.authorize(task.service)
         return _json(task_view(task, self._base(request)))
 
     async def result(self, request: Request) -> Response:
         task = await self._call("GetTask", registry_pb2.GetTaskRequest(
             id=request.path_params["id"], with_result=True))
+        await self.dataplane.authorize(task.service)
         headers = {"X-Task-ID": task.id, "X-Request-ID": task.request_id}
         if task.state in ("queued", "running"):
             raise conflict("task.not_finished", f"task {task.id} is {task.state}",
@@ -154,6 +156,8 @@ class TaskApi:
         return Response(envelope(res), headers=headers, media_type="application/json")
 
     async def cancel(self, request: Request) -> Response:
+        await self.dataplane.authorize((await self._call("GetTask", registry_pb2.GetTaskRequest(
+            id=request.path_params["id"]))).service)
         task = await self._call("CancelTask", registry_pb2.CancelTaskRequest(
             id=request.path_params["id"]))
         if self.runner is not None:
@@ -167,6 +171,7 @@ class TaskApi:
         except ValueError:
             raise invalid("task.limit_invalid", f"limit {q.get('limit')!r} is not a number",
                           "pass limit=1..500", path="limit") from None
+        await self.dataplane.authorize(request.path_params["name"])
         resp = await self._call("ListTasks", registry_pb2.ListTasksRequest(
             service=request.path_params["name"], limit=limit,
             page_token=q.get("page_token", ""), state=q.get("status", "")))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from typing import Any
 
 from modelport.v1 import builder_pb2, builder_pb2_grpc, runtime_pb2, runtime_pb2_grpc
 from services.registry.controller.plan import Action, Event, StartBuild, StartReplica, StopReplica
@@ -13,12 +14,37 @@ from services.registry.store.base import EventRecord, ServiceRecord, Store
 DEFAULT_TIMEOUT_S = 60.0
 
 
+def runtime_of(spec: dict[str, Any]) -> str:
+    """Where the service's replicas run, which is also what its versions are built into."""
+    return str(spec.get("runtime") or "process")
+
+
+def resources_of(spec: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
+    """config.json `resources`, each overridden by the service spec's when that is set."""
+    merged = dict(config.get("resources") or {})
+    merged.update({k: v for k, v in (spec.get("resources") or {}).items() if v})
+    return merged
+
+
 class Actor:
     def __init__(self, store: Store, builder: builder_pb2_grpc.BuilderStub,
-                 runtime: runtime_pb2_grpc.RuntimeStub) -> None:
+                 runtime: runtime_pb2_grpc.RuntimeStub, runtime_address: str = "") -> None:
         self.store = store
         self.builder = builder
         self.runtime = runtime
+        self.runtime_address = runtime_address
+        self._stubs: dict[str, runtime_pb2_grpc.RuntimeStub] = {}
+
+    def stub(self, address: str) -> runtime_pb2_grpc.RuntimeStub:
+        """The Runtime of the agent at ``address`` ("" or the configured one: ``runtime``)."""
+        if not address or address == self.runtime_address:
+            return self.runtime
+        stub = self._stubs.get(address)
+        if stub is None:
+            from services.grpc_server import channel
+
+            stub = self._stubs[address] = runtime_pb2_grpc.RuntimeStub(channel(address))
+        return stub
 
     def event(self, svc: ServiceRecord, version: int, reason: str, message: str,
               warning: bool = False) -> None:
@@ -33,12 +59,15 @@ class Actor:
                 v = self.store.get_version(model, n)
                 if v is None or v.state != "pending":
                     return
+                config = json.loads(v.config_json)
                 b = await self.builder.StartBuild(builder_pb2.BuildRequest(
-                    target="process", package_dir=v.package_dir, requirements=v.requirements,
-                    python=v.python, label=f"{model}:{n}"), timeout=30)
+                    target=runtime_of(svc.spec), package_dir=v.package_dir,
+                    requirements=v.requirements, python=v.python, label=f"{model}:{n}",
+                    base_image=config.get("base_image") or "", package_digest=v.digest),
+                    timeout=30)
                 self.store.update_version(model, n, state="building", build_id=b.id)
                 self.event(svc, n, "BuildStarted", f"version {n}: build {b.id} started")
-            case StartReplica(version=n):
+            case StartReplica(version=n, agent=agent, template=template):
                 v = self.store.get_version(model, n)
                 if v is None:
                     return
@@ -47,14 +76,24 @@ class Actor:
                 timeout = (svc.spec.get("timeout_s") or config.get("timeout_s")
                            or DEFAULT_TIMEOUT_S)
                 rid = f"{svc.name}-v{n}-{uuid.uuid4().hex[:6]}"
-                await self.runtime.StartReplica(runtime_pb2.StartReplicaRequest(
+                res = resources_of(svc.spec, config)
+                await self.stub(agent).StartReplica(runtime_pb2.StartReplicaRequest(
                     replica_id=rid, service=svc.name, version=n, kind=v.kind,
                     artifact=v.artifact, package_dir=v.package_dir, config_json=v.config_json,
-                    env=env, timeout_s=float(timeout)), timeout=30)
-                self.event(svc, n, "ReplicaStarting", f"replica {rid} of version {n} starting")
-            case StopReplica(replica_id=rid, version=n, reason=why):
-                await self.runtime.StopReplica(runtime_pb2.StopReplicaRequest(replica_id=rid),
-                                               timeout=30)
-                self.event(svc, n, "ReplicaStopped", f"replica {rid} stopped: {why}")
+                    env=env, timeout_s=float(timeout), runtime=runtime_of(svc.spec),
+                    cpu=float(res.get("cpu") or 0), memory=str(res.get("memory") or ""),
+                    gpu=int(res.get("gpu") or 0),
+                    max_concurrency=int(svc.spec.get("concurrency") or 1),
+                    queue_size=int(svc.spec.get("queue_size") or 0), template=template),
+                    timeout=30)
+                where = f" on agent {agent}" if agent and agent != self.runtime_address else ""
+                self.event(svc, n, "ReplicaStarting",
+                           f"replica {rid} of version {n} starting{where}")
+            case StopReplica(replica_id=rid, version=n, reason=why, agent=agent,
+                             drain_s=drain_s):
+                await self.stub(agent).StopReplica(runtime_pb2.StopReplicaRequest(
+                    replica_id=rid, drain_s=drain_s), timeout=30)
+                self.event(svc, n, "ReplicaStopped", f"replica {rid} stopped: {why}"
+                           + (" (requests in flight finish first)" if drain_s else ""))
             case Event(reason=reason, message=message, version=n, warning=warning):
                 self.event(svc, n, reason, message, warning)

@@ -15,8 +15,10 @@ import grpc
 from opentelemetry import context as otel_context
 
 from modelport.v1 import builder_pb2_grpc, runtime_pb2, runtime_pb2_grpc
+from services.registry.agents import AgentTable
 from services.registry.controller import observe
 from services.registry.controller.act import Actor
+from services.registry.controller.activity import Activity
 from services.registry.controller.plan import plan_service
 from services.registry.metrics import METRICS
 from services.registry.store.base import ServiceRecord, Store
@@ -28,11 +30,17 @@ _tracer = tracing.tracer("modelport.controller")
 
 class ControllerLoop:
     def __init__(self, store: Store, builder: builder_pb2_grpc.BuilderStub,
-                 runtime: runtime_pb2_grpc.RuntimeStub, interval_s: float = 0.5) -> None:
+                 runtime: runtime_pb2_grpc.RuntimeStub, interval_s: float = 0.5, *,
+                 agents: AgentTable | None = None, activity: Activity | None = None,
+                 runtime_address: str = "") -> None:
         self.store = store
         self.builder = builder
         self.runtime = runtime
-        self.actor = Actor(store, builder, runtime)
+        # the runtime agents replicas are placed on (services/registry/agents.py); without
+        # a table, the one `runtime` is the only agent
+        self.agents = agents or AgentTable(runtime_address or "local")
+        self.activity = activity or Activity()
+        self.actor = Actor(store, builder, runtime, runtime_address or "local")
         self.interval_s = interval_s
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -84,16 +92,25 @@ class ControllerLoop:
             await self._reconcile_all()
 
     async def _reconcile_all(self) -> None:
-        replicas = await observe.replicas_by_service(self.runtime)
+        world = await observe.observe_agents([a.view() for a in self.agents.live()],
+                                             self.actor.stub)
+        replicas = world.replicas
         services = self.store.list_services()
         for svc in services:
+            if world.unreachable and any(
+                    (note or {}).get("agent") in world.unreachable
+                    for note in (svc.status.get("replicas") or {}).values()):
+                continue  # an agent holding its replicas did not answer: decide next pass
             model = svc.spec.get("model") or svc.name
             versions = {v.number: v for v in self.store.list_versions(model)}
             for v in versions.values():
+                observe.match_runtime(self.store, v, svc.spec.get("runtime") or "process")
                 await observe.sync_build(self.store, self.builder, v, svc.name)
             versions = {v.number: v for v in self.store.list_versions(model)}
             plan = plan_service(svc.spec, svc.generation, svc.status, versions,
-                                replicas.get(svc.name, []), time.time())
+                                replicas.get(svc.name, []), time.time(), cluster=world.cluster,
+                                load=world.loads.get(svc.name),
+                                demand_at=self.activity.demand_at(svc.name), service=svc.name)
             if plan.actions:  # a pass that changes something is a trace of its own
                 with tracing.span(_tracer, "reconcile", {
                         "modelport.service": svc.name, "modelport.generation": svc.generation,
@@ -109,7 +126,9 @@ class ControllerLoop:
         known = {s.name for s in services}
         for name, reps in replicas.items():
             if name not in known:
+                self.activity.forget(name)
                 for r in reps:
-                    if r.state != "stopped":
-                        await self.runtime.StopReplica(
-                            runtime_pb2.StopReplicaRequest(replica_id=r.id), timeout=30)
+                    if r.state not in ("stopped", "draining"):
+                        await self.actor.stub(r.agent).StopReplica(  # in the background
+                            runtime_pb2.StopReplicaRequest(replica_id=r.id, drain_s=30),
+                            timeout=30)

@@ -2,9 +2,10 @@
 
 A backend runs replica R of version V with resources X and gives back a handle with a
 ``WorkerLink`` to it. The process backend (``process.py``) runs the worker as a local
-subprocess in the version's virtualenv; a Docker backend (GPU images) and a Kubernetes
-backend (worker reached over its pod address) implement the same two protocols, so the
-supervisor never knows which one it drives.
+subprocess in the version's virtualenv; the Docker backend (``docker.py``) runs it as a
+container of the version's image; a Kubernetes backend (worker reached over its pod
+address) would implement the same two protocols, so the supervisor never knows which one
+it drives.
 """
 
 from __future__ import annotations
@@ -40,6 +41,13 @@ class ReplicaSpec:
     #: cpu, memory, gpu: enforced by backends that can (Docker); the process backend
     #: passes GPU choice through env (CUDA_VISIBLE_DEVICES) only
     resources: dict[str, Any] = field(default_factory=dict)
+    #: which backend runs it: "process" or "docker" (backends/docker.py)
+    runtime: str = "process"
+    #: docker: the image the builder made for this version
+    image: str = ""
+    #: GPUs the supervisor placed it on (services/runtime/gpus.py); None = this host
+    #: schedules no GPUs (the environment is left alone), [] = it must see none
+    gpus: list[str] | None = None
 
 
 class ReplicaHandle(Protocol):

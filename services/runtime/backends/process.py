@@ -22,6 +22,7 @@ from pathlib import Path
 from modelport.errors import Kind, ModelportError
 from services.runtime import replica_log
 from services.runtime.backends import ReplicaSpec
+from services.runtime.containment import Containment
 from services.runtime.worker_link import WorkerLink, WorkerListener, describe_exit
 
 __all__ = ["ProcessBackend", "ProcessReplica", "ReplicaSpec", "build_env"]
@@ -41,7 +42,7 @@ _MAX_SOCKET_PATH = 100
 
 def build_env(spec: ReplicaSpec, shim_root: Path, replica_dir: Path) -> dict[str, str]:
     """The worker's whole environment: PATH with the venv first, a private HOME and TMPDIR,
-    PYTHONPATH = the shim only, then the spec's env."""
+    PYTHONPATH = the shim only, then the spec's env; CUDA_VISIBLE_DEVICES = its GPUs."""
     bin_dir = str(Path(spec.python).parent)
     env = {
         "PATH": f"{bin_dir}:{SYSTEM_PATH}",
@@ -65,6 +66,9 @@ def build_env(spec: ReplicaSpec, shim_root: Path, replica_dir: Path) -> dict[str
             env[key] = f"{bin_dir}:{value}"
         else:
             env[key] = str(value)
+    if spec.gpus is not None:  # placed by the supervisor's GPU inventory: that wins
+        env["CUDA_VISIBLE_DEVICES"] = ",".join(spec.gpus)
+        env["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID"  # CUDA's indexes = nvidia-smi's / NVML's
     return env
 
 
@@ -169,9 +173,13 @@ class ProcessBackend:
 
     name = "process"
 
-    def __init__(self, shim_root: Path) -> None:
+    def __init__(self, shim_root: Path, containment: Containment | None = None) -> None:
         #: the directory holding the installed ``modelport_worker`` package
         self.shim_root = Path(shim_root)
+        #: who the worker runs as and what it may use (services/runtime/containment.py);
+        #: by default only resource limits, as the platform's own user
+        self.containment = containment or Containment(self.shim_root.parent, enabled=False,
+                                                      open_files=0, processes=0)
 
     async def start(self, spec: ReplicaSpec, replica_dir: Path) -> ProcessReplica:
         replica_dir = Path(replica_dir)
@@ -191,11 +199,15 @@ class ProcessBackend:
         try:
             replica_log.note(replica_dir, f"starting {spec.replica_id} ({spec.service} "
                                           f"v{spec.version})")
+            launch = await asyncio.to_thread(
+                self.containment.prepare, spec.service, spec.python, Path(spec.package_dir),
+                self.shim_root, replica_dir, sock, str(spec.resources.get("memory") or ""))
             try:
                 proc = await asyncio.create_subprocess_exec(
-                    *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+                    *launch.argv(argv), stdin=asyncio.subprocess.DEVNULL,
+                    stdout=asyncio.subprocess.PIPE,
                     stderr=asyncio.subprocess.STDOUT,
-                    env=build_env(spec, self.shim_root, replica_dir),
+                    env={**build_env(spec, self.shim_root, replica_dir), **launch.env},
                     # not the package: python -m would put it first on sys.path;
                     # the shim moves into the package itself
                     cwd=str(replica_dir), start_new_session=True)

@@ -1,0 +1,306 @@
+"""Admission to replicas: a concurrency limit per replica and a bounded FIFO queue per service.
+
+A request takes a slot on the least-loaded ready replica of its version. When every ready
+replica is at its limit (``max_concurrency``, default 1: most models are not thread-safe),
+it waits in its service's queue, first come first served. A full queue is an immediate
+429 (``queue.full``) with a Retry-After estimated from how fast slots free up; a request
+still queued when its timeout runs out is a 504 (``queue.timeout``). Every request gets
+one of: a replica, 429, 503 or 504 - none waits forever, none is dropped.
+
+A replica can be drained: it takes no new requests and the ones it has finish (rolling
+updates and scale-down stop replicas this way). A request whose version has no replica
+left here fails with ``replica.none``, which the gateway answers by routing it again.
+
+The load seen here (in flight, queued, the last request's time) is what the controller's
+autoscaler reads through ``ListReplicas``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import time
+from collections import Counter, deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from modelport.errors import Kind, ModelportError
+
+#: requests of one service that may wait for a replica on this runtime (spec.queue_size)
+DEFAULT_QUEUE_SIZE = 64
+#: replica states in which a waiting request keeps waiting for it
+_COMING_STATES = ("starting", "restarting", "pending", "unready")
+#: how often waiters are re-checked against replica state changes (start, death)
+POLL_S = 0.05
+
+
+@dataclass
+class _Waiter:
+    version: int
+    future: asyncio.Future[str]
+
+
+@dataclass
+class _Service:
+    queue_size: int = DEFAULT_QUEUE_SIZE
+    waiters: deque[_Waiter] = field(default_factory=deque)
+    last_request_at: float = 0.0
+    rejected: int = 0
+    #: moving average of how long a request holds a slot (for Retry-After)
+    hold_s: float = 0.5
+
+
+@dataclass(frozen=True)
+class Load:
+    service: str
+    in_flight: int
+    queued: int
+    last_request_at: float
+    rejected: int
+
+
+class Admission:
+    """Slots on replicas, and the queues of requests waiting for one."""
+
+    def __init__(self, supervisor: Any, ready_wait_s: float = 60.0) -> None:
+        self.supervisor = supervisor
+        self.ready_wait_s = ready_wait_s
+        #: requests each replica is working on (the metrics read it too)
+        self.in_flight: Counter[str] = Counter()
+        self._limits: dict[str, int] = {}
+        self._draining: set[str] = set()
+        self._services: dict[str, _Service] = {}
+        self._taken_at: dict[tuple[str, int], float] = {}
+        self._tick: asyncio.Task[None] | None = None
+        self._stopping: dict[str, asyncio.Task[None]] = {}
+        self._templates: dict[str, str] = {}
+        self._seq = 0
+
+    # ------------------------------------------------------------------ configuration
+
+    def configure(self, replica_id: str, service: str, max_concurrency: int = 0,
+                  queue_size: int = 0, template: str = "") -> None:
+        """A replica's slot count and its service's queue bound (the latest start wins)."""
+        self._limits[replica_id] = max(1, max_concurrency or 1)
+        self._templates[replica_id] = template
+        self._service(service).queue_size = max(1, queue_size or DEFAULT_QUEUE_SIZE)
+
+    def template(self, replica_id: str) -> str:
+        return self._templates.get(replica_id, "")
+
+    def limit(self, replica_id: str) -> int:
+        return self._limits.get(replica_id, 1)
+
+    def _service(self, name: str) -> _Service:
+        state = self._services.get(name)
+        if state is None:
+            state = self._services[name] = _Service()
+        return state
+
+    # ------------------------------------------------------------------ draining
+
+    def drain(self, replica_id: str) -> None:
+        """No new requests for this replica; the queue moves on to the others."""
+        self._draining.add(replica_id)
+        self._dispatch_all()
+
+    def is_draining(self, replica_id: str) -> bool:
+        return replica_id in self._draining
+
+    async def wait_idle(self, replica_id: str, timeout_s: float) -> bool:
+        """Until the replica has no request in flight (True), or ``timeout_s`` passed."""
+        deadline = time.monotonic() + timeout_s
+        while self.in_flight[replica_id] > 0:
+            if time.monotonic() >= deadline:
+                return False
+            await asyncio.sleep(POLL_S)
+        return True
+
+    async def drain_and_stop(self, replica_id: str, drain_s: float) -> None:
+        """Drain, wait for the requests in flight (at most ``drain_s``), then stop it."""
+        self.drain(replica_id)
+        try:
+            await self.wait_idle(replica_id, drain_s)
+            await self.supervisor.stop(replica_id)
+        finally:
+            self.forget(replica_id)
+
+    def stop_later(self, replica_id: str, drain_s: float) -> None:
+        """``drain_and_stop`` in the background (StopReplica answers at once)."""
+        if replica_id in self._stopping:
+            return
+        task = asyncio.create_task(self.drain_and_stop(replica_id, drain_s),
+                                   name=f"drain-{replica_id}")
+        self._stopping[replica_id] = task
+        task.add_done_callback(lambda _t: self._stopping.pop(replica_id, None))
+
+    def forget(self, replica_id: str) -> None:
+        """The replica is stopped: drop what is kept about it."""
+        self._draining.discard(replica_id)
+        self._limits.pop(replica_id, None)
+        self._templates.pop(replica_id, None)
+        if not self.in_flight.get(replica_id):
+            self.in_flight.pop(replica_id, None)
+
+    # ------------------------------------------------------------------ acquire / release
+
+    def _replicas(self, service: str, version: int) -> list[Any]:
+        return [r for r in self.supervisor.list()
+                if r.service == service and r.version == version and r.state != "stopped"
+                and r.id not in self._draining]
+
+    def _free(self, service: str, version: int) -> str | None:
+        ready = [r for r in self._replicas(service, version)
+                 if r.state == "ready" and self.in_flight[r.id] < self.limit(r.id)]
+        if not ready:
+            return None
+        return min(ready, key=lambda r: self.in_flight[r.id]).id
+
+    def _take(self, replica_id: str) -> str:
+        self.in_flight[replica_id] += 1
+        self._seq += 1
+        return replica_id
+
+    async def acquire(self, service: str, version: int, timeout_s: float | None) -> str:
+        """A slot on a replica of ``service`` ``version``; release it with ``release``."""
+        state = self._service(service)
+        state.last_request_at = time.time()
+        queued_same = any(w.version == version for w in state.waiters)
+        if not queued_same:
+            rid = self._free(service, version)
+            if rid is not None:
+                return self._take(rid)
+        self._check_can_wait(service, version)
+        if len(state.waiters) >= state.queue_size:
+            state.rejected += 1
+            retry = self._retry_after(service, version)
+            raise ModelportError(
+                Kind.EXHAUSTED, "queue.full",
+                f"service {service!r} has {len(state.waiters)} requests waiting for a free "
+                f"replica, its queue limit", "retry after the Retry-After seconds, or raise "
+                "spec.queue_size, spec.concurrency or the replicas",
+                details={"retry_after_s": retry, "queue_size": state.queue_size})
+        budget = min(self.ready_wait_s, timeout_s) if timeout_s and timeout_s > 0 \
+            else self.ready_wait_s
+        waiter = _Waiter(version, asyncio.get_running_loop().create_future())
+        state.waiters.append(waiter)
+        self._ensure_ticker()
+        began = time.monotonic()
+        try:
+            async with asyncio.timeout(budget):
+                return await asyncio.shield(waiter.future)
+        except TimeoutError:
+            if _granted(waiter.future):  # a slot came just as the time ran out
+                return waiter.future.result()
+            raise self._timed_out(service, version, time.monotonic() - began) from None
+        except asyncio.CancelledError:
+            if _granted(waiter.future):  # the caller went away holding a slot
+                self.release(waiter.future.result(), service)
+            raise
+        finally:
+            if not waiter.future.done():
+                waiter.future.cancel()
+            with contextlib.suppress(ValueError):
+                state.waiters.remove(waiter)
+
+    def release(self, replica_id: str, service: str = "") -> None:
+        """The request on ``replica_id`` finished: its slot goes to the next waiter."""
+        if self.in_flight[replica_id] > 0:
+            self.in_flight[replica_id] -= 1
+        info = self.supervisor.get(replica_id)
+        name = service or (info.service if info is not None else "")
+        if name:
+            self._dispatch(name)
+
+    def observe_hold(self, service: str, seconds: float) -> None:
+        """How long a request held its slot (a moving average feeds Retry-After)."""
+        state = self._service(service)
+        state.hold_s = 0.8 * state.hold_s + 0.2 * max(0.0, seconds)
+
+    # ------------------------------------------------------------------ waiting
+
+    def _check_can_wait(self, service: str, version: int) -> None:
+        """Raise when no replica of the version here will ever take the request."""
+        mine = self._replicas(service, version)
+        if not mine:
+            raise ModelportError(Kind.UNAVAILABLE, "replica.none",
+                                 f"no replica of {service!r} version {version} on this runtime",
+                                 "the platform is moving it; retry shortly")
+        if not any(r.state == "ready" or r.state in _COMING_STATES for r in mine):
+            why = "; ".join(f"{r.id}: {r.state} {r.message}".strip() for r in mine)
+            raise ModelportError(Kind.UNAVAILABLE, "replica.not_ready",
+                                 f"no ready replica of {service!r} version {version} ({why})",
+                                 f"see `modelport events {service}` and the replica log")
+
+    def _timed_out(self, service: str, version: int, waited: float) -> ModelportError:
+        mine = self._replicas(service, version)
+        if any(r.state == "ready" for r in mine):
+            return ModelportError(
+                Kind.DEADLINE, "queue.timeout",
+                f"the request waited {waited:.1f}s in the queue of {service!r} and its timeout "
+                "ran out before a replica was free", "raise timeout_s, add replicas (or "
+                "autoscaling.max), or send fewer requests at once")
+        why = "; ".join(f"{r.id}: {r.state} {r.message}".strip() for r in mine) or "none left"
+        return ModelportError(Kind.UNAVAILABLE, "replica.not_ready",
+                              f"no replica of {service!r} version {version} became ready within "
+                              f"{waited:.1f}s ({why})",
+                              f"see `modelport events {service}` and the replica log")
+
+    def _retry_after(self, service: str, version: int) -> float:
+        state = self._service(service)
+        slots = sum(self.limit(r.id) for r in self._replicas(service, version)
+                    if r.state == "ready") or 1
+        return float(max(1, math.ceil(state.hold_s * (len(state.waiters) + 1) / slots)))
+
+    def _dispatch(self, service: str) -> None:
+        """Hand free slots to waiters in arrival order; fail those that cannot be served."""
+        state = self._services.get(service)
+        if state is None or not state.waiters:
+            return
+        blocked: set[int] = set()
+        for waiter in list(state.waiters):
+            if waiter.future.done():
+                continue
+            if waiter.version in blocked:
+                continue
+            rid = self._free(service, waiter.version)
+            if rid is not None:
+                waiter.future.set_result(self._take(rid))
+                continue
+            blocked.add(waiter.version)  # later waiters of this version stay behind it
+            try:
+                self._check_can_wait(service, waiter.version)
+            except ModelportError as err:
+                waiter.future.set_exception(err)
+
+    def _dispatch_all(self) -> None:
+        for name in list(self._services):
+            self._dispatch(name)
+
+    def _ensure_ticker(self) -> None:
+        if self._tick is None or self._tick.done():
+            self._tick = asyncio.create_task(self._ticker(), name="admission-ticker")
+
+    async def _ticker(self) -> None:
+        """While anyone waits: re-check, so replicas that became ready (or died) count."""
+        while any(s.waiters for s in self._services.values()):
+            await asyncio.sleep(POLL_S)
+            self._dispatch_all()
+
+    # ------------------------------------------------------------------ load
+
+    def loads(self) -> list[Load]:
+        by_service: Counter[str] = Counter()
+        for r in self.supervisor.list():
+            by_service[r.service] += self.in_flight.get(r.id, 0)
+        return [Load(name, by_service.get(name, 0), len(s.waiters), s.last_request_at,
+                     s.rejected) for name, s in self._services.items()]
+
+    def queued(self, service: str) -> int:
+        state = self._services.get(service)
+        return len(state.waiters) if state else 0
+
+
+def _granted(future: asyncio.Future[str]) -> bool:
+    return future.done() and not future.cancelled() and future.exception() is None

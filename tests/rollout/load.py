@@ -1,0 +1,101 @@
+"""Steady, bounded concurrent load against a service, recording every answer.
+
+``Load`` runs ``workers`` threads that each send one request after another (real HTTP to
+the gateway) until stopped or ``max_s`` passed, so a test can do something under load and
+then check that every request got an answer, and which.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+
+@dataclass
+class Answer:
+    status: int
+    version: str
+    body: Any
+
+
+@dataclass
+class Load:
+    url: str
+    body: dict[str, Any]
+    workers: int = 4
+    max_s: float = 120.0
+    headers: dict[str, str] = field(default_factory=dict)
+    answers: list[Answer] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _threads: list[threading.Thread] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def _run(self) -> None:
+        deadline = time.monotonic() + self.max_s
+        with httpx.Client(timeout=90) as http:
+            while not self._stop.is_set() and time.monotonic() < deadline:
+                try:
+                    r = http.post(self.url, json=self.body, headers=self.headers)
+                    try:
+                        body = r.json()
+                    except ValueError:
+                        body = r.text
+                    answer = Answer(r.status_code, r.headers.get("x-model-version", ""), body)
+                except httpx.HTTPError as exc:  # no answer at all: the worst outcome
+                    with self._lock:
+                        self.errors.append(f"{type(exc).__name__}: {exc}")
+                    continue
+                with self._lock:
+                    self.answers.append(answer)
+
+    def __enter__(self) -> Load:
+        self._threads = [threading.Thread(target=self._run, daemon=True)
+                         for _ in range(self.workers)]
+        for t in self._threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        self._stop.set()
+        for t in self._threads:
+            t.join(120)
+
+    def count(self) -> int:
+        with self._lock:
+            return len(self.answers)
+
+    def wait_for(self, n: int, timeout: float = 60) -> None:
+        """Until ``n`` more answers came in (the load is really flowing)."""
+        target = self.count() + n
+        deadline = time.monotonic() + timeout
+        while self.count() < target:
+            assert time.monotonic() < deadline, f"load stalled at {self.count()} answers"
+            time.sleep(0.05)
+
+    def failures(self) -> list[Answer]:
+        with self._lock:
+            return [a for a in self.answers if a.status != 200]
+
+    def versions(self) -> Counter[str]:
+        with self._lock:
+            return Counter(a.version for a in self.answers if a.status == 200)
+
+
+def wait_until(check: Callable[[], Any], timeout: float = 120, what: str = "") -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"timed out waiting for {what or check}"
+        time.sleep(0.2)

@@ -1,0 +1,3 @@
+class Hello:
+    def predict(self, text):
+        return {"hello": text}

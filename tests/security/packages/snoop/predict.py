@@ -1,0 +1,46 @@
+"""A hostile model: what of the platform can it read, list, reach or signal?
+
+``targets``: {"read": [paths], "list": [dirs], "connect": [unix socket paths],
+"environ_of": [pids], "secrets": [strings to look for in its own environment]}.
+Each answer is what it got, or the error it met.
+"""
+
+import os
+import socket
+
+
+def _try(fn):
+    try:
+        return {"ok": True, "value": fn()}
+    except Exception as exc:  # noqa: BLE001 - the error is the answer
+        return {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+
+
+def _read(path):
+    with open(path, "rb") as f:
+        return f.read(200).decode("utf-8", "replace")
+
+
+def _connect(path):
+    s = socket.socket(socket.AF_UNIX)
+    try:
+        s.connect(path)
+        return "connected"
+    finally:
+        s.close()
+
+
+class Snoop:
+    def predict(self, targets):
+        env = dict(os.environ)
+        return {
+            "uid": os.getuid(),
+            "read": {p: _try(lambda p=p: _read(p)) for p in targets.get("read", [])},
+            "list": {d: _try(lambda d=d: sorted(os.listdir(d))) for d in targets.get("list", [])},
+            "connect": {p: _try(lambda p=p: _connect(p)) for p in targets.get("connect", [])},
+            "environ_of": {str(pid): _try(lambda pid=pid: _read(f"/proc/{pid}/environ"))
+                           for pid in targets.get("environ_of", [])},
+            "env_names": sorted(env),
+            "env_hits": sorted(k for k, v in env.items() for s in targets.get("secrets", [])
+                               if s and (s in v or s in k)),
+        }
