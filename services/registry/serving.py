@@ -74,8 +74,7 @@ def serving_status_to_proto(status: dict[str, Any]) -> dict[str, Any]:
         "desired_replicas": int(status.get("desired_replicas") or 0),
         "replicas": [registry_pb2.ReplicaView(
             id=rid, version=int(n.get("version") or 0), agent=str(n.get("agent") or ""),
-            restarts=int(n.get("restarts") or 0),
-            state="pending" if n.get("pending") else "unready" if n.get("unready") else "",
+            restarts=int(n.get("restarts") or 0), state=str(n.get("state") or ""),
             message=str(n.get("pending") or n.get("unready") or ""))
             for rid, n in sorted(notes.items())],
     }

@@ -12,7 +12,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import grpc
@@ -22,6 +21,7 @@ import pytest
 from modelport.client import DeployFailed
 from modelport.home import HomeLayout
 from modelport.v1 import registry_pb2, registry_pb2_grpc, runtime_pb2, runtime_pb2_grpc
+from tests.conftest import open_to_workers
 from tests.e2e.packages import predictor
 from tests.rollout.load import wait_until
 
@@ -36,12 +36,16 @@ class Predictor:
 """
 
 SLOW = """
-import time
+import os, time
 
 class Predictor:
     def predict(self, seconds):
-        time.sleep(seconds)
-        return {"slept": seconds}
+        if seconds < 0:  # held until the test opens the gate
+            while not os.path.exists({gate!r}):
+                time.sleep(0.01)
+        else:
+            time.sleep(seconds)
+        return {{"slept": seconds}}
 """
 
 HANGS = """
@@ -163,25 +167,28 @@ def test_killed_worker_is_restarted_with_an_event(platform, client, tmp_path: Pa
 
 
 def test_queue_full_is_429_and_timeout_is_504(platform, client, tmp_path: Path) -> None:
-    pkg = predictor(tmp_path, "slowq", SLOW, [{"name": "seconds", "type": "number"}])
+    gate = open_to_workers(tmp_path / "gate") / "open"
+    pkg = predictor(tmp_path, "slowq", SLOW.format(gate=str(gate)),
+                    [{"name": "seconds", "type": "number"}])
     spec = {"metadata": {"name": "slowq"},
-            "spec": {"queue_size": 1, "concurrency": 1, "timeout_s": 3}}
+            "spec": {"queue_size": 1, "concurrency": 1, "timeout_s": 60}}
     svc = client.apply("slowq", json.dumps(spec), pkg)
     url = svc["url"]
     results: dict[str, httpx.Response] = {}
 
     def send(key: str, seconds: float) -> None:
-        results[key] = httpx.post(url, json={"seconds": seconds}, timeout=60)
+        results[key] = httpx.post(url, json={"seconds": seconds}, timeout=120)
 
-    busy = threading.Thread(target=send, args=("busy", 1.5))
+    busy = threading.Thread(target=send, args=("busy", -1))  # holds the only slot
     busy.start()
     wait_until(lambda: sum(x.in_flight for x in runtime_loads(platform, "slowq").replicas),
-               30, "the first request to run")
-    queued = threading.Thread(target=send, args=("queued", 0.1))
+               60, "the first request to run")
+    queued = threading.Thread(target=send, args=("queued", 0))
     queued.start()
     wait_until(lambda: sum(ld.queued for ld in runtime_loads(platform, "slowq").loads),
-               30, "the second request to queue")
-    full = httpx.post(url, json={"seconds": 0.1}, timeout=60)
+               60, "the second request to queue")
+    full = httpx.post(url, json={"seconds": 0}, timeout=60)
+    gate.touch()
     busy.join(60)
     queued.join(60)
     assert full.status_code == 429, full.text
@@ -191,10 +198,13 @@ def test_queue_full_is_429_and_timeout_is_504(platform, client, tmp_path: Path) 
     assert results["busy"].status_code == 200 and results["queued"].status_code == 200
     assert runtime_loads(platform, "slowq").loads[0].rejected >= 1
 
-    slow = httpx.post(url, json={"seconds": 10}, timeout=60)
+    spec["spec"]["timeout_s"] = 1  # the same replica: a timeout is not a restart
+    client.apply("slowq", json.dumps(spec))
+    client.get("slowq")  # this gateway follows the new route at once
+    slow = httpx.post(url, json={"seconds": 2.5}, timeout=60)
     assert slow.status_code == 504, slow.text
     assert slow.json()["error"]["code"] == "request.timeout"
-    assert "3s" in slow.json()["error"]["message"]
+    assert "within 1s" in slow.json()["error"]["message"]
     client.delete("slowq")
 
 

@@ -246,10 +246,13 @@ def test_stopped_service_stops_every_replica_and_routes_nothing() -> None:
     versions = {1: version(1, "ready")}
     running = plan_service(spec(), 1, {}, versions, [rep("a", 1)], now=100).status
     s = spec(lifecycle={"stopped": True})
-    p = plan_service(s, 2, running, versions, [rep("a", 1)], now=101)
-    assert stops(p) == ["a"] and p.status["phase"] == "stopped"
+    versions[2] = version(2, "ready")  # stopped mid-rollout: the new replica stops too
+    p = plan_service(s, 2, running, versions, [rep("a", 1), rep("b", 2, "starting")], now=101)
+    assert stops(p) == ["a", "b"] and p.status["phase"] == "stopped"
     assert p.status["traffic"] == [] and p.status["endpoints"] == []
     assert all(a.drain_s > 0 for a in p.actions if isinstance(a, StopReplica))
+    assert {a.reason for a in p.actions if isinstance(a, StopReplica)} == {
+        "the service was stopped"}
     gone = plan_service(s, 2, p.status, versions, [rep("a", 1, "draining")], now=102)
     assert kinds(gone) == [] and gone.status["phase"] == "stopped"
 

@@ -52,7 +52,7 @@ def test_scale_up_down_to_zero_and_back(platform, client, tmp_path: Path) -> Non
     pkg = predictor(tmp_path, "auto", CODE, [{"name": "seconds", "type": "number"}])
     spec = {"metadata": {"name": "auto"}, "spec": {"autoscaling": {
         "min": 0, "max": 2, "target_concurrency": 1, "idle_timeout_s": 4,
-        "scale_down_delay_s": 1}}}
+        "scale_down_delay_s": 3}}}
     svc = client.apply("auto", json.dumps(spec), pkg)
     url = svc["url"]
     assert svc["spec"]["autoscaling"]["max"] == 2

@@ -44,6 +44,8 @@ def test_a_model_finds_no_token_database_package_or_socket_of_the_platform(
                  str(neighbour), *(str(p / "tmp") for p in neighbour_replicas)],
         "connect": [layout.socket(c)[len("unix:"):] for c in ("registry", "runtime",
                                                                "builder")],
+        "write": [str(home / "packages" / "planted"), str(neighbour / "predict.py"),
+                  str(home / "envs" / "planted")],
         "environ_of": [sec.proc.pid, os.getpid()],
         "secrets": [TEST_TOKEN, TEST_TOKEN.split(".")[1], "mp_"],
     }
@@ -51,7 +53,9 @@ def test_a_model_finds_no_token_database_package_or_socket_of_the_platform(
     assert r.status_code == 200, r.text
     seen = r.json()["data"]
     assert seen["uid"] != 0
-    for kind in ("read", "list", "connect", "environ_of"):
+    assert seen["status"]["CapEff"] == "0000000000000000"
+    assert seen["status"]["NoNewPrivs"] == "1"
+    for kind in ("read", "list", "write", "connect", "environ_of"):
         for target, answer in seen[kind].items():
             assert not answer["ok"], f"the model could {kind} {target}: {answer}"
             assert "Permission" in answer["error"] or "denied" in answer["error"].lower(), answer
@@ -59,8 +63,16 @@ def test_a_model_finds_no_token_database_package_or_socket_of_the_platform(
     assert not any("TOKEN" in n or n.startswith("MODELPORT_GATEWAY") for n in seen["env_names"])
     # what it needs it has: its own package, environment and scratch space
     own = httpx.post(f"{sec.url}/v1/services/snoop/infer", json={"targets": {
-        "list": [str(home / "packages" / _package_dir(admin, "snoop")), "/tmp"]}}, timeout=60)
-    assert all(a["ok"] for a in own.json()["data"]["list"].values()), own.text
+        "list": [str(home / "packages" / _package_dir(admin, "snoop")), "/tmp"],
+        "write": [os.path.join(seen_tmp(admin, sec), "scratch")]}}, timeout=60).json()["data"]
+    assert all(a["ok"] for kind in ("list", "write") for a in own[kind].values()), own
+
+
+def seen_tmp(admin: modelport.Client, sec: RunningPlatform) -> str:
+    """The snoop's own TMPDIR (its replica's tmp/)."""
+    replicas = [p for p in (sec.home / "runtime" / "replicas").iterdir()
+                if p.name.startswith("snoop-") and (p / "tmp").is_dir()]
+    return str(max(replicas, key=lambda p: p.stat().st_mtime) / "tmp")
 
 
 def test_a_model_over_its_memory_limit_is_stopped_and_reported(

@@ -60,8 +60,7 @@ def serving_status_view(st: registry_pb2.ServiceStatus) -> dict[str, Any]:
     return {
         "traffic": [{"version": t.version, "percent": t.percent} for t in st.traffic],
         "desired_replicas": st.desired_replicas,
-        "replicas": [{"id": r.id, "version": r.version, "agent": r.agent,
-                      "restarts": r.restarts, **({"state": r.state, "message": r.message}
-                                                 if r.state else {})}
+        "replicas": [{"id": r.id, "version": r.version, "agent": r.agent, "state": r.state,
+                      "restarts": r.restarts, **({"message": r.message} if r.message else {})}
                      for r in st.replicas],
     }

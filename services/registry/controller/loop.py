@@ -42,6 +42,7 @@ class ControllerLoop:
         self.activity = activity or Activity()
         self.actor = Actor(store, builder, runtime, runtime_address or "local")
         self.interval_s = interval_s
+        self.started = time.monotonic()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -96,10 +97,16 @@ class ControllerLoop:
                                              self.actor.stub)
         replicas = world.replicas
         services = self.store.list_services()
+        # agents not heard from yet: every agent after a registry restart, for one TTL
+        waiting = set(world.unreachable)
+        if time.monotonic() - self.started < self.agents.ttl_s:
+            known = {a.address for a in self.agents.live()}
+            waiting |= {(note or {}).get("agent") for svc in services
+                        for note in (svc.status.get("replicas") or {}).values()} - known - {
+                            None, ""}
         for svc in services:
-            if world.unreachable and any(
-                    (note or {}).get("agent") in world.unreachable
-                    for note in (svc.status.get("replicas") or {}).values()):
+            if waiting and any((note or {}).get("agent") in waiting
+                               for note in (svc.status.get("replicas") or {}).values()):
                 continue  # an agent holding its replicas did not answer: decide next pass
             model = svc.spec.get("model") or svc.name
             versions = {v.number: v for v in self.store.list_versions(model)}

@@ -93,8 +93,8 @@ class Plan:
 
 def template_of(spec: dict[str, Any]) -> str:
     """Digest of what a replica is started from; a change rolls the replicas."""
-    keys = {k: spec.get(k) for k in ("runtime", "env", "resources", "timeout_s",
-                                      "concurrency", "queue_size")}
+    keys = {k: spec.get(k) for k in ("runtime", "env", "resources", "concurrency",
+                                      "queue_size")}
     keys["restarted_at"] = (spec.get("lifecycle") or {}).get("restarted_at", 0)
     return hashlib.sha256(json.dumps(keys, sort_keys=True, default=str).encode()
                           ).hexdigest()[:12]
@@ -259,7 +259,10 @@ def plan_service(spec: dict[str, Any], generation: int, status: dict[str, Any],
 
     # replicas: start what is missing, stop extras
     placement_note = ""
-    if built:
+    if stopped:
+        act += [StopReplica(r.id, r.version, "the service was stopped", r.agent, drain_s)
+                for r in live]
+    elif built:
         for v, n in counts.items():
             if v not in versions or versions[v].state != "ready":
                 continue
@@ -278,9 +281,6 @@ def plan_service(spec: dict[str, Any], generation: int, status: dict[str, Any],
             if len(mine) > n:
                 extra = sorted(mine, key=lambda r: (r.state == "ready", r.id))[: len(mine) - n]
                 act += [StopReplica(r.id, v, "scaled down", r.agent, drain_s) for r in extra]
-    elif stopped:
-        act += [StopReplica(r.id, r.version, "the service was stopped", r.agent, drain_s)
-                for r in live]
     if placement_note:
         conds.append(c.condition(c.PROGRESSING, False, "NoCapacity", placement_note,
                                  prev_conditions))
@@ -486,7 +486,7 @@ def replica_events(replicas: list[ObservedReplica], previous: dict[str, Any],
         if r.state in _GONE:
             continue
         before = previous.get(r.id) or {}
-        note: dict[str, Any] = {"restarts": r.restarts}
+        note: dict[str, Any] = {"restarts": r.restarts, "state": r.state}
         if r.agent:
             note["agent"] = r.agent
             note["version"] = r.version
