@@ -108,12 +108,29 @@ def field_changes(live: dict[str, Any], desired: dict[str, Any]) -> list[FieldCh
             if a.get(k) != b.get(k)]
 
 
+def _rounded(value: Any) -> Any:
+    """Floats compared at 6 decimals: the registry stores some as 32-bit floats."""
+    if isinstance(value, float):
+        return round(value, 6)
+    if isinstance(value, dict):
+        return {k: _rounded(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_rounded(v) for v in value]
+    return value
+
+
 def comparable(*, model: str, package: str | None, version: int, runtime: str, replicas: int,
                env: dict[str, str], cpu: float, memory: str, gpu: int, timeout_s: float,
-               annotations: dict[str, str]) -> dict[str, Any]:
+               annotations: dict[str, str], serving: dict[str, Any] | None = None
+               ) -> dict[str, Any]:
     """One spec as compared: `package` (a digest) stands for the version when the service is
-    declared by package; `version` when it refers to a registry version."""
+    declared by package; `version` when it refers to a registry version. `serving` holds the
+    traffic/autoscaling/concurrency/auth/rate-limit fields, each normalised the same way on
+    both sides."""
     out: dict[str, Any] = {"model": model}
+    for key in SERVING_FIELDS:
+        if serving and key in serving:
+            out[key] = _rounded(serving[key])
     if package is not None:
         out["package"] = package
     else:
@@ -123,6 +140,9 @@ def comparable(*, model: str, package: str | None, version: int, runtime: str, r
                timeout_s=float(timeout_s),
                annotations={k: v for k, v in annotations.items() if k not in VOLATILE})
     return out
+
+
+SERVING_FIELDS = ("traffic", "autoscaling", "concurrency", "auth", "rate_limit")
 
 
 def plan(targets: dict[str, Target], live: dict[str, LiveService], source_id: str,

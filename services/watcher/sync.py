@@ -185,7 +185,11 @@ class Syncer:
             package=pkg.digest if pkg else None, version=s.model.version if s.model else 0,
             runtime=s.runtime, replicas=s.replicas, env=s.env, cpu=s.resources.cpu,
             memory=s.resources.memory, gpu=s.resources.gpu, timeout_s=s.timeout_s,
-            annotations=self._annotations(desired, commit)), desired.file, desired.line)
+            annotations=self._annotations(desired, commit),
+            serving={"traffic": [t.model_dump() for t in s.traffic],
+                     "autoscaling": s.autoscaling.model_dump() if s.autoscaling else None,
+                     "concurrency": s.concurrency, "auth": s.auth.model_dump(),
+                     "rate_limit": s.rate_limit.model_dump()}), desired.file, desired.line)
 
     def _live(self, view: dict[str, Any], by_package: bool, owned: bool
               ) -> tuple[d.LiveService, int]:
@@ -195,7 +199,8 @@ class Syncer:
         spec = d.comparable(model=s["model"], package=digest if by_package else None,
                             version=s["version"], runtime=s["runtime"], replicas=s["replicas"],
                             env=s["env"], cpu=r["cpu"], memory=r["memory"], gpu=r["gpu"],
-                            timeout_s=s["timeout_s"], annotations=s["annotations"])
+                            timeout_s=s["timeout_s"], annotations=s["annotations"],
+                            serving={k: s[k] for k in d.SERVING_FIELDS if k in s})
         return d.LiveService(view["name"], spec, dict(s["annotations"]), owned), number
 
     def prepare(self) -> Prepared:

@@ -90,6 +90,12 @@ def test_commit_serves_scales_prunes_and_leaves_cli_services_alone(platform, tmp
     r = row(url, "lifecycle")
     assert r["sync"] == "Synced" and r["health"] == "Healthy" and r["last_sync"] > 0
 
+    # a commit that changes only a serving field (here concurrency) is applied too
+    repo.write("config/lifecycle.yaml", service_yaml("lifecycle", replicas=2,
+                                                     extra="  concurrency: 2\n"))
+    repo.commit("concurrency 2")
+    wait_until(lambda: get(url, "lifecycle")["spec"]["concurrency"] == 2, what="concurrency")
+
     (repo.config / "lifecycle.yaml").unlink()
     head = repo.commit("remove lifecycle")
     wait_until(lambda: "lifecycle" not in names(url), what="pruned")
