@@ -551,3 +551,26 @@ class WorkerListener:
             self._server = None
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.path)
+
+
+async def accept_unless_exited(listener: WorkerListener, timeout_s: float, name: str,
+                               exit_future: Any, wait: Any) -> WorkerLink | int:
+    """The worker's connection, or its exit code if it died before connecting.
+
+    Both backends race the listener against the child's exit, so a worker that crashes on
+    start is reported at once with its exit instead of after the startup timeout.
+    """
+    accept = asyncio.ensure_future(listener.accept(timeout_s, name=name,
+                                                   exit_code=exit_future))
+    exited = asyncio.ensure_future(wait())
+    try:
+        await asyncio.wait({accept, exited}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        exited.cancel()
+    if accept.done():
+        return accept.result()
+    accept.cancel()
+    with contextlib.suppress(asyncio.CancelledError, ModelportError):
+        await accept
+    return exited.result()
+

@@ -35,7 +35,12 @@ from typing import Any, TypeVar
 from modelport.errors import Kind, ModelportError
 from services.runtime import containment, replica_log
 from services.runtime.backends import ReplicaSpec
-from services.runtime.worker_link import WorkerLink, WorkerListener, describe_exit
+from services.runtime.worker_link import (
+    WorkerLink,
+    WorkerListener,
+    accept_unless_exited,
+    describe_exit,
+)
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -464,19 +469,11 @@ class DockerBackend:
 
     async def _accept(self, listener: WorkerListener, replica: ContainerReplica,
                       spec: ReplicaSpec) -> WorkerLink:
-        accept = asyncio.ensure_future(listener.accept(
-            spec.startup_timeout_s, name=spec.replica_id, exit_code=replica.exit_future))
-        exited = asyncio.ensure_future(replica.wait())
-        try:
-            await asyncio.wait({accept, exited}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            exited.cancel()
-        if accept.done():
-            return accept.result()
-        accept.cancel()
-        with contextlib.suppress(asyncio.CancelledError, ModelportError):
-            await accept
-        code = exited.result()
+        got = await accept_unless_exited(listener, spec.startup_timeout_s, spec.replica_id,
+                                         replica.exit_future, replica.wait)
+        if isinstance(got, WorkerLink):
+            return got
+        code = got
         last = _tail(replica.log_path)
         why = "was killed: out of memory" if replica.oom_killed else describe_exit(code)
         raise ModelportError(

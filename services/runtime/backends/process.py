@@ -23,7 +23,12 @@ from modelport.errors import Kind, ModelportError
 from services.runtime import replica_log
 from services.runtime.backends import ReplicaSpec
 from services.runtime.containment import Containment
-from services.runtime.worker_link import WorkerLink, WorkerListener, describe_exit
+from services.runtime.worker_link import (
+    WorkerLink,
+    WorkerListener,
+    accept_unless_exited,
+    describe_exit,
+)
 
 __all__ = ["ProcessBackend", "ProcessReplica", "ReplicaSpec", "build_env"]
 
@@ -230,19 +235,11 @@ class ProcessBackend:
 
     async def _accept(self, listener: WorkerListener, replica: ProcessReplica,
                       spec: ReplicaSpec) -> WorkerLink:
-        accept = asyncio.ensure_future(listener.accept(
-            spec.startup_timeout_s, name=spec.replica_id, exit_code=replica.exit_future))
-        exited = asyncio.ensure_future(replica.wait())
-        try:
-            await asyncio.wait({accept, exited}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            exited.cancel()
-        if accept.done():
-            return accept.result()
-        accept.cancel()
-        with contextlib.suppress(asyncio.CancelledError, ModelportError):
-            await accept
-        code = exited.result()
+        got = await accept_unless_exited(listener, spec.startup_timeout_s, spec.replica_id,
+                                         replica.exit_future, replica.wait)
+        if isinstance(got, WorkerLink):
+            return got
+        code = got
         last = tail(replica.log_path)
         raise ModelportError(
             Kind.UNAVAILABLE, "replica.exited_on_start",
