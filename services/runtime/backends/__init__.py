@@ -10,6 +10,7 @@ it drives.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -48,6 +49,27 @@ class ReplicaSpec:
     #: GPUs the supervisor placed it on (services/runtime/gpus.py); None = this host
     #: schedules no GPUs (the environment is left alone), [] = it must see none
     gpus: list[str] | None = None
+
+
+class ExitWatch:
+    """The exit status of a replica as a future, shared by every backend's handle.
+
+    A backend sets ``self._exit`` (an ``asyncio.Future[int]``) and resolves it once;
+    ``exit_code``, ``exit_future`` and ``wait`` read it the same way everywhere.
+    """
+
+    _exit: asyncio.Future[int]
+
+    @property
+    def exit_code(self) -> int | None:
+        return self._exit.result() if self._exit.done() else None
+
+    @property
+    def exit_future(self) -> asyncio.Future[int]:
+        return self._exit
+
+    async def wait(self) -> int:
+        return await asyncio.shield(self._exit)
 
 
 class ReplicaHandle(Protocol):

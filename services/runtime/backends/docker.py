@@ -34,7 +34,7 @@ from typing import Any, TypeVar
 
 from modelport.errors import Kind, ModelportError
 from services.runtime import containment, replica_log
-from services.runtime.backends import ReplicaSpec
+from services.runtime.backends import ExitWatch, ReplicaSpec
 from services.runtime.worker_link import (
     WorkerLink,
     WorkerListener,
@@ -205,7 +205,7 @@ def unavailable(reason: str) -> ModelportError:
                               "or deploy with `runtime: process`")
 
 
-class ContainerReplica:
+class ContainerReplica(ExitWatch):
     """A running container and its link; the supervisor's ReplicaHandle."""
 
     def __init__(self, spec: ReplicaSpec, client: Any, container: Any, log_path: Path,
@@ -283,17 +283,6 @@ class ContainerReplica:
                 container.remove(force=True)
 
         await _in_thread(remove, f"{self.replica_id}-remove")
-
-    @property
-    def exit_code(self) -> int | None:
-        return self._exit.result() if self._exit.done() else None
-
-    @property
-    def exit_future(self) -> asyncio.Future[int]:
-        return self._exit
-
-    async def wait(self) -> int:
-        return await asyncio.shield(self._exit)
 
     def kill(self) -> None:
         """SIGKILL the container now (returns at once; ``wait`` sees the exit)."""

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from modelport.errors import Kind, ModelportError
 from services.runtime import replica_log
-from services.runtime.backends import ReplicaSpec
+from services.runtime.backends import ExitWatch, ReplicaSpec
 from services.runtime.containment import Containment
 from services.runtime.worker_link import (
     WorkerLink,
@@ -99,7 +99,7 @@ def tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
-class ProcessReplica:
+class ProcessReplica(ExitWatch):
     """A running worker subprocess (the process group leader) and its link."""
 
     def __init__(self, spec: ReplicaSpec, proc: asyncio.subprocess.Process,
@@ -131,17 +131,6 @@ class ProcessReplica:
             self._exit.set_result(code)
         if self.link is not None:
             self.link.connection_lost(code)
-
-    @property
-    def exit_code(self) -> int | None:
-        return self._exit.result() if self._exit.done() else None
-
-    @property
-    def exit_future(self) -> asyncio.Future[int]:
-        return self._exit
-
-    async def wait(self) -> int:
-        return await asyncio.shield(self._exit)
 
     def _signal_group(self, sig: int) -> None:
         if self.pid is None:
