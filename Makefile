@@ -31,8 +31,18 @@ protos: venv
 lint: venv
 	$(BIN)/ruff check modelport services tests
 
-bench: venv
-	$(BIN)/python bench/run.py
+# bench/suite.py (README: bench/README.md): wrk from Debian's packages, scikit-learn from the
+# `bench` extra; BENCH_ARGS passes options, e.g. make bench BENCH_ARGS="--seconds 10 --record"
+BENCH_STAMP := $(VENV)/.installed-bench
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/python -m pip install -q -e '.[dev,bench]'
+	@touch $(BENCH_STAMP)
+
+bench: venv $(BENCH_STAMP)
+	@command -v wrk >/dev/null || ($(SUDO) apt-get update && $(SUDO) apt-get install -y wrk)
+	$(BIN)/python bench/suite.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache

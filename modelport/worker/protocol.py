@@ -14,6 +14,8 @@ Message kinds, by direction (every header has "kind"; requests carry "id"):
 runtime -> worker
     setup      {config?}               load the package, then answer ready | setup_failed
     predict    {id, inputs, timeout_s?, window?, tensor_outputs?}
+    predict_batch {items: [{id, inputs, timeout_s?, tensor_outputs?}, ...], timeout_s?,
+               tensor_outputs?}   several requests, one call of the model (see Batches)
     credit     {id, n}                 the runtime took n more chunks of a windowed stream
     cancel     {id}
     health     {id}                    answered at once, even while a predict runs
@@ -45,6 +47,15 @@ Timings (``done``, always last): ``{"t0": unix seconds the predict arrived, "pha
 what the kind adapter measured (``preprocess``, ``predict``, ``postprocess``; ``stream``
 for a streamed result); the runtime turns them into trace spans and metrics.
 Results: ``{"json": i}`` (part i holds raw UTF-8 JSON) or ``{"bytes": i}``.
+Batches (adaptive batching, ``services/runtime/batching.py``): a ``predict_batch`` frame
+carries several requests whose inputs index into the frame's one list of parts; an item's
+``timeout_s``/``tensor_outputs`` override the frame's. The worker runs them as one call
+of the model's ``predict_batch`` and answers every item on its own, exactly like a
+``predict`` with that id (``output`` then ``done``, or ``done`` with an error), so one
+item may fail while the others succeed; ``cancel`` names one item. Each item's timings
+carry ``"batch": n``, the number of requests the model was called with. A worker that
+predates this kind logs it as unknown and answers nothing: the runtime only batches
+models whose config.json declares ``batching``, with the shim it installed itself.
 Errors: ``{"type", "message", "traceback", "code"?}``; ``code`` is set only for
 failures the shim itself detects (see ``ErrorCode``), never for user exceptions.
 
@@ -60,6 +71,11 @@ import struct
 from dataclasses import dataclass, field
 from typing import Any
 
+try:  # the runtime and gateway have orjson (3-5x faster headers); a model's env need not
+    import orjson as _orjson
+except ImportError:  # pragma: no cover - the worker's side, stdlib only
+    _orjson = None
+
 PROTOCOL_VERSION = 1
 
 #: largest header accepted (JSON inputs travel inline in it)
@@ -70,10 +86,13 @@ MAX_PART_BYTES = 1024 * 1024 * 1024
 MAX_PARTS = 4096
 
 _LEN = struct.Struct(">I")
+#: frames sent together are joined into one buffer up to this size (one send, one copy)
+_COALESCE_BYTES = 256 * 1024
 
 # runtime -> worker
 SETUP = "setup"
 PREDICT = "predict"
+PREDICT_BATCH = "predict_batch"
 CREDIT = "credit"
 CANCEL = "cancel"
 HEALTH = "health"
@@ -88,7 +107,7 @@ CHUNK = "chunk"
 DONE = "done"
 # HEALTH is also the reply's kind
 
-TO_WORKER = (SETUP, PREDICT, CREDIT, CANCEL, HEALTH, SHUTDOWN)
+TO_WORKER = (SETUP, PREDICT, PREDICT_BATCH, CREDIT, CANCEL, HEALTH, SHUTDOWN)
 TO_RUNTIME = (HELLO, READY, SETUP_FAILED, LOG, OUTPUT, CHUNK, DONE, HEALTH)
 
 
@@ -104,6 +123,8 @@ class ErrorCode:
     ENTRYPOINT_FAILED = "entrypoint.failed"
     DUPLICATE_ID = "request.duplicate_id"
     NOT_READY = "worker.not_ready"
+    #: predict_batch did not return one result per input (a list of the right length)
+    BATCH_INVALID = "output.batch_invalid"
 
 
 class ProtocolError(Exception):
@@ -189,6 +210,16 @@ class Value:
 
             return to_list(self.payload)
         return self.payload
+
+
+@dataclass(frozen=True)
+class BatchItem:
+    """One request of a ``predict_batch`` frame: its id, its inputs, and its own options."""
+
+    id: str
+    inputs: Any  # dict[str, Value]
+    timeout_s: Any = None  # float | None
+    tensor_outputs: bool = False
 
 
 @dataclass(frozen=True)
@@ -309,12 +340,21 @@ def encode_frame(
         full["parts"] = sizes
     else:
         full.pop("parts", None)
-    raw = json.dumps(full, separators=(",", ":"), ensure_ascii=False,
-                     allow_nan=False).encode("utf-8")
+    raw = _dump_header(full)
     if len(raw) > max_header:
         raise FrameTooLarge(f"frame header is {len(raw)} bytes, over the {max_header}-byte "
                             "limit (large inputs belong in binary parts)")
     return [_LEN.pack(len(raw)) + raw] + list(parts)
+
+
+def _dump_header(header: dict[str, Any]) -> bytes:
+    if _orjson is not None:
+        try:
+            return _orjson.dumps(header)
+        except TypeError:  # what orjson refuses (huge ints, non-str keys): the stdlib says
+            pass
+    return json.dumps(header, separators=(",", ":"), ensure_ascii=False,
+                      allow_nan=False).encode("utf-8")
 
 
 def frame_bytes(header: dict[str, Any], parts: list[bytes] | None = None) -> bytes:
@@ -325,7 +365,7 @@ def frame_bytes(header: dict[str, Any], parts: list[bytes] | None = None) -> byt
 def parse_header(raw: bytes, *, max_part: int = MAX_PART_BYTES) -> tuple[dict[str, Any], list[int]]:
     """Decode and check a header; returns it (without "parts") and the part sizes."""
     try:
-        header = json.loads(raw.decode("utf-8"))
+        header = _orjson.loads(raw) if _orjson is not None else json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:
         raise ProtocolError(f"frame header is not UTF-8 JSON: {exc}") from None
     if not isinstance(header, dict):
@@ -389,10 +429,22 @@ class SocketChannel:
         self._send_lock = threading.Lock()
 
     def send(self, header: dict[str, Any], parts: list[bytes] | None = None) -> None:
-        buffers = encode_frame(header, parts, max_header=self.max_header, max_part=self.max_part)
+        self.send_many([(header, parts or [])])
+
+    def send_many(self, messages: list[tuple[dict[str, Any], list[bytes]]]) -> None:
+        """Several frames in one write (a batch's answers): one lock, one system call for
+        small frames instead of one per buffer."""
+        buffers: list[Any] = []
+        for header, parts in messages:
+            buffers.extend(encode_frame(header, parts, max_header=self.max_header,
+                                        max_part=self.max_part))
+        small = sum(memoryview(b).nbytes for b in buffers) <= _COALESCE_BYTES
         with self._send_lock:
-            for buf in buffers:
-                self.sock.sendall(buf)
+            if small:
+                self.sock.sendall(b"".join(buffers))
+            else:
+                for buf in buffers:
+                    self.sock.sendall(buf)
 
     def recv(self) -> Frame | None:
         """The next frame, or None when the peer closed the connection between frames."""
@@ -619,6 +671,28 @@ def predict(request_id: str, inputs: dict[str, Value], timeout_s: float | None =
         header["tensor_outputs"] = True
     if window is not None:
         header["window"] = window
+    return header, parts
+
+
+def predict_batch(items: Any, timeout_s: float | None = None,
+                  tensor_outputs: bool = False) -> tuple[dict[str, Any], list[bytes]]:
+    """Several requests in one frame (``items``: BatchItems); their binary inputs share
+    the frame's parts. Frame-level ``timeout_s``/``tensor_outputs`` are defaults that an
+    item's own values override (only differing values are written per item)."""
+    parts: list[bytes] = []
+    encoded = []
+    for item in items:
+        entry: dict[str, Any] = {"id": item.id, "inputs": encode_inputs(item.inputs, parts)}
+        if item.timeout_s is not None and item.timeout_s != timeout_s:
+            entry["timeout_s"] = item.timeout_s
+        if bool(item.tensor_outputs) != bool(tensor_outputs):
+            entry["tensor_outputs"] = bool(item.tensor_outputs)
+        encoded.append(entry)
+    header: dict[str, Any] = {"kind": PREDICT_BATCH, "items": encoded}
+    if timeout_s is not None:
+        header["timeout_s"] = timeout_s
+    if tensor_outputs:
+        header["tensor_outputs"] = True
     return header, parts
 
 

@@ -4,11 +4,16 @@ Run as ``<venv python> -m modelport_worker.shim --socket PATH --package DIR [--k
 
 Two threads:
 
-- the reader thread reads frames; it answers ``health`` at once, queues ``setup`` and
-  ``predict``, drops or flags cancelled requests, and exits the process when the runtime
-  goes away;
-- the main thread runs the queue in order: setup once, then one prediction at a time
-  (model code runs on the main thread, where libraries expect it).
+- the reader thread reads frames; it answers ``health`` at once, queues ``setup``,
+  ``predict`` and ``predict_batch``, drops or flags cancelled requests, and exits the
+  process when the runtime goes away;
+- the main thread runs the queue in order: setup once, then one prediction (or one
+  batch: a single call of the model's ``predict_batch``) at a time (model code runs on
+  the main thread, where libraries expect it).
+
+A batch answers each of its requests on its own (``output``/``done`` by id): an item the
+model returns an Exception for, or whose inputs are invalid, fails alone; a
+``predict_batch`` that raises, or returns a list of the wrong length, fails them all.
 
 stdout and stderr are the replica log; the protocol has its own socket, so ``print()`` in
 model code can never corrupt it. User exceptions become ``done`` frames with
@@ -68,11 +73,21 @@ class Disconnected(OSError):
 
 
 class _Job:
+    """A queued setup (no ctx), prediction (ctx and inputs) or batch (``batch``)."""
+
     def __init__(self, frame: p.Frame, ctx: RequestContext | None = None,
-                 inputs: dict[str, p.Value] | None = None) -> None:
+                 inputs: dict[str, p.Value] | None = None,
+                 batch: list[tuple[RequestContext, dict[str, p.Value]]] | None = None) -> None:
         self.frame = frame
         self.ctx = ctx
         self.inputs = inputs or {}
+        self.batch = batch
+
+    def contexts(self) -> list[RequestContext]:
+        """The requests this job answers (none for setup)."""
+        if self.batch is not None:
+            return [ctx for ctx, _ in self.batch]
+        return [self.ctx] if self.ctx is not None else []
 
 
 class Shim:
@@ -85,6 +100,8 @@ class Shim:
         self._cond = threading.Condition()
         self._queue: collections.deque[_Job] = collections.deque()
         self._current: RequestContext | None = None
+        #: the requests of the batch the main thread is running (empty when none)
+        self._current_batch: list[RequestContext] = []
         self._stopping = False
         self._main_done = threading.Event()
 
@@ -93,6 +110,13 @@ class Shim:
     def send(self, message: tuple[dict[str, Any], list[bytes]]) -> None:
         header, parts = message
         self.channel.send(header, parts)
+
+    def _emit_many(self, messages: list[tuple[dict[str, Any], list[bytes]]]) -> None:
+        """A batch's answers in one write; a broken socket becomes Disconnected."""
+        try:
+            self.channel.send_many(messages)
+        except OSError as exc:
+            raise Disconnected(str(exc)) from exc
 
     def _emit(self, message: tuple[dict[str, Any], list[bytes]]) -> None:
         """Send a result frame; a broken socket becomes Disconnected, never the model's error."""
@@ -127,8 +151,9 @@ class Shim:
         kind = frame.kind
         if kind == p.HEALTH:
             with self._cond:
-                busy = self._current.id if self._current else None
-                queued = sum(1 for job in self._queue if job.ctx is not None)
+                busy = self._current.id if self._current else (
+                    self._current_batch[0].id if self._current_batch else None)
+                queued = sum(len(job.contexts()) for job in self._queue)
             self.send(p.health_reply(frame.id or "", self.state, busy, queued))
         elif kind == p.SETUP:
             with self._cond:
@@ -136,6 +161,8 @@ class Shim:
                 self._cond.notify()
         elif kind == p.PREDICT:
             self._enqueue_predict(frame)
+        elif kind == p.PREDICT_BATCH:
+            self._enqueue_batch(frame)
         elif kind == p.CREDIT:
             self._credit(frame.id, frame.header.get("n"))
         elif kind == p.CANCEL:
@@ -165,9 +192,7 @@ class Shim:
             if self._stopping:
                 error = p.error_dict("ShuttingDown", "the worker is shutting down", "",
                                      p.ErrorCode.SHUTTING_DOWN)
-            elif (self._current and self._current.id == request_id) or any(
-                job.ctx and job.ctx.id == request_id for job in self._queue
-            ):
+            elif self._in_progress(request_id):
                 error = p.error_dict("DuplicateRequest", f"request {request_id!r} is already "
                                      "in progress", "", p.ErrorCode.DUPLICATE_ID)
             else:
@@ -176,15 +201,92 @@ class Shim:
                 return
         self.send(p.done(request_id, error))
 
+    def _in_progress(self, request_id: str) -> bool:
+        """Whether a request with this id is queued or running (call holding _cond)."""
+        return any(ctx.id == request_id for ctx in self._running()) or any(
+            ctx.id == request_id for job in self._queue for ctx in job.contexts())
+
+    def _running(self) -> list[RequestContext]:
+        """The requests the main thread is working on (call holding _cond)."""
+        current = [self._current] if self._current is not None else []
+        return current + [ctx for ctx in self._current_batch if ctx is not self._current]
+
+    def _enqueue_batch(self, frame: p.Frame) -> None:
+        """Queue a predict_batch as one job; an item that cannot run is answered alone."""
+        items = frame.header.get("items")
+        if not isinstance(items, list):
+            self.log("error", "predict_batch without an 'items' list ignored")
+            return
+        timeout = frame.header.get("timeout_s")
+        tensor_outputs = frame.header.get("tensor_outputs") is True
+        answers: list[tuple[dict[str, Any], list[bytes]]] = []
+        batch: list[tuple[RequestContext, dict[str, p.Value]]] = []
+        for raw in items:
+            request_id = raw.get("id") if isinstance(raw, dict) else None
+            if not isinstance(request_id, str) or not request_id:
+                self.log("error", "predict_batch item without a request id ignored")
+                continue
+            try:
+                inputs = p.decode_inputs(raw.get("inputs"), frame.parts)
+            except p.ProtocolError as exc:
+                answers.append(p.done(request_id, p.error_dict(
+                    "InvalidInput", str(exc), "", p.ErrorCode.INVALID_INPUT)))
+                continue
+            own = raw.get("timeout_s", timeout)
+            ctx = RequestContext(request_id, own if isinstance(own, (int, float)) else None)
+            ctx.tensor_outputs = raw.get("tensor_outputs", tensor_outputs) is True
+            batch.append((ctx, inputs))
+        with self._cond:
+            accepted = []
+            for ctx, inputs in batch:
+                if self._stopping:
+                    error = p.error_dict("ShuttingDown", "the worker is shutting down", "",
+                                         p.ErrorCode.SHUTTING_DOWN)
+                elif self._in_progress(ctx.id) or any(c.id == ctx.id for c, _ in accepted):
+                    error = p.error_dict("DuplicateRequest", f"request {ctx.id!r} is already "
+                                         "in progress", "", p.ErrorCode.DUPLICATE_ID)
+                else:
+                    accepted.append((ctx, inputs))
+                    continue
+                answers.append(p.done(ctx.id, error))
+            if accepted:
+                self._queue.append(_Job(frame, batch=accepted))
+                self._cond.notify()
+        if answers:
+            self.channel.send_many(answers)
+
+    def _merge_queued_batches(self, job: _Job) -> None:
+        """Batches that queued up while the model was busy join ``job``, up to the
+        model's max_batch_size (call holding _cond).
+
+        The runtime sends a batch at the latest max_latency_ms after its first request,
+        even to a busy worker; merging here turns several small batches that waited
+        behind a long call into one call, which is what keeps a model whose fixed cost
+        per call exceeds max_latency_ms from falling behind.
+        """
+        assert job.batch is not None
+        limit = getattr(self.adapter, "max_batch_size", 0) or 0
+        while (self._queue and self._queue[0].batch is not None
+               and len(job.batch) + len(self._queue[0].batch or ()) <= limit):
+            job.batch.extend(self._queue.popleft().batch or ())
+
     def _cancel(self, request_id: str | None) -> None:
         with self._cond:
             for job in list(self._queue):
-                if job.ctx is not None and job.ctx.id == request_id:
+                if job.batch is not None:
+                    kept = [(c, i) for c, i in job.batch if c.id != request_id]
+                    if len(kept) < len(job.batch):
+                        job.batch[:] = kept
+                        if not kept:
+                            self._queue.remove(job)
+                        break
+                elif job.ctx is not None and job.ctx.id == request_id:
                     self._queue.remove(job)
                     break
             else:
-                if self._current is not None and self._current.id == request_id:
-                    self._current.cancelled.set()
+                for ctx in self._running():
+                    if ctx.id == request_id:
+                        ctx.cancelled.set()
                 return
         self.send(p.done(request_id or "", p.error_dict(
             "Cancelled", "the request was cancelled", "", p.ErrorCode.CANCELLED)))
@@ -200,12 +302,11 @@ class Shim:
         with self._cond:
             self._stopping = True
             self.state = "stopping"
-            dropped = [job for job in self._queue if job.ctx is not None]
+            dropped = [ctx for job in self._queue for ctx in job.contexts()]
             self._queue.clear()
             self._cond.notify()
-        for job in dropped:
-            assert job.ctx is not None
-            self.send(p.done(job.ctx.id, p.error_dict(
+        for ctx in dropped:
+            self.send(p.done(ctx.id, p.error_dict(
                 "ShuttingDown", "the worker shut down before running this request", "",
                 p.ErrorCode.SHUTTING_DOWN)))
 
@@ -215,6 +316,8 @@ class Shim:
             self._queue.clear()
             if self._current is not None:
                 self._current.cancelled.set()
+            for ctx in self._current_batch:
+                ctx.cancelled.set()
             self._cond.notify()
         if not self._main_done.wait(ORPHAN_GRACE_S):
             _stderr("the runtime closed the connection; exiting without waiting for the model")
@@ -235,9 +338,14 @@ class Shim:
                     if not self._queue:
                         break
                     job = self._queue.popleft()
+                    if job.batch is not None:
+                        self._merge_queued_batches(job)
                     self._current = job.ctx
+                    self._current_batch = list(job.contexts()) if job.batch is not None else []
                 try:
-                    if job.ctx is None:
+                    if job.batch is not None:
+                        self._predict_batch(job)
+                    elif job.ctx is None:
                         if not self._setup(job.frame):
                             return EXIT_SETUP_FAILED
                     else:
@@ -245,6 +353,7 @@ class Shim:
                 finally:
                     with self._cond:
                         self._current = None
+                        self._current_batch = []
             if self.adapter is not None:
                 try:
                     self.adapter.close()
@@ -298,7 +407,14 @@ class Shim:
             out = self.adapter.predict(job.inputs, ctx)
             if isinstance(out, p.Result):
                 _check_size(out)
-                self._emit(p.output(ctx.id, out, _ms(started)))
+                took = _ms(started)
+                # the result and its done frame in one write: one system call per request
+                try:
+                    self.channel.send_many([p.output(ctx.id, out, took),
+                                            p.done(ctx.id, None, took, ctx.timings())])
+                except OSError as exc:
+                    raise Disconnected(str(exc)) from exc
+                return
             else:
                 with ctx.phase("stream"):
                     self._stream(ctx, out)
@@ -318,6 +434,79 @@ class Shim:
             self.send(p.done(ctx.id, error, _ms(started), ctx.timings()))
             return
         self.send(p.done(ctx.id, None, _ms(started), ctx.timings()))
+
+    def _predict_batch(self, job: _Job) -> None:
+        """One call of the model for several requests, each answered on its own.
+
+        Adapters without ``predict_batch`` (``batching`` False) run the items one by one.
+        """
+        assert job.batch is not None
+        if self.adapter is not None and not getattr(self.adapter, "batching", False):
+            for ctx, inputs in job.batch:
+                with self._cond:
+                    self._current = ctx
+                if ctx.cancelled.is_set():
+                    self.send(p.done(ctx.id, p.error_dict(
+                        "Cancelled", "the request was cancelled", "", p.ErrorCode.CANCELLED)))
+                else:
+                    self._predict(_Job(job.frame, ctx, inputs))
+            return
+        started = time.monotonic()
+        for ctx, _ in job.batch:
+            ctx.add_phase("queue", ctx.started, started)
+        try:
+            if self.adapter is None:
+                raise ShimError(p.ErrorCode.NOT_READY, "NotReady",
+                                "predict_batch arrived before setup finished")
+            outcomes = self.adapter.predict_batch([(inputs, ctx) for ctx, inputs in job.batch])
+        except BaseException as exc:  # noqa: BLE001 - the adapter's own failure fails all
+            if isinstance(exc, KeyboardInterrupt):
+                raise
+            outcomes = [exc] * len(job.batch)
+        if len(outcomes) != len(job.batch):  # the adapter's own bug: fail all, say so
+            outcomes = [ShimError(p.ErrorCode.BATCH_INVALID, "BatchLengthMismatch",
+                                  f"the {self.adapter.kind} adapter answered {len(outcomes)} "
+                                  f"of {len(job.batch)} batched requests")] * len(job.batch)
+        answers: list[tuple[dict[str, Any], list[bytes]]] = []
+        logged: set[int] = set()
+        size = len(job.batch)
+        shared = collections.Counter(id(out) for out in outcomes)
+        for (ctx, _), out in zip(job.batch, outcomes):
+            if isinstance(out, p.Result):
+                try:
+                    _check_size(out)
+                except ShimError as exc:
+                    out = exc
+            timings = dict(ctx.timings(), batch=size)
+            if ctx.cancelled.is_set():
+                answers.append(p.done(ctx.id, p.error_dict(
+                    "Cancelled", "the request was cancelled", "", p.ErrorCode.CANCELLED),
+                    _ms(started), timings))
+            elif isinstance(out, p.Result):
+                answers.append(p.output(ctx.id, out, _ms(started)))
+                answers.append(p.done(ctx.id, None, _ms(started), timings))
+            else:
+                _exit_if_out_of_memory(out)
+                error = error_from(out)
+                self._log_failure(ctx.id, out, error, logged, shared[id(out)])
+                answers.append(p.done(ctx.id, error, _ms(started), timings))
+        self._emit_many(answers)
+
+    @staticmethod
+    def _log_failure(request_id: str, exc: BaseException, error: dict[str, Any],
+                     logged: set[int], count: int) -> None:
+        """A failed batch item in the replica log; an exception shared by several items
+        (predict_batch raised) is written once, with its traceback."""
+        if id(exc) in logged:
+            return
+        logged.add(id(exc))
+        who = f"{count} batched requests (from {request_id})" if count > 1 else (
+            f"request {request_id}")
+        if exc.__traceback__ is not None and error["traceback"]:
+            sys.stderr.write(f"[modelport-worker] {who} failed:\n{error['traceback']}")
+            sys.stderr.flush()
+        else:
+            _stderr(f"{who} failed: {error['type']}: {error['message']}")
 
     def _stream(self, ctx: RequestContext, items: Any) -> None:
         try:

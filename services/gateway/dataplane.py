@@ -18,6 +18,7 @@ from modelport.errors import Kind, ModelportError, invalid
 from modelport.v1 import inference_pb2, registry_pb2, registry_pb2_grpc, runtime_pb2_grpc
 from services.gateway import telemetry
 from services.gateway.routing import Router, RouteTable
+from services.gateway.runtime_link import Answer, RuntimeLinks
 from services.grpc_errors import from_rpc_error
 from services.grpc_server import channel
 from services.telemetry import tracing
@@ -75,6 +76,8 @@ class DataPlane:
         self._routes: dict[tuple[str, int], RouteTable] = {}
         self.router = Router()
         self._runtimes: dict[str, runtime_pb2_grpc.RuntimeStub] = {}
+        #: data sockets of runtimes on this host: unary predictions skip gRPC
+        self.links = RuntimeLinks()
 
     async def route(self, service: str, version: int = 0, fresh: bool = False) -> Route:
         telemetry.note_service(service)
@@ -187,31 +190,43 @@ class DataPlane:
         for attempt in (0, 1):
             if not route.runtime_address:
                 route = await self._with_replica(req, route, timeout)
-            msg = predict_request(route, req, timeout)
             try:
                 with tracing.span(_tracer, "runtime.call", {
                         "modelport.service": route.service, "modelport.version": route.version,
                         "modelport.request_id": req.request_id, "modelport.attempt": attempt}
                         ), self.router.calling(route.runtime_address):
-                    resp = await self.runtime(route.runtime_address).Predict(
-                        msg, timeout=timeout + 5)
+                    answer = await self._call(route, req, timeout)
                 break
-            except grpc.aio.AioRpcError as err:
-                error = from_rpc_error(err, "runtime")
+            except ModelportError as error:
                 if error.code == "component.unavailable":
                     self.router.mark_down(route.runtime_address)
                 if attempt == 0 and (error.code in _REROUTABLE
                                      or error.code == "component.unavailable"):
                     route = await self.route(req.service, req.version, fresh=True)
                     continue
-                if err.code() == grpc.StatusCode.DEADLINE_EXCEEDED and error.code.startswith("rpc"):
-                    error = ModelportError(Kind.DEADLINE, "request.timeout",
-                                           f"the model did not answer within {timeout:g}s",
-                                           "raise timeout_s in config.json or the service spec")
-                raise error from None
-        telemetry.note_version(resp.version)
-        return InferenceResult(req.request_id, resp.version, resp.output, resp.duration_ms,
+                raise
+        telemetry.note_version(answer.version)
+        return InferenceResult(req.request_id, answer.version, answer.output, answer.duration_ms,
                                (time.perf_counter() - start) * 1000)
+
+    async def _call(self, route: Route, req: InferenceRequest, timeout: float) -> Answer:
+        """One unary call to the route's runtime: its data socket when it is on this host
+        (``runtime_link.py``: no gRPC on the hot path), gRPC otherwise."""
+        link = self.links.get(route.runtime_address)
+        if link is not None:
+            return await link.predict(req.request_id, route.service, route.version, req.inputs,
+                                      timeout, req.tensor_outputs, tracing.carrier())
+        try:
+            resp = await self.runtime(route.runtime_address).Predict(
+                predict_request(route, req, timeout), timeout=timeout + 5)
+        except grpc.aio.AioRpcError as err:
+            error = from_rpc_error(err, "runtime")
+            if err.code() == grpc.StatusCode.DEADLINE_EXCEEDED and error.code.startswith("rpc"):
+                error = ModelportError(Kind.DEADLINE, "request.timeout",
+                                       f"the model did not answer within {timeout:g}s",
+                                       "raise timeout_s in config.json or the service spec")
+            raise error from None
+        return Answer(resp.output, resp.version, resp.replica_id, resp.duration_ms)
 
     async def infer_stream(self, req: InferenceRequest, route: Route | None = None
                            ) -> AsyncIterator[inference_pb2.PredictChunk]:

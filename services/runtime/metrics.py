@@ -38,6 +38,7 @@ LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0
                    2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
 COLD_START_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0)
 STATES = ("starting", "ready", "restarting", "failed", "stopped")
+BATCH_SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 
 
 def code_class(http_status: int) -> str:
@@ -77,6 +78,9 @@ class RuntimeMetrics:
         self.restarts = Counter(
             "modelport_replica_restarts", "Replicas that died and are restarted",
             ["service", "version"], registry=r)
+        self.batch_size = Histogram(
+            "modelport_batch_size", "Requests per predict_batch call (adaptive batching)",
+            ["service", "version"], buckets=BATCH_SIZE_BUCKETS, registry=r)
         self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         #: requests waiting for a replica, by (service, version)
         self.waiting: Tally[tuple[str, int]] = Tally()
@@ -97,6 +101,9 @@ class RuntimeMetrics:
         v = str(version)
         self._child(self.requests, service, v, code_class(http_status)).inc()
         self._child(self.latency, service, v).observe(seconds)
+
+    def observe_batch(self, service: str, version: int, size: int) -> None:
+        self._child(self.batch_size, service, str(version)).observe(size)
 
     def observe_wait(self, service: str, version: int, seconds: float) -> None:
         self._child(self.queue_wait, service, str(version)).observe(seconds)

@@ -146,7 +146,7 @@ class Admission:
     # ------------------------------------------------------------------ acquire / release
 
     def _replicas(self, service: str, version: int) -> list[Any]:
-        return [r for r in self.supervisor.list()
+        return [r for r in self.supervisor.live()
                 if r.service == service and r.version == version and r.state != "stopped"
                 and r.id not in self._draining]
 

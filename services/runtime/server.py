@@ -9,9 +9,11 @@ import logging
 from modelport.home import HomeLayout
 from modelport.v1 import runtime_pb2_grpc
 from services.grpc_server import GrpcServer, serve_until_signalled
+from services.predict_frames import data_socket_path
 from services.runtime import capacity, gpus, replica_log
 from services.runtime.agent import AgentClient, advertised
 from services.runtime.containment import Containment
+from services.runtime.data_socket import DataSocket
 from services.runtime.dispatcher import Dispatcher
 from services.runtime.metrics import RuntimeMetrics, serve_metrics
 from services.runtime.servicer import RuntimeServicer
@@ -42,6 +44,11 @@ async def serve(settings: RuntimeSettings) -> None:
     server.add(runtime_pb2_grpc.add_RuntimeServicer_to_server, servicer,
                ["modelport.v1.Runtime"])
     await server.start()
+    data_socket = None
+    data_path = data_socket_path(settings.listen)
+    if data_path is not None:  # gateways on this host send unary predictions here
+        data_socket = DataSocket(servicer, data_path)
+        await data_socket.start()
     agent = None
     if settings.registry_address != "none":  # several hosts: register and heartbeat
         agent = AgentClient(settings.registry_address, settings.agent_id,
@@ -60,6 +67,8 @@ async def serve(settings: RuntimeSettings) -> None:
     log.info("runtime serving on %s", settings.listen)
 
     async def on_stop() -> None:
+        if data_socket is not None:
+            await data_socket.close()
         if agent is not None:
             await agent.stop()
         await supervisor.close()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +15,10 @@ from modelport.errors import ModelportError, not_found
 from modelport.v1 import inference_pb2, runtime_pb2, runtime_pb2_grpc
 from modelport.worker.protocol import Result, Value
 from services.grpc_errors import abort, translate_errors
+from services.predict_frames import to_output, to_values
 from services.runtime import capacity, replica_log
 from services.runtime.backends import ReplicaSpec
+from services.runtime.batching import admission_slots
 from services.runtime.dispatcher import Dispatcher
 from services.runtime.observe import Observation
 from services.runtime.queue import Admission
@@ -38,45 +40,13 @@ def replica_to_proto(r: ReplicaInfo, admission: Admission | None = None
     return out
 
 
-def to_values(inputs: list[inference_pb2.InputValue]) -> dict[str, Value]:
-    out: dict[str, Value] = {}
-    for i in inputs:
-        which = i.WhichOneof("value")
-        if which == "text":
-            out[i.name] = Value.of_text(i.text)
-        elif which == "data":
-            out[i.name] = Value("bytes", i.data, i.filename or None)
-        elif which == "tensor":
-            out[i.name] = Value.of_tensor(i.tensor.datatype, i.tensor.shape, i.tensor.raw)
-        else:
-            out[i.name] = Value.of_raw_json(i.json or b"null")
-    return out
-
-
-def time_left(request: inference_pb2.PredictRequest,
-              context: grpc.aio.ServicerContext, waited_s: float = 0.0) -> float | None:
+def time_left(timeout_s: float, remaining: float | None, waited_s: float = 0.0) -> float | None:
     """The request's timeout less the time it waited in the queue, shortened to the
-    caller's gRPC deadline when that comes first."""
-    own = max(0.001, round(request.timeout_s - waited_s, 2)) if request.timeout_s else 0.0
-    left = context.time_remaining()
-    if left is None:
+    caller's own deadline (``remaining``, e.g. gRPC's) when that comes first."""
+    own = max(0.001, round(timeout_s - waited_s, 2)) if timeout_s else 0.0
+    if remaining is None:
         return own or None
-    return min(own, left) if own else left
-
-
-def to_output(result: Result) -> inference_pb2.Output:
-    if result.kind == "json":
-        return inference_pb2.Output(json=result.data)
-    if result.kind == "tensors":
-        out = inference_pb2.Output()  # built in place: nested constructors re-encode (upb)
-        for t in result.tensors:
-            if t.datatype is None:
-                out.tensors.tensors.add(name=t.name, json=bytes(t.data))
-            else:
-                out.tensors.tensors.add(name=t.name, datatype=t.datatype, shape=t.shape,
-                                        raw=bytes(t.data))
-        return out
-    return inference_pb2.Output(data=result.data)
+    return min(own, remaining) if own else remaining
 
 
 class RuntimeServicer(runtime_pb2_grpc.RuntimeServicer):
@@ -103,8 +73,9 @@ class RuntimeServicer(runtime_pb2_grpc.RuntimeServicer):
             image=request.artifact if runtime == "docker" else "",
             resources={"cpu": request.cpu, "memory": request.memory, "gpu": request.gpu})
         self.dispatcher.admission.configure(request.replica_id, request.service,
-                                            request.max_concurrency, request.queue_size,
-                                            request.template)
+                                            admission_slots(spec.config,
+                                                            request.max_concurrency),
+                                            request.queue_size, request.template)
         return replica_to_proto(await self.supervisor.start(spec), self.dispatcher.admission)
 
     @translate_errors
@@ -144,27 +115,14 @@ class RuntimeServicer(runtime_pb2_grpc.RuntimeServicer):
     async def Predict(self, request: inference_pb2.PredictRequest,
                       context: grpc.aio.ServicerContext) -> inference_pb2.PredictResponse:
         start = time.perf_counter()
-        obs = Observation(self.metrics, request.service, request.version, request.request_id)
-        with obs:
-            try:
-                queued_at = time.monotonic()
-                rid = await obs.pick(self.dispatcher, request.timeout_s)
-                took = time.monotonic()
-                try:
-                    with obs.call(rid) as span:
-                        result = await self.supervisor.predict(
-                            rid, request.request_id, to_values(request.inputs),
-                            time_left(request, context, took - queued_at),
-                            request.tensor_outputs)
-                    obs.worker(result.timings, rid, span)
-                finally:
-                    self.dispatcher.admission.observe_hold(request.service,
-                                                           time.monotonic() - took)
-                    self.dispatcher.release(rid, request.service)
-            except ModelportError as err:
-                obs.failed(err)
-                await abort(context, err)
-                raise
+        try:
+            rid, result = await self.predict(request.service, request.version,
+                                             request.request_id, to_values(request.inputs),
+                                             request.timeout_s, request.tensor_outputs,
+                                             context.time_remaining)
+        except ModelportError as err:
+            await abort(context, err)
+            raise
         duration = result.duration_ms if result.duration_ms is not None else (
             time.perf_counter() - start) * 1000
         response = inference_pb2.PredictResponse(request_id=request.request_id,
@@ -172,6 +130,34 @@ class RuntimeServicer(runtime_pb2_grpc.RuntimeServicer):
                                                  duration_ms=duration)
         response.output.CopyFrom(to_output(result))  # `output=` would re-encode it (upb)
         return response
+
+    async def predict(self, service: str, version: int, request_id: str,
+                      inputs: dict[str, Value], timeout_s: float, tensor_outputs: bool = False,
+                      remaining: Callable[[], float | None] | None = None
+                      ) -> tuple[str, Result]:
+        """One unary prediction, observed (metrics, spans, request-id logs): a slot on a
+        replica, the worker round trip, the slot back. The gRPC ``Predict`` and the data
+        socket (``data_socket.py``) both come here. Raises ModelportError."""
+        obs = Observation(self.metrics, service, version, request_id)
+        with obs:
+            try:
+                queued_at = time.monotonic()
+                rid = await obs.pick(self.dispatcher, timeout_s)
+                took = time.monotonic()
+                try:
+                    with obs.call(rid) as span:
+                        result = await self.supervisor.predict(
+                            rid, request_id, inputs,
+                            time_left(timeout_s, remaining() if remaining else None,
+                                      took - queued_at), tensor_outputs)
+                    obs.worker(result.timings, rid, span)
+                finally:
+                    self.dispatcher.admission.observe_hold(service, time.monotonic() - took)
+                    self.dispatcher.release(rid, service)
+            except ModelportError as err:
+                obs.failed(err)
+                raise
+        return rid, result
 
     async def ReadLogs(self, request: runtime_pb2.ReadLogsRequest,
                        context: grpc.aio.ServicerContext) -> AsyncIterator[runtime_pb2.LogLine]:
@@ -206,7 +192,8 @@ class RuntimeServicer(runtime_pb2_grpc.RuntimeServicer):
                     with obs.call(rid) as span:
                         async for chunk in self.supervisor.predict_stream(
                                 rid, request.request_id, to_values(request.inputs),
-                                time_left(request, context, time.monotonic() - queued_at),
+                                time_left(request.timeout_s, context.time_remaining(),
+                                          time.monotonic() - queued_at),
                                 on_timings=lambda t: obs.worker(t, rid, span)):
                             yield inference_pb2.PredictChunk(request_id=request.request_id,
                                                              version=request.version,

@@ -12,6 +12,10 @@ GPUs is ``pending`` (with the reason) until the GPU inventory (``gpus.py``) can 
 it keeps its GPUs across restarts and gives them back when it stops.
 
 The backend is chosen per replica (``spec.runtime``): ``process`` or ``docker``.
+
+A replica whose config.json declares ``batching`` has a ``Batcher`` (batching.py):
+``predict`` hands its requests to it, so every caller of ``predict`` (the gRPC Predict
+RPC and any other data path) is batched without knowing it.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from modelport.errors import Kind, ModelportError
 from modelport.worker.protocol import Result, Value
 from services.runtime import replica_log
 from services.runtime.backends import Backend, ReplicaHandle, ReplicaSpec
+from services.runtime.batching import Batcher, BatchPolicy
 from services.runtime.containment import EXIT_MEMORY_LIMIT
 from services.runtime.gpus import GpuInventory
 from services.runtime.probes import Probes, startup_failure
@@ -138,6 +143,20 @@ class _Replica:
         self.wake = asyncio.Event()
         self.kill_reason = ""
         self.last_exit = ""
+        #: groups requests into predict_batch calls (config.json "batching"), else None
+        self.batcher: Batcher | None = None
+
+    @property
+    def id(self) -> str:
+        return self.spec.replica_id
+
+    @property
+    def service(self) -> str:
+        return self.spec.service
+
+    @property
+    def version(self) -> int:
+        return self.spec.version
 
     def info(self) -> ReplicaInfo:
         return ReplicaInfo(id=self.spec.replica_id, service=self.spec.service,
@@ -213,6 +232,10 @@ class Supervisor:
                                  fix="use `process` or `docker`")
         await self._get_backend(spec.runtime)
         replica = _Replica(spec, self.work_dir / "replicas" / spec.replica_id)
+        policy = BatchPolicy.from_config(spec.config)
+        if policy is not None:
+            replica.batcher = Batcher(policy, lambda: self._ready_link(replica),
+                                      spec.replica_id, self._batch_observer(spec))
         replica.dir.mkdir(parents=True, exist_ok=True)
         replica_log.write_meta(replica.dir, {"replica_id": spec.replica_id,
                                              "service": spec.service, "version": spec.version})
@@ -227,6 +250,10 @@ class Supervisor:
             return replica.info()
         replica.stopping = True
         replica.wake.set()
+        if replica.batcher is not None:
+            replica.batcher.close(ModelportError(
+                Kind.UNAVAILABLE, "replica.stopped", f"replica {replica_id} was stopped",
+                fix="retry; another replica will serve it"))
         if replica.task is not None:
             replica.task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -243,6 +270,12 @@ class Supervisor:
     def list(self) -> list[ReplicaInfo]:
         return [r.info() for r in self._replicas.values()]
 
+    def live(self) -> list[Any]:
+        """The replicas themselves, not snapshots (``id``, ``service``, ``version``,
+        ``state``, ``message``, read-only): admission looks them up on every request, and
+        ``list()`` builds a ReplicaInfo (and a log path) per replica each time."""
+        return list(self._replicas.values())
+
     def get(self, replica_id: str) -> ReplicaInfo | None:
         replica = self._replicas.get(replica_id)
         return replica.info() if replica is not None else None
@@ -258,9 +291,10 @@ class Supervisor:
                       timeout_s: float | None = None, tensor_outputs: bool = False) -> Result:
         replica = self._require(replica_id)
         link = self._ready_link(replica)
-        return await link.predict(request_id, inputs,
-                                  replica.spec.timeout_s if timeout_s is None else timeout_s,
-                                  tensor_outputs)
+        timeout = replica.spec.timeout_s if timeout_s is None else timeout_s
+        if replica.batcher is not None:
+            return await replica.batcher.submit(request_id, inputs, timeout, tensor_outputs)
+        return await link.predict(request_id, inputs, timeout, tensor_outputs)
 
     async def predict_stream(self, replica_id: str, request_id: str, inputs: dict[str, Value],
                              timeout_s: float | None = None, on_timings: Any = None
@@ -276,6 +310,8 @@ class Supervisor:
 
     async def cancel(self, replica_id: str, request_id: str) -> None:
         replica = self._require(replica_id)
+        if replica.batcher is not None and replica.batcher.cancel(request_id):
+            return
         if replica.handle is not None and not replica.handle.link.closed:
             await replica.handle.link.cancel(request_id)
 
@@ -285,6 +321,14 @@ class Supervisor:
             raise ModelportError(Kind.NOT_FOUND, "replica.not_found",
                                  f"no replica {replica_id!r} on this runtime")
         return replica
+
+    def _batch_observer(self, spec: ReplicaSpec) -> Any:
+        """Records each batch's size in the runtime metrics (when they are kept)."""
+        def observe(size: int) -> None:
+            observe_batch = getattr(self.metrics, "observe_batch", None)
+            if observe_batch is not None:
+                observe_batch(spec.service, spec.version, size)
+        return observe
 
     def _ready_link(self, replica: _Replica) -> Any:
         handle = replica.handle

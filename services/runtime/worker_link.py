@@ -22,7 +22,7 @@ from typing import Any
 
 from modelport.errors import Kind, ModelportError
 from modelport.worker import protocol as p
-from modelport.worker.protocol import ErrorCode, Result, Value
+from modelport.worker.protocol import BatchItem, ErrorCode, Result, Value
 from services.runtime.containment import EXIT_MEMORY_LIMIT
 
 log = logging.getLogger(__name__)
@@ -31,6 +31,8 @@ log = logging.getLogger(__name__)
 EXIT_CODE_WAIT_S = 1.0
 #: longest user error message passed on to clients; the full text is in the replica log
 MAX_ERROR_MESSAGE = 2000
+#: a connection's write buffer above which writers wait for the worker to read
+WRITE_HIGH_WATER = 1024 * 1024
 #: chunks a streaming model may run ahead of the consumer; credit goes back in halves
 STREAM_WINDOW = 16
 
@@ -99,6 +101,10 @@ def error_from_worker(err: dict[str, Any], request_id: str = "") -> ModelportErr
     if code == ErrorCode.OUTPUT_TOO_LARGE:
         return ModelportError(Kind.MODEL, "model.output_too_large", message,
                               fix="return a smaller result", details=details)
+    if code == ErrorCode.BATCH_INVALID:
+        return ModelportError(Kind.MODEL, "model.batch_invalid", f"{type_name}: {message}",
+                              fix="make predict_batch return a list with one result (or "
+                                  "Exception) per input, in input order", details=details)
     if code == ErrorCode.OUTPUT_INVALID:
         return ModelportError(Kind.MODEL, "model.output_invalid", f"{type_name}: {message}",
                               fix="return JSON-serialisable values or bytes"
@@ -123,6 +129,53 @@ class _Request:
     def __init__(self, request_id: str) -> None:
         self.id = request_id
         self.events: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+        self.finished = False
+
+
+class _ItemSink:
+    """A batch item's events, handled as they arrive: ``on_end(index, outcome)`` once."""
+
+    __slots__ = ("index", "on_end", "output", "chunks", "ended")
+
+    def __init__(self, index: int, on_end: Callable[[int, Any], None]) -> None:
+        self.index = index
+        self.on_end = on_end
+        self.output: Result | None = None
+        self.chunks: list[Result] = []
+        self.ended = False
+
+    def put_nowait(self, event: tuple[str, Any]) -> None:
+        kind, payload = event
+        if self.ended:
+            return
+        if kind == "output":
+            self.output = payload
+            return
+        if kind == "chunk":
+            self.chunks.append(payload)
+            return
+        self.ended = True
+        if kind == "done":
+            duration, timings = payload
+            try:
+                result = self.output if self.output is not None else _join(self.chunks,
+                                                                           duration)
+            except ModelportError as err:
+                payload = err
+            else:
+                payload = dataclasses.replace(result, timings=timings) if timings else result
+        self.on_end(self.index, payload)
+
+
+class _BatchRequest:
+    """A batch item in flight: looks like ``_Request`` to the reader, but its events go
+    straight to an ``_ItemSink``."""
+
+    __slots__ = ("id", "events", "finished")
+
+    def __init__(self, request_id: str, sink: _ItemSink) -> None:
+        self.id = request_id
+        self.events = sink
         self.finished = False
 
 
@@ -205,22 +258,60 @@ class WorkerLink:
                       timeout_s: float | None = None, tensor_outputs: bool = False) -> Result:
         """One result. A streaming model's chunks are joined: JSON chunks into one JSON
         array (spliced as raw bytes, nothing decoded), bytes chunks concatenated.
-        ``tensor_outputs``: numpy arrays may come back as raw named tensors (OIP)."""
-        output: Result | None = None
-        chunks: list[Result] = []
-        duration: float | None = None
-        timings: Any = None
-        async with contextlib.aclosing(self._exchange(request_id, inputs, timeout_s,
-                                                      tensor_outputs=tensor_outputs)) as events:
-            async for event, payload in events:
-                if event == "output":
-                    output = payload
-                elif event == "chunk":
-                    chunks.append(payload)
-                elif event == "done":
-                    duration, timings = payload
-        result = output if output is not None else _join(chunks, duration)
-        return dataclasses.replace(result, timings=timings) if timings else result
+        ``tensor_outputs``: numpy arrays may come back as raw named tensors (OIP).
+
+        The hot path of every unary request: the answer's frames are handled as they
+        arrive (``_ItemSink``) and resolve one future; no queue, generator or task.
+        """
+        self._check_open()
+        if request_id in self._requests:
+            raise ModelportError(Kind.CONFLICT, "request.duplicate_id",
+                                 f"request {request_id!r} is already in flight on {self.name}",
+                                 fix="use a fresh request id per request")
+        header, parts = p.predict(request_id, inputs, timeout_s, None, tensor_outputs)
+        try:
+            buffers = p.encode_frame(header, parts)
+        except p.FrameTooLarge as exc:
+            raise ModelportError(Kind.TOO_LARGE, "request.too_large", str(exc),
+                                 fix="send smaller inputs") from None
+        future: asyncio.Future[Result | ModelportError] = (
+            asyncio.get_running_loop().create_future())
+
+        def ended(_index: int, outcome: Result | ModelportError) -> None:
+            if not future.done():
+                future.set_result(outcome)
+
+        req = _BatchRequest(request_id, _ItemSink(0, ended))
+        self._requests[request_id] = req  # type: ignore[assignment]
+        try:
+            try:
+                await self._write(buffers)
+            except ModelportError as write_error:
+                # the worker died under us: the reader fails this request with the exit
+                # code shortly; if it does not, report the write failure itself
+                try:
+                    async with asyncio.timeout(EXIT_CODE_WAIT_S + 1.0):
+                        await asyncio.shield(future)
+                except TimeoutError:
+                    raise write_error from None
+            try:
+                async with asyncio.timeout(timeout_s):
+                    outcome = await future
+            except TimeoutError:
+                raise ModelportError(
+                    Kind.DEADLINE, "request.timeout",
+                    f"the model did not answer within {timeout_s:g}s",
+                    fix="raise the service's timeout_s, or make predict faster",
+                    details={"request_id": request_id}) from None
+        finally:
+            if not req.finished:  # timed out or cancelled: the worker drops or stops it
+                req.finished = True
+                self._requests.pop(request_id, None)
+                if not self.closed:
+                    self._background_send(p.cancel(request_id))
+        if isinstance(outcome, ModelportError):
+            raise outcome
+        return outcome
 
     async def predict_stream(self, request_id: str, inputs: dict[str, Value],
                              timeout_s: float | None = None,
@@ -244,6 +335,121 @@ class WorkerLink:
                     if taken >= STREAM_WINDOW // 2:
                         await self._send_quietly(p.credit(request_id, taken))
                         taken = 0
+
+    async def predict_batch(self, items: list[BatchItem], timeout_s: float | None = None,
+                            on_outcome: Callable[[int, Result | ModelportError], None]
+                            | None = None) -> list[Result | ModelportError]:
+        """Several requests as one ``predict_batch`` frame (adaptive batching, batching.py).
+
+        Returns when every item has ended, one outcome per item in order: its Result
+        (with the worker's timings) or the ModelportError that failed it alone. An item
+        ends by its own answer, by ``cancel`` of its id, by a crash, or when ``timeout_s``
+        (the longest item timeout; callers enforce their own) runs out. Items are tracked
+        by id like ``predict``, so each caller's cancel or timeout touches only its own.
+        ``on_outcome(index, outcome)`` hears of each item as soon as it ends. Items are
+        handled as their frames arrive (``_ItemSink``): no task or queue per item.
+        """
+        self._check_open()
+        outcomes: list[Result | ModelportError | None] = [None] * len(items)
+        live: list[int] = []
+        ids: set[str] = set()
+        for i, item in enumerate(items):
+            if item.id in self._requests or item.id in ids:
+                outcomes[i] = ModelportError(
+                    Kind.CONFLICT, "request.duplicate_id",
+                    f"request {item.id!r} is already in flight on {self.name}",
+                    fix="use a fresh request id per request")
+            else:
+                ids.add(item.id)
+                live.append(i)
+        buffers = self._encode_batch(items, live, outcomes, timeout_s)
+        if on_outcome is not None:
+            for i, outcome in enumerate(outcomes):
+                if outcome is not None:
+                    on_outcome(i, outcome)
+        if not live:
+            return outcomes  # type: ignore[return-value]
+        loop = asyncio.get_running_loop()
+        all_ended = loop.create_future()
+        left = len(live)
+
+        def ended(i: int, outcome: Result | ModelportError) -> None:
+            nonlocal left
+            outcomes[i] = outcome
+            if on_outcome is not None:
+                on_outcome(i, outcome)
+            left -= 1
+            if left == 0 and not all_ended.done():
+                all_ended.set_result(None)
+
+        reqs = [_BatchRequest(items[i].id, _ItemSink(i, ended)) for i in live]
+        for req in reqs:
+            self._requests[req.id] = req  # type: ignore[assignment]
+        abandoned: list[_BatchRequest] = []
+        try:
+            try:
+                await self._write(buffers)
+            except ModelportError as write_error:
+                # as in _exchange: the reader fails the items with the exit code shortly
+                self._fail_later(reqs, write_error)
+            try:
+                async with asyncio.timeout(timeout_s):
+                    await asyncio.shield(all_ended)
+            except TimeoutError:
+                abandoned = [req for req in reqs if not req.finished]
+                for req in abandoned:
+                    req.finished = True
+                    self._requests.pop(req.id, None)
+                    req.events.put_nowait(("failed", ModelportError(
+                        Kind.DEADLINE, "request.timeout",
+                        f"the model did not answer within {timeout_s:g}s",
+                        fix="raise the service's timeout_s, or make predict faster",
+                        details={"request_id": req.id})))
+        finally:  # timed out, or this call was cancelled: the worker drops what is left
+            for req in reqs:
+                if not req.finished:
+                    req.finished = True
+                    self._requests.pop(req.id, None)
+                    abandoned.append(req)
+            if not self.closed:
+                for req in abandoned:
+                    self._background_send(p.cancel(req.id))
+        return outcomes  # type: ignore[return-value]
+
+    def _background_send(self, message: tuple[dict[str, Any], list[bytes]]) -> None:
+        task = asyncio.get_running_loop().create_task(self._send_quietly(message))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    def _encode_batch(self, items: list[BatchItem], live: list[int],
+                      outcomes: list[Any], timeout_s: float | None) -> list[bytes]:
+        """The frame for the ``live`` items; an item too large for a frame fails alone
+        (it is dropped from ``live``)."""
+        while live:
+            try:
+                header, parts = p.predict_batch([items[i] for i in live], timeout_s)
+                return p.encode_frame(header, parts)
+            except p.FrameTooLarge as exc:
+                alone = [i for i in live if _too_large(items[i])]
+                fix = ("send smaller inputs" if alone else "lower batching.max_batch_size in "
+                       "config.json: these requests together are over a frame limit")
+                for i in alone or list(live):
+                    outcomes[i] = ModelportError(Kind.TOO_LARGE, "request.too_large",
+                                                 str(exc), fix=fix)
+                live[:] = [i for i in live if outcomes[i] is None]
+        return []
+
+    def _fail_later(self, reqs: list[_BatchRequest], error: ModelportError) -> None:
+        """After a failed write: items still unanswered once the exit code had time to
+        arrive fail with the write error itself."""
+        def fail() -> None:
+            for req in reqs:
+                if not req.finished:
+                    req.finished = True
+                    self._requests.pop(req.id, None)
+                    req.events.put_nowait(("failed", error))
+
+        asyncio.get_running_loop().call_later(EXIT_CODE_WAIT_S + 1.0, fail)
 
     async def cancel(self, request_id: str) -> None:
         """Stop a request: it fails here at once; the worker drops it or stops it."""
@@ -361,9 +567,11 @@ class WorkerLink:
 
     async def _write(self, buffers: list[bytes]) -> None:
         try:
-            async with self._write_lock:
-                self._writer.writelines(buffers)
-                await self._writer.drain()
+            # one writelines per frame keeps frames whole; drain only over the high mark
+            self._writer.writelines(buffers)
+            if self._writer.transport.get_write_buffer_size() > WRITE_HIGH_WATER:
+                async with self._write_lock:
+                    await self._writer.drain()
         except (ConnectionError, OSError, RuntimeError) as exc:
             raise _unavailable(f"lost the connection to the model process: {exc}") from None
 
@@ -467,6 +675,15 @@ def setup_error(err: dict[str, Any]) -> ModelportError:
     return ModelportError(Kind.MODEL, "worker.setup_failed", f"setup raised {type_name}: {message}",
                           fix="see the replica log for the traceback",
                           details={"error_type": type_name})
+
+
+def _too_large(item: BatchItem) -> bool:
+    """Whether this item alone breaks a frame limit."""
+    try:
+        p.encode_frame(*p.predict(item.id, item.inputs, item.timeout_s))
+    except p.FrameTooLarge:
+        return True
+    return False
 
 
 def _join(chunks: list[Result], duration: float | None) -> Result:

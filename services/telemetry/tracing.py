@@ -176,6 +176,16 @@ def extract(carrier: dict[str, str]) -> otel_context.Context:
     return propagate.extract(carrier)
 
 
+def carrier() -> dict[str, str] | None:
+    """The current trace context as headers (``traceparent``) for a hop that is not gRPC;
+    None when tracing is off or no trace is active (the common, free case)."""
+    if not _state["enabled"] or not trace.get_current_span().get_span_context().is_valid:
+        return None
+    out: dict[str, str] = {}
+    propagate.inject(out)
+    return out
+
+
 @contextlib.contextmanager
 def detached() -> Iterator[None]:
     """Run a block outside any trace (background work that must not join a request's)."""

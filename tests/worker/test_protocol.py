@@ -34,6 +34,12 @@ FRAMES = {
     "predict_windowed": p.predict("req-1", {"text": Value.of_text("hi")}, window=16),
     "predict_tensor": p.predict("req-1", {"x": Value.of_tensor(
         "FP32", [1, 2], b"\x00\x00\x80\x3f\x00\x00\x00\x40")}, tensor_outputs=True),
+    "predict_batch": p.predict_batch([
+        p.BatchItem("req-1", {"x": Value.of_json(1)}),
+        p.BatchItem("req-2", {"x": Value.of_raw_json(b"2"), "image": Value.of_bytes(b"\x00\x01")},
+                    timeout_s=5.0),
+        p.BatchItem("req-3", {"text": Value.of_text("hi")}, timeout_s=30.0, tensor_outputs=True),
+    ], timeout_s=30.0),
     "health": p.health("h1"),
     "shutdown": p.shutdown(),
     # worker -> runtime

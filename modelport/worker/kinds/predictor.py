@@ -7,6 +7,11 @@ any). Without declarations, inputs arrive as sent (str, bytes or the JSON value)
 declared input may be left out of a request only when ``predict`` has a default for it.
 ``predict`` returning a generator (sync or async) streams its items.
 
+With ``"batching"`` in config.json the runtime also sends batches: the class's
+``predict_batch(inputs: list[dict])`` is called once with one dict of converted inputs
+per request and returns a list of as many results, in order. An item may be an
+Exception instance: that request alone fails with it.
+
 Stdlib only, Python >= 3.8.
 """
 
@@ -17,14 +22,16 @@ import inspect
 import json
 import re
 import sys
+import time
 from collections.abc import Iterator
 from typing import Any
 
 from .. import tensors
-from ..protocol import Result, Value
+from ..protocol import ErrorCode, Result, Value
 from .base import (
     ConfigError,
     RequestContext,
+    ShimError,
     decode_base64,
     invalid_input,
     json_default,
@@ -84,6 +91,11 @@ class Adapter:
         self.streaming = False
         self.predict_fn: Any = None
         self.instance: Any = None
+        #: the class's predict_batch, when config.json declares "batching" (see predict_batch)
+        self.batch_fn: Any = None
+        self.batching = False
+        #: most requests per predict_batch call (the shim merges queued batches up to it)
+        self.max_batch_size = 0
         #: declared inputs predict() has a default for: a request may leave them out
         self.optional: set[str] = set()
         ref = config.get("predictor")
@@ -128,6 +140,16 @@ class Adapter:
         except (TypeError, ValueError):  # a builtin or C callable: no signature to read
             params = []  # type: ignore[assignment]
         self.optional = {p.name for p in params if p.default is not inspect.Parameter.empty}
+        if isinstance(self.config.get("batching"), dict):
+            self.batch_fn = getattr(self.instance, "predict_batch", None)
+            if not callable(self.batch_fn):
+                raise ConfigError(
+                    f"\"batching\" is declared but {self.attr} has no predict_batch method; "
+                    "add `def predict_batch(self, inputs: list[dict]) -> list` to the class, "
+                    "or remove \"batching\"")
+            self.batching = True
+            size = self.config["batching"].get("max_batch_size")
+            self.max_batch_size = size if isinstance(size, int) and size > 0 else 0
 
     def close(self) -> None:
         closer = getattr(self.instance, "close", None)
@@ -155,6 +177,58 @@ class Adapter:
         with ctx.phase("postprocess"):
             return encode(out)
 
+    def predict_batch(self, items: list[tuple[dict[str, Value], RequestContext]]
+                      ) -> list[Any]:
+        """One call of the model's ``predict_batch`` for several requests.
+
+        Returns one outcome per item, in order: a ``Result``, or the exception that fails
+        that item alone (its inputs were invalid, the model returned an Exception for it,
+        or its value cannot be encoded). When ``predict_batch`` raises, or does not return
+        one result per input, every item that reached it fails with that error.
+        """
+        outcomes: list[Any] = [None] * len(items)
+        index: list[int] = []
+        batch: list[dict[str, Any]] = []
+        for i, (inputs, ctx) in enumerate(items):
+            try:
+                with ctx.phase("preprocess"):
+                    batch.append(self.convert_inputs(inputs))
+                index.append(i)
+            except ShimError as exc:
+                outcomes[i] = exc
+        if not batch:
+            return outcomes
+        start = time.monotonic()
+        try:
+            out = self.batch_fn(batch)
+            if inspect.iscoroutine(out):
+                import asyncio
+
+                out = asyncio.run(out)
+            results = _batch_results(out, len(batch))
+        except BaseException as exc:  # noqa: BLE001 - the shim reports it for every item
+            if isinstance(exc, KeyboardInterrupt):
+                raise
+            for i in index:
+                outcomes[i] = exc
+            return outcomes
+        finally:
+            end = time.monotonic()
+            for i in index:
+                items[i][1].add_phase("predict", start, end)
+        for i, value in zip(index, results):
+            ctx = items[i][1]
+            if isinstance(value, BaseException):
+                outcomes[i] = value
+                continue
+            encode = _encode_tensors if ctx.tensor_outputs else to_result
+            try:
+                with ctx.phase("postprocess"):
+                    outcomes[i] = encode(value)
+            except ShimError as exc:
+                outcomes[i] = exc
+        return outcomes
+
     def convert_inputs(self, inputs: dict[str, Value]) -> dict[str, Any]:
         if not self.inputs:
             return {name: _plain(name, value) for name, value in inputs.items()}
@@ -175,6 +249,23 @@ class Adapter:
                     f"{', '.join(declared)}"
                 )
         return out
+
+
+def _batch_results(out: Any, expected: int) -> list[Any]:
+    """predict_batch's return value as a list of ``expected`` items, or a clear error."""
+    if isinstance(out, (list, tuple)) or (
+        hasattr(out, "tolist") and hasattr(out, "__len__")  # a numpy array: one row each
+        and not isinstance(out, (str, bytes, dict))
+    ):
+        results = list(out)
+        if len(results) == expected:
+            return results
+        raise ShimError(ErrorCode.BATCH_INVALID, "BatchLengthMismatch",
+                        f"predict_batch returned {len(results)} results for {expected} inputs; "
+                        "it must return one result (or an Exception) per input, in order")
+    raise ShimError(ErrorCode.BATCH_INVALID, "BatchNotAList",
+                    f"predict_batch returned {type(out).__name__}; it must return a list "
+                    f"with one result (or an Exception) per input ({expected}), in order")
 
 
 def _results(items: Any, encode: Any = to_result) -> Iterator[Result]:

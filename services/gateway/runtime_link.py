@@ -1,0 +1,152 @@
+"""The gateway's end of a runtime's data socket (``services/predict_frames.py``).
+
+One connection per runtime on this host, opened on first use and kept: requests are
+written as frames and matched to their answers by id, so any number can be in flight on
+it at once with no per-request connection, stream or thread. A caller that gives up
+(its timeout, a client that went away) sends ``cancel`` so the model stops too. When the
+connection drops, every request on it fails with ``component.unavailable`` (the data
+plane routes a request again only when no replica took it); the next call reconnects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from pathlib import Path
+
+from modelport.errors import Kind, ModelportError
+from modelport.v1 import inference_pb2
+from modelport.worker import protocol as p
+from services import predict_frames as pf
+from services.frame_transport import FrameProtocol
+
+log = logging.getLogger(__name__)
+
+def _unavailable(path: Path, why: object) -> ModelportError:
+    return ModelportError(Kind.UNAVAILABLE, "component.unavailable",
+                          f"the runtime is not reachable at {path}: {why}",
+                          fix="check that `modelport up` is running")
+
+
+class Answer:
+    """A runtime's answer: the output and where it came from."""
+
+    __slots__ = ("output", "version", "replica_id", "duration_ms")
+
+    def __init__(self, output: inference_pb2.Output, version: int, replica_id: str,
+                 duration_ms: float) -> None:
+        self.output = output
+        self.version = version
+        self.replica_id = replica_id
+        self.duration_ms = duration_ms
+
+
+class RuntimeLink:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._conn: FrameProtocol | None = None
+        #: request id -> (its answer, the connection it went out on)
+        self._pending: dict[str, tuple[asyncio.Future[p.Frame], FrameProtocol]] = {}
+        self._lock = asyncio.Lock()
+
+    async def _connected(self) -> FrameProtocol:
+        conn = self._conn
+        if conn is not None and not conn.closed:
+            return conn
+        async with self._lock:
+            if self._conn is not None and not self._conn.closed:
+                return self._conn
+            loop = asyncio.get_running_loop()
+            mine: list[FrameProtocol] = []
+            try:
+                _, conn = await loop.create_unix_connection(
+                    lambda: FrameProtocol(self._answered,
+                                          lambda exc: self._lost(mine[0], exc)),
+                    str(self.path))
+            except OSError as exc:
+                raise _unavailable(self.path, exc) from None
+            mine.append(conn)
+            self._conn = conn
+            return conn
+
+    async def predict(self, request_id: str, service: str, version: int,
+                      inputs: list[inference_pb2.InputValue], timeout_s: float,
+                      tensor_outputs: bool = False, trace: dict[str, str] | None = None
+                      ) -> Answer:
+        """Send one prediction and wait (at most ``timeout_s`` + a grace) for its answer.
+
+        Raises the runtime's ModelportError, ``component.unavailable`` when the runtime
+        cannot be reached or went away, or ``request.timeout``.
+        """
+        if request_id in self._pending:
+            raise ModelportError(Kind.CONFLICT, "request.duplicate_id",
+                                 f"request {request_id!r} is already in flight",
+                                 fix="use a fresh request id per request")
+        try:
+            buffers = pf.predict(request_id, service, version, pf.to_values(inputs), timeout_s,
+                                 tensor_outputs, trace)
+        except p.FrameTooLarge as exc:
+            raise ModelportError(Kind.TOO_LARGE, "request.too_large", str(exc),
+                                 fix="send smaller inputs") from None
+        conn = await self._connected()
+        future: asyncio.Future[p.Frame] = asyncio.get_running_loop().create_future()
+        self._pending[request_id] = (future, conn)
+        answered = False
+        try:
+            conn.write(buffers)
+            await conn.drain()
+            async with asyncio.timeout(timeout_s + 5.0):
+                frame = await future
+            answered = True
+        except TimeoutError:
+            raise ModelportError(Kind.DEADLINE, "request.timeout",
+                                 f"the model did not answer within {timeout_s:g}s",
+                                 "raise timeout_s in config.json or the service spec") from None
+        finally:
+            self._pending.pop(request_id, None)
+            if not answered:  # gave up (or was cancelled): stop the model too
+                conn.write(pf.cancel(request_id))
+        header = frame.header
+        if frame.kind == pf.FAILED:
+            raise ModelportError.from_dict(header.get("error") or {})
+        return Answer(pf.to_output(p.decode_result(header.get("result"), frame.parts)),
+                      int(header.get("version") or version), str(header.get("replica_id", "")),
+                      float(header.get("duration_ms") or 0.0))
+
+    def _answered(self, frame: p.Frame) -> None:
+        pending = self._pending.get(frame.id or "")
+        if pending is not None and not pending[0].done():
+            pending[0].set_result(frame)
+
+    def _lost(self, conn: FrameProtocol, exc: Exception | None) -> None:
+        """A connection dropped: what was in flight on it fails; the next call reconnects."""
+        why = exc or "the runtime closed the connection"
+        for future, on in self._pending.values():
+            if on is conn and not future.done():
+                future.set_exception(_unavailable(self.path, why))
+
+    async def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+
+
+class RuntimeLinks:
+    """Links by runtime address; None for a runtime without a data socket (another host)."""
+
+    def __init__(self) -> None:
+        self._links: dict[str, RuntimeLink | None] = {}
+
+    def get(self, address: str) -> RuntimeLink | None:
+        if address in self._links:
+            return self._links[address]
+        path = pf.data_socket_path(address)
+        link = RuntimeLink(path) if path is not None and os.path.exists(path) else None
+        if link is not None or path is None:  # a unix runtime still starting: look again
+            self._links[address] = link
+        return link
+
+    async def close(self) -> None:
+        for link in self._links.values():
+            if link is not None:
+                await link.close()

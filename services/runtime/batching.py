@@ -1,0 +1,291 @@
+"""Adaptive batching: concurrent requests for one replica become one ``predict_batch`` call.
+
+A predictor whose config.json declares ``"batching": {"max_batch_size": N,
+"max_latency_ms": T}`` gets a ``Batcher``: requests that took a slot on the replica
+(queue.py) wait here, are sent to the worker together as one ``predict_batch`` frame
+(``modelport/worker/protocol.py``), and each caller gets its own item's answer back.
+
+The policy, adaptive to the worker's load:
+
+- **idle worker** (no batch of this replica in flight): the requests waiting are sent at
+  the next turn of the event loop, so a lone request does not wait at all, and requests
+  that arrived in the same instant still go together;
+- **busy worker**: requests accumulate while the running batch runs and go as one batch
+  the moment it finishes, which is when the worker could start them anyway;
+- at **max_batch_size** waiting, a batch goes at once, whatever the worker is doing;
+- **max_latency_ms** is the hard bound: no request waits longer than that for its batch
+  to form; when it runs out the waiting requests go even to a busy worker, which queues
+  them behind the running batch and merges the batches queued there into one call when
+  it frees up (``modelport/worker/shim.py``), so a model whose fixed cost per call is
+  above max_latency_ms is not flooded with small calls.
+
+Each caller keeps its own timeout and cancellation: one that gives up while waiting
+leaves the group; one that gives up after its batch left cancels only its own item in
+the worker. An item the model fails (an Exception in ``predict_batch``'s list) fails
+only its caller.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from modelport.errors import Kind, ModelportError
+from modelport.worker.protocol import BatchItem, Result, Value
+
+log = logging.getLogger(__name__)
+
+#: the link's own bound on a batch, past the longest caller timeout (callers time out first)
+LINK_GRACE_S = 1.0
+
+
+@dataclass(frozen=True)
+class BatchPolicy:
+    """config.json ``batching``, as the batcher uses it."""
+
+    max_batch_size: int
+    max_latency_s: float
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any] | None) -> BatchPolicy | None:
+        """The policy when ``config`` declares batching (validated at upload), else None."""
+        raw = (config or {}).get("batching")
+        if not isinstance(raw, dict):
+            return None
+        size = raw.get("max_batch_size")
+        latency = raw.get("max_latency_ms", 10.0)
+        if not isinstance(size, int) or isinstance(size, bool) or size < 1:
+            return None
+        if not isinstance(latency, (int, float)) or not math.isfinite(latency) or latency <= 0:
+            latency = 10.0
+        return cls(size, float(latency) / 1000.0)
+
+
+def admission_slots(config: dict[str, Any] | None, max_concurrency: int) -> int:
+    """Slots a replica takes in admission (queue.py): a batching replica needs room for a
+    batch running and the next one forming, or batches could never fill up."""
+    policy = BatchPolicy.from_config(config)
+    if policy is None:
+        return max_concurrency
+    return max(max_concurrency, 2 * policy.max_batch_size)
+
+
+class _Item:
+    __slots__ = ("id", "inputs", "timeout_s", "tensor_outputs", "arrived", "deadline",
+                 "future", "state", "link")
+
+    def __init__(self, request_id: str, inputs: dict[str, Value], timeout_s: float | None,
+                 tensor_outputs: bool, now: float, future: asyncio.Future[Result]) -> None:
+        self.id = request_id
+        self.inputs = inputs
+        self.timeout_s = timeout_s
+        self.tensor_outputs = tensor_outputs
+        self.arrived = now
+        self.deadline = None if timeout_s is None else now + timeout_s
+        self.future = future
+        self.state = "waiting"  # waiting | sent | ended
+        self.link: Any = None
+
+
+class Batcher:
+    """The requests of one replica, grouped into batches (see the module docstring).
+
+    ``link_of()`` gives the replica's current WorkerLink (or raises when it is not ready),
+    asked once per batch, so a restarted worker is picked up. ``on_batch(size)`` hears of
+    each batch sent (metrics).
+    """
+
+    def __init__(self, policy: BatchPolicy, link_of: Callable[[], Any], name: str = "replica",
+                 on_batch: Callable[[int], None] | None = None) -> None:
+        self.policy = policy
+        self.name = name
+        self._link_of = link_of
+        self._on_batch = on_batch
+        self._waiting: collections.deque[_Item] = collections.deque()
+        self._running = 0  # batches sent whose items have not all ended
+        self._soon: asyncio.Handle | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = 0.0
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._closed: ModelportError | None = None
+        #: how many batches of each size were sent (tests, debugging)
+        self.sizes: collections.Counter[int] = collections.Counter()
+
+    @property
+    def waiting(self) -> int:
+        return len(self._waiting)
+
+    @property
+    def running(self) -> int:
+        return self._running
+
+    # ------------------------------------------------------------------ callers
+
+    async def submit(self, request_id: str, inputs: dict[str, Value],
+                     timeout_s: float | None = None, tensor_outputs: bool = False) -> Result:
+        """This request's result, from the batch it joins; raises its own error."""
+        if self._closed is not None:
+            raise self._closed
+        loop = asyncio.get_running_loop()
+        item = _Item(request_id, inputs, timeout_s, tensor_outputs, loop.time(),
+                     loop.create_future())
+        self._waiting.append(item)
+        self._poke()
+        try:
+            async with asyncio.timeout(timeout_s):
+                return await item.future
+        except TimeoutError:
+            raise ModelportError(
+                Kind.DEADLINE, "request.timeout",
+                f"the model did not answer within {timeout_s:g}s",
+                fix="raise the service's timeout_s, or make predict faster",
+                details={"request_id": request_id}) from None
+        finally:
+            self._leave(item)
+
+    def cancel(self, request_id: str) -> bool:
+        """Fail a request still waiting for its batch; False when it is not waiting here
+        (it was sent: cancel it on the worker link)."""
+        for item in self._waiting:
+            if item.id == request_id:
+                self._waiting.remove(item)
+                item.state = "ended"
+                if not item.future.done():
+                    item.future.set_exception(ModelportError(
+                        Kind.UNAVAILABLE, "request.cancelled", "the request was cancelled"))
+                self._poke()
+                return True
+        return False
+
+    def close(self, error: ModelportError) -> None:
+        """No more batches: waiting requests fail with ``error``, as do later ones."""
+        self._closed = error
+        waiting, self._waiting = list(self._waiting), collections.deque()
+        for item in waiting:
+            item.state = "ended"
+            if not item.future.done():
+                item.future.set_exception(error)
+        self._stop_timers()
+
+    def _leave(self, item: _Item) -> None:
+        """The caller is done with ``item`` (answered, timed out or cancelled)."""
+        if item.state == "waiting":
+            with contextlib.suppress(ValueError):
+                self._waiting.remove(item)
+            item.state = "ended"
+            self._poke()
+        elif item.state == "sent" and item.link is not None and not item.link.closed:
+            item.state = "ended"
+            self._background(item.link.cancel(item.id))
+
+    # ------------------------------------------------------------------ forming batches
+
+    def _poke(self) -> None:
+        """Send what the policy says should go now; arm the timer for the rest."""
+        while len(self._waiting) >= self.policy.max_batch_size:
+            self._send_batch()
+        if not self._waiting:
+            self._stop_timers()
+            return
+        loop = asyncio.get_running_loop()
+        if self._running == 0:
+            if self._soon is None:  # idle: go at the next turn (joining same-instant arrivals)
+                self._soon = loop.call_soon(self._send_when_idle)
+            return
+        due = self._waiting[0].arrived + self.policy.max_latency_s
+        if self._timer is None or self._timer_at != due:
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer_at = due
+            self._timer = loop.call_at(due, self._latency_ran_out)
+
+    def _send_when_idle(self) -> None:
+        self._soon = None
+        if self._waiting and self._running == 0:
+            self._send_batch()
+        self._poke()
+
+    def _latency_ran_out(self) -> None:
+        self._timer = None
+        if self._waiting:
+            self._send_batch()
+        self._poke()
+
+    def _stop_timers(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._soon is not None:
+            self._soon.cancel()
+            self._soon = None
+
+    def _send_batch(self) -> None:
+        """The oldest waiting requests (at most max_batch_size) leave as one batch."""
+        n = min(len(self._waiting), self.policy.max_batch_size)
+        batch = [self._waiting.popleft() for _ in range(n)]
+        for item in batch:
+            item.state = "sent"
+        self._running += 1
+        self._background(self._run(batch))
+
+    def _background(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _run(self, batch: list[_Item]) -> None:
+        try:
+            await self._exchange(batch)
+        except Exception as exc:  # our bug: answer every caller, keep batching alive
+            log.exception("%s: batch of %d failed", self.name, len(batch))
+            error = ModelportError(Kind.INTERNAL, "batch.internal",
+                                   f"batching failed: {type(exc).__name__}: {exc}")
+            for item in batch:
+                item.state = "ended"
+                if not item.future.done():
+                    item.future.set_exception(error)
+        finally:
+            self._running -= 1
+            if self._closed is None:
+                self._poke()
+
+    async def _exchange(self, batch: list[_Item]) -> None:
+        batch = [item for item in batch if not item.future.done()]  # callers that left
+        if not batch:
+            return
+        try:
+            link = self._link_of()
+        except ModelportError as err:  # the replica died or was stopped meanwhile
+            for item in batch:
+                item.state = "ended"
+                item.future.set_exception(err)
+            return
+        for item in batch:
+            item.link = link
+        self.sizes[len(batch)] += 1
+        if self._on_batch is not None:
+            self._on_batch(len(batch))
+        now = asyncio.get_running_loop().time()
+        items = [BatchItem(item.id, item.inputs, None if item.deadline is None else
+                           round(max(0.001, item.deadline - now), 3), item.tensor_outputs)
+                 for item in batch]
+        left = [it.timeout_s for it in items]
+        timeout = None if None in left else max(left) + LINK_GRACE_S
+
+        def answer(i: int, outcome: Result | ModelportError) -> None:
+            item = batch[i]
+            item.state = "ended"
+            if item.future.done():
+                return
+            if isinstance(outcome, ModelportError):
+                item.future.set_exception(outcome)
+            else:
+                item.future.set_result(outcome)
+
+        await link.predict_batch(items, timeout, on_outcome=answer)

@@ -1,0 +1,262 @@
+"""Adaptive batching with a real supervisor and worker process: grouping, per-item errors,
+the latency bound, and callers that give up."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from modelport.errors import Kind, ModelportError
+from modelport.worker.protocol import Value
+from services.runtime.backends.process import ProcessBackend
+from services.runtime.batching import BatchPolicy, admission_slots
+from services.runtime.supervisor import Supervisor
+from tests.runtime.support import PACKAGES, make_spec, run, wait_state
+
+RID = "batching-r1"
+
+
+def batching_spec(tmp_path: Path, max_batch_size: int = 8, max_latency_ms: float = 60000):
+    """The batching test package; the runtime reads ``batching`` from the spec's config."""
+    config = json.loads((PACKAGES / "batching" / "config.json").read_text())
+    config["batching"] = {"max_batch_size": max_batch_size, "max_latency_ms": max_latency_ms}
+    return make_spec("batching", tmp_path, replica_id=RID, config=config)
+
+
+async def started(tmp_path: Path, shim_root: Path, stop_grace_s: float = 10.0,
+                  **policy: Any) -> Supervisor:
+    sup = Supervisor(tmp_path / "work", ProcessBackend(shim_root),  # type: ignore[arg-type]
+                     stop_grace_s=stop_grace_s)
+    await sup.start(batching_spec(tmp_path, **policy))
+    await wait_state(sup, RID, "ready")
+    return sup
+
+
+def inputs(x: Any, **extra: str) -> dict[str, Value]:
+    out = {"x": Value.of_json(x)}
+    out.update({k: Value.of_text(v) for k, v in extra.items()})
+    return out
+
+
+async def predict(sup: Supervisor, request_id: str, x: Any, timeout_s: float | None = None,
+                  **extra: str) -> Any:
+    return (await sup.predict(RID, request_id, inputs(x, **extra), timeout_s)).decoded()
+
+
+async def until(check: Any, what: str) -> None:
+    """Poll ``check()`` (bounded, so a broken batcher fails instead of hanging)."""
+    for _ in range(2000):
+        if check():
+            return
+        await asyncio.sleep(0.005)
+    raise AssertionError(f"never happened: {what}")
+
+
+def batcher(sup: Supervisor) -> Any:
+    return sup._replicas[RID].batcher
+
+
+def test_policy_and_admission_slots_come_from_config() -> None:
+    assert BatchPolicy.from_config({}) is None
+    assert BatchPolicy.from_config({"batching": {"max_batch_size": 4}}) == BatchPolicy(4, 0.01)
+    assert BatchPolicy.from_config({"batching": {"max_batch_size": 32, "max_latency_ms": 5}}
+                                   ) == BatchPolicy(32, 0.005)
+    assert admission_slots({}, 3) == 3
+    assert admission_slots({"batching": {"max_batch_size": 16}}, 1) == 32
+    assert admission_slots({"batching": {"max_batch_size": 2}}, 8) == 8
+
+
+def test_concurrent_requests_arriving_together_go_as_one_batch(
+        shim_root: Path, tmp_path: Path) -> None:
+    async def main() -> None:
+        sup = await started(tmp_path, shim_root)
+        try:
+            xs = [3, -1, 0.5, 7, 10, 2]
+            got = await asyncio.gather(*(predict(sup, f"r{i}", x) for i, x in enumerate(xs)))
+            assert got == [{"y": x * 2, "batch": len(xs)} for x in xs]
+            assert batcher(sup).sizes == {len(xs): 1}
+        finally:
+            await sup.close()
+
+    run(main())
+
+
+def test_requests_accumulate_while_a_batch_runs_and_each_gets_its_own_answer(
+        shim_root: Path, tmp_path: Path) -> None:
+    async def main() -> None:
+        sup = await started(tmp_path, shim_root, max_batch_size=8)
+        gate = tmp_path / "gate"
+        try:
+            # an idle worker: the first request goes at once, alone, and holds the worker
+            first = asyncio.create_task(predict(sup, "gate", 100, gate=str(gate)))
+            await until(lambda: batcher(sup).sizes == {1: 1}, "the lone request was sent")
+            rest = [asyncio.create_task(predict(sup, f"r{x}", x)) for x in range(8)]
+            # a full batch leaves at once, even though the worker is busy
+            await until(lambda: batcher(sup).sizes == {1: 1, 8: 1}, "a batch of 8 was sent")
+            gate.touch()
+            assert await first == {"y": 200, "batch": 1}
+            assert await asyncio.gather(*rest) == [{"y": 2 * x, "batch": 8} for x in range(8)]
+        finally:
+            await sup.close()
+
+    run(main())
+
+
+def test_a_lone_request_never_waits_for_the_batch_to_fill(
+        shim_root: Path, tmp_path: Path) -> None:
+    async def main() -> None:
+        # a 60 s latency bound and room for 32: only the idle-worker rule can answer this
+        sup = await started(tmp_path, shim_root, max_batch_size=32)
+        try:
+            assert await asyncio.wait_for(predict(sup, "alone", 21), 20) == {"y": 42,
+                                                                              "batch": 1}
+        finally:
+            await sup.close()
+
+    run(main())
+
+
+def test_max_latency_sends_a_partial_batch_to_a_busy_worker(
+        shim_root: Path, tmp_path: Path) -> None:
+    async def main() -> None:
+        sup = await started(tmp_path, shim_root, max_batch_size=32, max_latency_ms=50)
+        gate = tmp_path / "gate"
+        try:
+            first = asyncio.create_task(predict(sup, "gate", 1, gate=str(gate)))
+            await until(lambda: batcher(sup).sizes == {1: 1}, "the lone request was sent")
+            rest = [asyncio.create_task(predict(sup, f"r{x}", x)) for x in range(3)]
+            # neither full nor idle: only the latency bound sends them, the gate still shut
+            await until(lambda: batcher(sup).sizes == {1: 1, 3: 1}, "the latency bound fired")
+            assert not gate.exists() and not first.done()
+            gate.touch()
+            assert await asyncio.gather(*rest) == [{"y": 2 * x, "batch": 3} for x in range(3)]
+            await first
+        finally:
+            await sup.close()
+
+    run(main())
+
+
+def test_a_bad_item_fails_only_its_caller(shim_root: Path, tmp_path: Path) -> None:
+    async def main() -> None:
+        sup = await started(tmp_path, shim_root)
+        try:
+            got = await asyncio.gather(
+                predict(sup, "a", 1), predict(sup, "bad", 2, mode="bad"),
+                predict(sup, "c", 3), predict(sup, "invalid", "three"),
+                return_exceptions=True)
+            assert got[0] == {"y": 2, "batch": 3} and got[2] == {"y": 6, "batch": 3}
+            assert isinstance(got[1], ModelportError) and got[1].kind == Kind.MODEL
+            assert got[1].code == "model.error"
+            assert got[1].message == "ValueError: bad item x=2"
+            assert got[1].details["request_id"] == "bad"
+            assert isinstance(got[3], ModelportError) and got[3].kind == Kind.INVALID
+            assert got[3].code == "request.invalid_input"
+        finally:
+            await sup.close()
+
+    run(main())
+
+
+def test_predict_batch_raising_fails_every_item_of_that_batch(
+        shim_root: Path, tmp_path: Path) -> None:
+    async def main() -> None:
+        sup = await started(tmp_path, shim_root)
+        try:
+            got = await asyncio.gather(predict(sup, "a", 1), predict(sup, "b", 2, mode="raise"),
+                                       return_exceptions=True)
+            for err in got:
+                assert isinstance(err, ModelportError) and err.code == "model.error"
+                assert err.message == "RuntimeError: the model failed on a batch of 2"
+            # the replica keeps serving
+            assert await predict(sup, "after", 5) == {"y": 10, "batch": 1}
+        finally:
+            await sup.close()
+
+    run(main())
+
+
+def test_a_wrong_length_result_fails_clearly(shim_root: Path, tmp_path: Path) -> None:
+    async def main() -> None:
+        sup = await started(tmp_path, shim_root)
+        try:
+            got = await asyncio.gather(predict(sup, "a", 1), predict(sup, "b", 2),
+                                       predict(sup, "c", 3, mode="short"),
+                                       return_exceptions=True)
+            for err in got:
+                assert isinstance(err, ModelportError) and err.kind == Kind.MODEL
+                assert err.code == "model.batch_invalid"
+                assert "predict_batch returned 2 results for 3 inputs" in err.message
+                assert "one result (or Exception) per input" in err.fix
+        finally:
+            await sup.close()
+
+    run(main())
+
+
+def test_a_caller_giving_up_leaves_the_others_alone(shim_root: Path, tmp_path: Path) -> None:
+    async def main() -> None:
+        sup = await started(tmp_path, shim_root, max_batch_size=3)
+        gate = tmp_path / "gate"
+        try:
+            first = asyncio.create_task(predict(sup, "gate", 1, gate=str(gate)))
+            await until(lambda: batcher(sup).sizes == {1: 1}, "the lone request was sent")
+            # waiting for its batch to form: one times out, one is cancelled
+            with pytest.raises(ModelportError) as err:
+                await predict(sup, "short", 1, timeout_s=0.05)
+            assert err.value.kind == Kind.DEADLINE and err.value.code == "request.timeout"
+            waiting = asyncio.create_task(predict(sup, "waiting", 2))
+            cancelled = asyncio.create_task(predict(sup, "cancelled", 3))
+            await until(lambda: batcher(sup).waiting == 2, "both requests are waiting")
+            await sup.cancel(RID, "cancelled")
+            with pytest.raises(ModelportError) as err:
+                await cancelled
+            assert err.value.code == "request.cancelled"
+            # sent with the worker busy: one caller gives up, the others still get answers
+            sent = [asyncio.create_task(predict(sup, f"s{x}", x)) for x in range(2)]
+            await until(lambda: batcher(sup).sizes.get(3) == 1, "a batch of 3 was sent")
+            sent[0].cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await sent[0]
+            link = sup._replicas[RID].handle.link  # type: ignore[union-attr]
+            for _ in range(2000):  # the cancel reached the worker: 2 items left in its queue
+                if (await link.health())["queued"] == 2:
+                    break
+                await asyncio.sleep(0.005)
+            gate.touch()
+            assert await first == {"y": 2, "batch": 1}
+            assert await waiting == {"y": 4, "batch": 2}  # s0 left before the batch ran
+            assert await sent[1] == {"y": 2, "batch": 2}
+        finally:
+            await sup.close()
+
+    run(main())
+
+
+def test_a_stopped_replica_fails_its_waiting_requests(shim_root: Path, tmp_path: Path) -> None:
+    async def main() -> None:
+        sup = await started(tmp_path, shim_root, stop_grace_s=0.2, max_batch_size=4)
+        gate = tmp_path / "gate"  # never opened: stop kills the worker after its grace
+        try:
+            first = asyncio.create_task(predict(sup, "gate", 1, gate=str(gate)))
+            await until(lambda: batcher(sup).sizes == {1: 1}, "the lone request was sent")
+            waiting = asyncio.create_task(predict(sup, "waiting", 2))
+            await until(lambda: batcher(sup).waiting == 1, "the request is waiting")
+            await sup.stop(RID)
+            with pytest.raises(ModelportError) as err:
+                await waiting
+            assert err.value.kind == Kind.UNAVAILABLE and err.value.code == "replica.stopped"
+            with pytest.raises(ModelportError) as err:
+                await first
+            assert err.value.kind == Kind.UNAVAILABLE and err.value.code == "worker.crashed"
+            with pytest.raises(ModelportError) as err:
+                await predict(sup, "late", 3)
+            assert err.value.code == "replica.not_ready"
+        finally:
+            await sup.close()
+
+    run(main())
