@@ -190,6 +190,8 @@ def _label(argv: tuple[str, ...]) -> str:
         mod = argv[argv.index("-m") + 1]
         if mod.startswith("services."):
             return mod.split(".", 1)[1]
+        if mod == "modelport.launcher":  # what `modelport up` execs into
+            return "launcher"
     if "up" in argv and any(a.endswith("modelport") for a in argv[:2]):
         return "launcher"
     if any("multiprocessing" in a for a in argv) or any(a.endswith("uvicorn") for a in argv[:2]):

@@ -4,11 +4,23 @@ Each component is its own process (`python -m services.<name>`), reached over a 
 socket under the home's run dir; the gateway alone listens on loopback TCP. A
 component that dies is restarted with backoff; SIGTERM/SIGINT stops all of them,
 gateway first, so no request arrives at a component that is already gone.
+
+`modelport up` checks its options and then execs `python -m modelport.launcher up ...`
+(same pid), because the supervisor lives as long as the platform and the CLI's imports
+(typer, rich, httpx, grpc: about 45 MB) would stay resident in it for nothing. So this
+module imports only the standard library and small modelport modules: a component says
+it is ready through a pipe (MODELPORT_READY_FD, written by services/grpc_server.py once
+it serves) rather than a gRPC health check, the gateway's /health is one plain HTTP
+request, and the two things that need the SDK run in short-lived children of their own:
+the admin bootstrap (`python -m modelport.launcher bootstrap`, a gRPC call) and
+`--deploy` (`python -m modelport.launcher deploy`).
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import contextlib
 import ctypes
 import functools
 import json
@@ -19,15 +31,13 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import grpc
-from grpc_health.v1 import health_pb2, health_pb2_grpc
-
 from modelport.home import HomeLayout
-from services.grpc_server import channel
 from services.runtime.containment import contained_by_default, secure_home
 
 START_ORDER = ("builder", "runtime", "registry", "gateway")
 READY_TIMEOUT_S = 60.0
+#: the environment variable naming the pipe a component writes "ready" to (grpc_server.py)
+READY_FD_ENV = "MODELPORT_READY_FD"
 
 
 def _die_with_parent(umask: int | None = None) -> None:
@@ -47,6 +57,8 @@ class Component:
     argv: list[str]
     log_path: Path
     proc: asyncio.subprocess.Process | None = None
+    #: read end of the pipe the component writes "ready" to (not the gateway, not the watcher)
+    ready_fd: int = -1
     restarts: int = 0
     started_at: float = 0.0
     backoff: float = field(default=1.0)
@@ -108,31 +120,64 @@ class Platform:
         # private; built environments are not (workers run them)
         umask = (0o022 if comp.name == "builder" else 0o077) if contained_by_default() \
             else None
-        comp.proc = await asyncio.create_subprocess_exec(
-            *comp.argv, stdout=log, stderr=log, stdin=asyncio.subprocess.DEVNULL, env=env,
-            preexec_fn=functools.partial(_die_with_parent, umask))
-        log.close()
+        pass_fds: tuple[int, ...] = ()
+        self._close_ready(comp)
+        if comp.name not in ("gateway", "watcher"):
+            comp.ready_fd, write_fd = os.pipe()
+            os.set_blocking(comp.ready_fd, False)
+            env[READY_FD_ENV] = str(write_fd)
+            pass_fds = (write_fd,)
+        try:
+            comp.proc = await asyncio.create_subprocess_exec(
+                *comp.argv, stdout=log, stderr=log, stdin=asyncio.subprocess.DEVNULL, env=env,
+                pass_fds=pass_fds, preexec_fn=functools.partial(_die_with_parent, umask))
+        finally:
+            log.close()
+            for fd in pass_fds:  # the child's copy is the only write end left
+                os.close(fd)
         comp.started_at = time.monotonic()
 
-    async def _wait_grpc(self, comp: Component, address: str) -> None:
+    @staticmethod
+    def _close_ready(comp: Component) -> None:
+        if comp.ready_fd >= 0:
+            os.close(comp.ready_fd)
+            comp.ready_fd = -1
+
+    async def _wait_ready(self, comp: Component) -> None:
+        """Until the component writes "ready" to its pipe: its gRPC server is bound and its
+        health service says SERVING (what a health check would see, without grpc here)."""
         deadline = time.monotonic() + READY_TIMEOUT_S
-        async with channel(address) as ch:
-            stub = health_pb2_grpc.HealthStub(ch)
+        seen = b""
+        try:
             while True:
-                self._check_alive(comp)
                 try:
-                    resp = await stub.Check(health_pb2.HealthCheckRequest(), timeout=1)
-                    if resp.status == health_pb2.HealthCheckResponse.SERVING:
+                    chunk = os.read(comp.ready_fd, 64)
+                except BlockingIOError:
+                    chunk = None
+                if chunk is not None:
+                    seen += chunk
+                    if b"ready" in seen:
                         return
-                except grpc.aio.AioRpcError:
-                    pass
+                    if chunk == b"":  # closed without a word: it is exiting
+                        await self._exited(comp, deadline)
+                self._check_alive(comp)
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"{comp.name} did not become healthy; see {comp.log_path}")
                 await asyncio.sleep(0.05)
+        finally:
+            self._close_ready(comp)
+
+    async def _exited(self, comp: Component, deadline: float) -> None:
+        """The ready pipe closed early; report the exit code once the process is gone."""
+        assert comp.proc is not None
+        try:
+            await asyncio.wait_for(comp.proc.wait(), max(deadline - time.monotonic(), 0.1))
+        except TimeoutError:
+            raise RuntimeError(f"{comp.name} closed its ready pipe without serving; see "
+                               f"{comp.log_path}") from None
+        self._check_alive(comp)
 
     async def _wait_gateway(self, comp: Component) -> None:
-        import httpx
-
         deadline = time.monotonic() + READY_TIMEOUT_S
         while not self.port_file.exists():
             self._check_alive(comp)
@@ -144,17 +189,13 @@ class Platform:
         # a restarted gateway must come back on the same ports
         self.port, self.grpc_port = self.http_port, self.bound_grpc_port
         comp.argv = self._argv("gateway")
-        async with httpx.AsyncClient() as client:
-            while True:
-                self._check_alive(comp)
-                try:
-                    if (await client.get(f"{self.url}/health")).status_code == 200:
-                        return
-                except httpx.TransportError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"gateway /health did not answer; see {comp.log_path}")
-                await asyncio.sleep(0.05)
+        while True:
+            self._check_alive(comp)
+            if await http_status(self.host, self.http_port, "/health") == 200:
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"gateway /health did not answer; see {comp.log_path}")
+            await asyncio.sleep(0.05)
 
     def _check_alive(self, comp: Component) -> None:
         if comp.proc is not None and comp.proc.returncode is not None:
@@ -170,7 +211,7 @@ class Platform:
         if name == "gateway":
             await self._wait_gateway(comp)
         elif name != "watcher":
-            await self._wait_grpc(comp, self.layout.socket(name))
+            await self._wait_ready(comp)
 
     async def start(self) -> None:
         self.layout.root.mkdir(parents=True, exist_ok=True)
@@ -189,15 +230,23 @@ class Platform:
                 GitSource.local(self.config)  # a wrong --config fails `up` now, not in a loop
             except Exception as exc:
                 raise RuntimeError(f"--config {self.config}: {exc}") from None
+        bootstrap: asyncio.Task[None] | None = None
         try:
             for name in START_ORDER:
                 await self._start_one(name)
-            await self._bootstrap()
+                if name == "registry":  # a child process; it runs while the gateway starts
+                    bootstrap = asyncio.create_task(self._bootstrap())
+            assert bootstrap is not None
+            await bootstrap
             if self.config is not None:
                 self.components["watcher"] = Component("watcher", self._argv("watcher"),
                                                        self.layout.logs / "watcher.log")
                 await self._start_one("watcher")
         except BaseException:
+            if bootstrap is not None and not bootstrap.done():
+                bootstrap.cancel()
+                with contextlib.suppress(BaseException):
+                    await bootstrap
             await self.stop()
             raise
         self._watchers = [asyncio.create_task(self._supervise(c))
@@ -206,21 +255,48 @@ class Platform:
     async def _bootstrap(self) -> None:
         """On first start: the admin user and its token (only the hash is stored; the token
         goes to <home>/admin.token, 0600, and is shown once). MODELPORT_ADMIN_TOKEN, when
-        set, is adopted instead of a new one (CI, scripted setups)."""
-        from modelport.v1 import auth_pb2, auth_pb2_grpc
+        set, is adopted instead of a new one (CI, scripted setups).
 
-        async with channel(self.layout.socket("registry")) as ch:
-            resp = await auth_pb2_grpc.AuthStub(ch).Bootstrap(auth_pb2.BootstrapRequest(
-                token=os.environ.get("MODELPORT_ADMIN_TOKEN", "")), timeout=30)
-        if not resp.created:
+        The gRPC call runs in a child (`bootstrap` below), so grpc is never imported here."""
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "modelport.launcher", "bootstrap",
+            self.layout.socket("registry"), stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            env=self._child_env(), preexec_fn=_die_with_parent)
+        try:
+            out, errs = await proc.communicate()
+        except asyncio.CancelledError:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            await proc.wait()
+            raise
+        try:
+            resp = json.loads(out) if proc.returncode == 0 else None
+        except ValueError:
+            resp = None
+        if not isinstance(resp, dict):
+            raise RuntimeError("creating the admin token failed (registry Auth.Bootstrap): "
+                               + (errs.decode(errors="replace").strip().splitlines()
+                                  or [f"exit code {proc.returncode}"])[-1]
+                               + f"; see {self.layout.logs / 'registry.log'}")
+        if not resp["created"]:
             return
         path = self.layout.admin_token
         tmp = path.with_suffix(".tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:
-            f.write(resp.token + "\n")
+            f.write(resp["token"] + "\n")
         os.replace(tmp, path)
-        self.new_admin_token = resp.token
+        self.new_admin_token = resp["token"]
+
+    @staticmethod
+    def _child_env() -> dict[str, str]:
+        """The environment of the launcher's helper children: this interpreter's modelport."""
+        env = dict(os.environ)
+        root = str(Path(__file__).resolve().parent.parent)
+        env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH")
+                                    else "")
+        return env
 
     async def _supervise(self, comp: Component) -> None:
         """Restart a component that exits on its own, with backoff reset after a healthy minute."""
@@ -255,3 +331,129 @@ class Platform:
             except TimeoutError:
                 comp.proc.kill()
                 await comp.proc.wait()
+        for comp in self.components.values():
+            self._close_ready(comp)
+
+
+async def http_status(host: str, port: int, path: str, timeout: float = 1.0) -> int:
+    """The status code of one plain HTTP/1.1 GET, 0 when nothing answers: enough to see the
+    gateway's /health without an HTTP client library resident in the launcher."""
+    try:
+        reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
+    except (OSError, TimeoutError):
+        return 0
+    try:
+        writer.write(f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\n"
+                     "Connection: close\r\n\r\n".encode())
+        parts = (await asyncio.wait_for(reader.readline(), timeout)).split()
+        return int(parts[1]) if len(parts) >= 2 and parts[0].startswith(b"HTTP/") else 0
+    except (OSError, TimeoutError, ValueError):
+        return 0
+    finally:
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+
+
+def up(platform: Platform, deploy: list[Path], no_auth: bool, as_json: bool) -> int:
+    """Start the platform, print where it is (the admin token once), deploy the packages
+    given, and run until SIGTERM/SIGINT; 1 with the reason on stderr when it cannot start."""
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await platform.start()
+        host = platform.host
+        print(f"ready: {platform.url}", flush=True)
+        print(f"grpc: {host}:{platform.bound_grpc_port}  home: {platform.layout.root}", flush=True)
+        if platform.new_admin_token:  # first start only; <home>/admin.token keeps it (0600)
+            print(f"token: {platform.new_admin_token}", flush=True)
+        if no_auth:
+            print("auth: off (--no-auth): anyone on this machine can deploy and call models",
+                  flush=True)
+        print(f"metrics: {platform.url}/metrics  runtime: {_runtime_metrics(platform)}",
+              flush=True)
+        if as_json:
+            print(json.dumps({"ready": platform.url, "grpc": f"{host}:"
+                              f"{platform.bound_grpc_port}", "home": str(platform.layout.root)}),
+                  flush=True)
+        for pkg in deploy:
+            # a child with the SDK; it prints what it deployed and how to call it
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "modelport.launcher", "deploy", platform.url, str(pkg),
+                str(platform.layout.root), stdin=asyncio.subprocess.DEVNULL,
+                env=platform._child_env(), preexec_fn=_die_with_parent)
+            await proc.wait()
+        await stop.wait()
+        print("stopping...", flush=True)
+        await platform.stop()
+
+    try:
+        asyncio.run(main())
+    except RuntimeError as exc:
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        return 1
+    return 0
+
+
+def _runtime_metrics(platform: Platform) -> str:
+    """The runtime's /metrics URL (services/runtime/metrics.py publishes it)."""
+    try:
+        return json.loads((platform.layout.run / "runtime-metrics.json").read_text())["url"]
+    except (OSError, ValueError, KeyError):
+        return "off"
+
+
+def _bootstrap_main(address: str) -> int:
+    """`bootstrap ADDRESS`: call the registry's Auth.Bootstrap, print {"created", "token"}."""
+    from modelport.v1 import auth_pb2, auth_pb2_grpc
+    from services.grpc_server import channel
+
+    async def call() -> auth_pb2.BootstrapResponse:
+        async with channel(address) as ch:
+            return await auth_pb2_grpc.AuthStub(ch).Bootstrap(auth_pb2.BootstrapRequest(
+                token=os.environ.get("MODELPORT_ADMIN_TOKEN", "")), timeout=30)
+
+    resp = asyncio.run(call())
+    print(json.dumps({"created": resp.created, "token": resp.token}), flush=True)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The launcher's own entry points (`modelport up` execs `up`; the others are its
+    helper children). Options arrive checked by the CLI."""
+    parser = argparse.ArgumentParser(prog="python -m modelport.launcher")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("up", help="run the platform (what `modelport up` execs)")
+    p.add_argument("--home", required=True)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--grpc-port", type=int, default=0)
+    p.add_argument("--config", default=None)
+    p.add_argument("--deploy", action="append", default=[])
+    p.add_argument("--no-auth", action="store_true")
+    p.add_argument("--json", dest="as_json", action="store_true")
+    p = sub.add_parser("bootstrap", help="create the admin token (a child of `up`)")
+    p.add_argument("address")
+    p = sub.add_parser("deploy", help="deploy one package and show a call (a child of `up`)")
+    p.add_argument("url")
+    p.add_argument("package")
+    p.add_argument("home")
+    args = parser.parse_args(argv)
+    if args.command == "bootstrap":
+        return _bootstrap_main(args.address)
+    if args.command == "deploy":
+        from modelport.cli.main import _deploy_example
+
+        _deploy_example(args.url, Path(args.package), Path(args.home))
+        return 0
+    platform = Platform(Path(args.home), args.host, args.port, args.grpc_port,
+                        config=Path(args.config) if args.config else None,
+                        auth=not args.no_auth)
+    return up(platform, [Path(d) for d in args.deploy], args.no_auth, args.as_json)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -107,6 +107,11 @@ class FrameProtocol(asyncio.Protocol):
             assert self.transport is not None
             self.transport.writelines(buffers)
 
+    @property
+    def paused(self) -> bool:
+        """Whether writes are over the transport's high-water mark (``drain`` would wait)."""
+        return self._writable is not None and not self._writable.done()
+
     def pause_writing(self) -> None:
         if self._writable is None or self._writable.done():
             self._writable = asyncio.get_running_loop().create_future()

@@ -8,6 +8,7 @@ socket (`unix:/path`) or a loopback TCP address and shuts down gracefully.
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from pathlib import Path
@@ -59,10 +60,26 @@ class GrpcServer:
         await self.server.start()
         for name in [*self._service_names, ""]:
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        notify_ready()
 
     async def stop(self, grace: float = 5.0) -> None:
         await self.health.enter_graceful_shutdown()
         await self.server.stop(grace)
+
+
+def notify_ready() -> None:
+    """Tell the launcher this component serves: write "ready" to the pipe it passed in
+    MODELPORT_READY_FD (modelport/launcher.py), once. The launcher waits on that pipe instead
+    of a gRPC health check so that it need not import grpc; without the variable (a
+    component started by hand or by a test) this does nothing."""
+    fd = os.environ.pop("MODELPORT_READY_FD", "")
+    if not fd.isdigit():
+        return
+    try:
+        os.write(int(fd), b"ready\n")
+        os.close(int(fd))
+    except OSError:  # the launcher is gone or gave up; PDEATHSIG takes care of us
+        pass
 
 
 async def serve_until_signalled(server: GrpcServer, on_stop: Callable[[], Awaitable[None]]

@@ -103,5 +103,35 @@ def answer(request_id: str, result: Result, version: int, replica_id: str,
     return p.encode_frame(header, parts)
 
 
+def relayed(request_id: str, result: dict[str, Any], parts: list[Any], version: int,
+            replica_id: str, duration_ms: float) -> list[bytes]:
+    """``answer`` for a worker's result handed on as it came (the worker's ``result``
+    header and its parts, neither decoded nor copied: their indexes stay valid)."""
+    return p.encode_frame({"kind": ANSWER, "id": request_id, "result": result,
+                           "version": version, "replica_id": replica_id,
+                           "duration_ms": duration_ms}, parts)
+
+
+def check_inputs(inputs: Any, parts: list[Any]) -> None:
+    """Raise ProtocolError where ``protocol.decode_inputs`` would, without building
+    Values for the usual encodings (the runtime relays ``inputs`` to the worker as is)."""
+    if type(inputs) is dict:
+        n = len(parts)
+        for spec in inputs.values():
+            if type(spec) is not dict or len(spec) != 1:
+                break
+            ((tag, val),) = spec.items()
+            if tag == "json_part" or tag == "part":
+                if type(val) is int and 0 <= val < n:
+                    continue
+                break
+            if tag == "json" or (tag == "text" and type(val) is str):
+                continue
+            break
+        else:
+            return
+    p.decode_inputs(inputs, parts)  # the full check says what is wrong (or accepts it)
+
+
 def failed(request_id: str, error: ModelportError) -> list[bytes]:
     return p.encode_frame({"kind": FAILED, "id": request_id, "error": error.to_dict()})

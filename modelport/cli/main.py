@@ -5,7 +5,6 @@ Client commands take `--url` (or MODELPORT_URL) and `--json` for scripts.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import json
 import os
@@ -124,56 +123,28 @@ def up(
     """Start registry, builder, runtime and gateway; Ctrl-C stops them all."""
     from modelport.cli.keys import is_loopback
     from modelport.home import resolve_home
-    from modelport.launcher import Platform
 
     if no_auth and not is_loopback(host):
         err.print(f"error: --no-auth refuses to listen on {host}: anyone who can reach it could "
                   "run code on this machine; bind 127.0.0.1, or drop --no-auth",
                   highlight=False, markup=False)
         raise typer.Exit(2)
-    platform = Platform(resolve_home(home), host, port, grpc_port, config=config,
-                        auth=not no_auth)
-
-    async def main() -> None:
-        import signal
-
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        await platform.start()
-        print(f"ready: {platform.url}", flush=True)
-        print(f"grpc: {host}:{platform.bound_grpc_port}  home: {platform.layout.root}", flush=True)
-        if platform.new_admin_token:  # first start only; <home>/admin.token keeps it (0600)
-            print(f"token: {platform.new_admin_token}", flush=True)
-        if no_auth:
-            print("auth: off (--no-auth): anyone on this machine can deploy and call models",
-                  flush=True)
-        print(f"metrics: {platform.url}/metrics  runtime: {_runtime_metrics(platform)}",
-              flush=True)
-        if as_json:
-            print(json.dumps({"ready": platform.url, "grpc": f"{host}:"
-                              f"{platform.bound_grpc_port}", "home": str(platform.layout.root)}),
-                  flush=True)
-        for pkg in deploy or []:
-            await asyncio.to_thread(_deploy_example, platform.url, pkg, platform.layout.root)
-        await stop.wait()
-        print("stopping...", flush=True)
-        await platform.stop()
-
-    try:
-        asyncio.run(main())
-    except RuntimeError as exc:
-        err.print(f"error: {exc}", highlight=False, markup=False)
-        raise typer.Exit(1) from None
-
-
-def _runtime_metrics(platform: Any) -> str:
-    """The runtime's /metrics URL (services/runtime/metrics.py publishes it)."""
-    try:
-        return json.loads((platform.layout.run / "runtime-metrics.json").read_text())["url"]
-    except (OSError, ValueError, KeyError):
-        return "off"
+    # the supervisor runs for the platform's whole life: it replaces this process (same pid,
+    # so signals and process trees are unchanged) with `python -m modelport.launcher`, which
+    # imports none of the CLI's or SDK's libraries (modelport/launcher.py says why)
+    argv = [sys.executable, "-m", "modelport.launcher", "up", "--home", str(resolve_home(home)),
+            "--host", host, "--port", str(port), "--grpc-port", str(grpc_port)]
+    if config is not None:
+        argv += ["--config", str(config)]
+    for pkg in deploy or []:
+        argv += ["--deploy", str(pkg)]
+    if no_auth:
+        argv.append("--no-auth")
+    if as_json:
+        argv.append("--json")
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, argv)
 
 
 def _deploy_example(url: str, pkg: Path, home: Path | None = None) -> None:

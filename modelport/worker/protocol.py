@@ -76,6 +76,44 @@ try:  # the runtime and gateway have orjson (3-5x faster headers); a model's env
 except ImportError:  # pragma: no cover - the worker's side, stdlib only
     _orjson = None
 
+
+def _no_default(obj: Any) -> Any:
+    raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")
+
+
+def _compact_encoder(default: Any) -> Any:
+    """A reusable ``obj -> str`` compact JSON encoder (json.dumps builds a new one per call).
+
+    Uses the C encoder where the interpreter has it. It skips the circular-reference check
+    (a dict per call), so it keeps no state and one instance serves every thread; a
+    circular value ends in RecursionError instead.
+    """
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is not None:
+        encode = make(None, default, json.encoder.encode_basestring, None, ":", ",",
+                      False, False, False)
+        return lambda obj: "".join(encode(obj, 0))
+    return json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False,
+                            check_circular=False, default=default).encode
+
+
+#: the stdlib path of _dump_header (frame headers are built by the protocol)
+_encode_header = _compact_encoder(_no_default)
+#: decodes one JSON value from the start of a str: (value, end index)
+_scan_json = json.JSONDecoder().scan_once
+
+
+def _loads(raw: Any) -> Any:
+    """UTF-8 JSON bytes to a value, without json.loads' per-call encoding detection."""
+    text = str(raw, "utf-8")
+    try:
+        value, end = _scan_json(text, 0)
+    except StopIteration:
+        end = -1
+    if end != len(text):  # whitespace around it, trailing data or invalid: json.loads says
+        return json.loads(text)
+    return value
+
 PROTOCOL_VERSION = 1
 
 #: largest header accepted (JSON inputs travel inline in it)
@@ -180,6 +218,15 @@ class Value:
             raise TypeError("a tensor Value needs a Tensor payload")
 
     @classmethod
+    def _checked(cls, kind: str, payload: Any, filename: str | None = None) -> Value:
+        """A Value whose kind and payload type the caller has already checked (decoding a
+        frame), built without the dataclass's frozen __init__ and checks: a request
+        makes one per input."""
+        value = object.__new__(cls)
+        value.__dict__.update(kind=kind, payload=payload, filename=filename)
+        return value
+
+    @classmethod
     def of_tensor(cls, datatype: str, shape: Any, data: Any) -> Value:
         return cls("tensor", Tensor(datatype, tuple(shape), data))
 
@@ -202,7 +249,7 @@ class Value:
     def decoded(self) -> Any:
         """The payload as Python: str, bytes, or the JSON value (raw JSON is parsed)."""
         if self.kind == "raw_json":
-            return json.loads(bytes(self.payload).decode("utf-8"))
+            return _loads(self.payload)
         if self.kind == "bytes":
             return bytes(self.payload)
         if self.kind == "tensor":
@@ -247,6 +294,15 @@ class Result:
     def of_tensors(cls, tensors: Any) -> Result:
         return cls("tensors", b"", tensors=tuple(tensors))
 
+    @classmethod
+    def _checked(cls, kind: str, data: bytes) -> Result:
+        """A json or bytes Result built without the frozen dataclass's __init__ and
+        checks (the shim makes one per request; ``kind`` is known to be valid)."""
+        result = object.__new__(cls)
+        result.__dict__.update(kind=kind, data=data, duration_ms=None, tensors=(),
+                               timings=None)
+        return result
+
     def sizes(self) -> list[int]:
         """Bytes of each binary part this result sends (to check against the part limit)."""
         if self.kind == "tensors":
@@ -273,15 +329,22 @@ def dumps_json(value: Any, default: Any = None) -> bytes:
     NaN and infinities (which JSON cannot carry) become ``null`` rather than the invalid
     tokens ``json.dumps`` would write; ``default`` converts other objects as in json.dumps.
     """
+    encode = _value_encoders.get(default)
+    if encode is None:
+        encode = _value_encoders[default] = _compact_encoder(default or _no_default)
     try:
-        text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False,
-                          default=default)
+        text = encode(value)
+    except RecursionError:  # the encoder skips the circular check: this says it instead
+        raise ValueError("Circular reference detected (or a value nested too deeply)") from None
     except ValueError as exc:
         if "out of range float" not in str(exc).lower():
             raise
-        text = json.dumps(_finite(value, default), separators=(",", ":"), ensure_ascii=False,
-                          allow_nan=False, default=default)
+        text = encode(_finite(value, default))
     return text.encode("utf-8")
+
+
+#: dumps_json's encoders, one per ``default`` function (the shim uses one or two)
+_value_encoders: dict[Any, Any] = {}
 
 
 def _finite(value: Any, default: Any) -> Any:
@@ -335,16 +398,19 @@ def encode_frame(
         if n > max_part:
             raise FrameTooLarge(f"binary part {i} is {n} bytes, over the {max_part}-byte limit")
         sizes.append(n)
-    full = dict(header)
     if sizes:
+        full = dict(header)
         full["parts"] = sizes
+    elif "parts" in header:
+        full = dict(header)
+        del full["parts"]
     else:
-        full.pop("parts", None)
+        full = header
     raw = _dump_header(full)
     if len(raw) > max_header:
         raise FrameTooLarge(f"frame header is {len(raw)} bytes, over the {max_header}-byte "
                             "limit (large inputs belong in binary parts)")
-    return [_LEN.pack(len(raw)) + raw] + list(parts)
+    return [_LEN.pack(len(raw)) + raw, *parts]
 
 
 def _dump_header(header: dict[str, Any]) -> bytes:
@@ -353,8 +419,7 @@ def _dump_header(header: dict[str, Any]) -> bytes:
             return _orjson.dumps(header)
         except TypeError:  # what orjson refuses (huge ints, non-str keys): the stdlib says
             pass
-    return json.dumps(header, separators=(",", ":"), ensure_ascii=False,
-                      allow_nan=False).encode("utf-8")
+    return _encode_header(header).encode("utf-8")
 
 
 def frame_bytes(header: dict[str, Any], parts: list[bytes] | None = None) -> bytes:
@@ -365,7 +430,7 @@ def frame_bytes(header: dict[str, Any], parts: list[bytes] | None = None) -> byt
 def parse_header(raw: bytes, *, max_part: int = MAX_PART_BYTES) -> tuple[dict[str, Any], list[int]]:
     """Decode and check a header; returns it (without "parts") and the part sizes."""
     try:
-        header = _orjson.loads(raw) if _orjson is not None else json.loads(raw.decode("utf-8"))
+        header = _orjson.loads(raw) if _orjson is not None else _loads(raw)
     except (UnicodeDecodeError, ValueError) as exc:
         raise ProtocolError(f"frame header is not UTF-8 JSON: {exc}") from None
     if not isinstance(header, dict):
@@ -412,10 +477,19 @@ def decode_frame(data: bytes) -> Frame:
 # ---------------------------------------------------------------------------- sync (worker)
 
 
+#: the receive buffer: one system call takes every frame that has arrived, up to this size
+_RECV_BYTES = 128 * 1024
+#: a binary part at least this large is read straight into its own buffer (no second copy)
+_DIRECT_PART = 32 * 1024
+
+
 class SocketChannel:
     """Blocking frame I/O over a connected socket (the worker end).
 
-    ``recv`` is for one reader thread; ``send`` may be called from any thread.
+    Receiving is buffered: ``fill`` takes whatever has arrived in one system call (often
+    several frames) and ``next_frame`` cuts complete frames out of the buffer without
+    reading. ``recv``, ``fill`` and ``next_frame`` are for one reader at a time (the
+    caller serialises them); ``send`` may be called from any thread.
     """
 
     def __init__(self, sock: socket.socket, *, max_header: int = MAX_HEADER_BYTES,
@@ -425,69 +499,139 @@ class SocketChannel:
         self.sock = sock
         self.max_header = max_header
         self.max_part = max_part
-        self._rfile = sock.makefile("rb")
         self._send_lock = threading.Lock()
+        self._buf = bytearray(_RECV_BYTES)
+        self._view = memoryview(self._buf)
+        self._pos = 0  # first byte not yet cut into a frame
+        self._end = 0  # end of the bytes received
+        #: the frame being cut: its header and part sizes once parsed, the parts so far
+        self._header: dict[str, Any] | None = None
+        self._sizes: list[int] = []
+        self._parts: list[Any] = []
+        #: a large part being received straight into place, and how much of it has come
+        self._big: bytearray | None = None
+        self._big_got = 0
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
 
     def send(self, header: dict[str, Any], parts: list[bytes] | None = None) -> None:
         self.send_many([(header, parts or [])])
 
     def send_many(self, messages: list[tuple[dict[str, Any], list[bytes]]]) -> None:
-        """Several frames in one write (a batch's answers): one lock, one system call for
-        small frames instead of one per buffer."""
+        """Several frames in one write (a result and its done, a batch's answers): one
+        lock, one system call for small frames instead of one per buffer."""
         buffers: list[Any] = []
         for header, parts in messages:
             buffers.extend(encode_frame(header, parts, max_header=self.max_header,
                                         max_part=self.max_part))
-        small = sum(memoryview(b).nbytes for b in buffers) <= _COALESCE_BYTES
-        with self._send_lock:
-            if small:
-                self.sock.sendall(b"".join(buffers))
-            else:
+        if len(buffers) == 1 or sum(
+                len(b) if type(b) is bytes else memoryview(b).nbytes for b in buffers
+        ) <= _COALESCE_BYTES:
+            data = buffers[0] if len(buffers) == 1 else b"".join(buffers)
+            with self._send_lock:
+                self.sock.sendall(data)
+        else:
+            with self._send_lock:
                 for buf in buffers:
                     self.sock.sendall(buf)
 
     def recv(self) -> Frame | None:
         """The next frame, or None when the peer closed the connection between frames."""
-        prefix = self._read(4, eof_ok=True)
-        if prefix is None:
-            return None
-        (n,) = _LEN.unpack(prefix)
-        _check_header_len(n, self.max_header)
-        header, sizes = parse_header(self._read(n), max_part=self.max_part)
-        return Frame(header, [self._read_part(size) for size in sizes])
-
-    def _read_part(self, n: int) -> bytearray:
-        """A binary part, read straight into a writable buffer (so a tensor input becomes
-        a writable numpy array over it without another copy)."""
-        buf = bytearray(n)
-        view = memoryview(buf)
-        got = 0
-        while got < n:
-            k = self._rfile.readinto(view[got:])
-            if not k:
-                raise ProtocolError("connection closed in the middle of a frame")
-            got += k
-        return buf
-
-    def _read(self, n: int, eof_ok: bool = False) -> Any:
-        data = self._rfile.read(n) if n else b""
-        if len(data) < n:
-            if eof_ok and not data:
+        while True:
+            frame = self.next_frame()
+            if frame is not None:
+                return frame
+            if not self.fill():
+                if self.partial():
+                    raise ProtocolError("connection closed in the middle of a frame")
                 return None
-            raise ProtocolError("connection closed in the middle of a frame")
-        return data
+
+    def partial(self) -> bool:
+        """Whether part of a frame has been received but not all of it."""
+        return self._header is not None or self._end > self._pos
+
+    def fill(self) -> bool:
+        """Receive what has arrived (blocking until something has); False at end of stream."""
+        if self._big is not None:  # the rest of a large part goes straight into it
+            n = self.sock.recv_into(memoryview(self._big)[self._big_got:])
+            self._big_got += n
+            return n > 0
+        if self._pos == self._end:
+            self._pos = self._end = 0
+            if len(self._buf) > _RECV_BYTES:  # a huge header grew it: give the memory back
+                self._buf = bytearray(_RECV_BYTES)
+                self._view = memoryview(self._buf)
+        elif len(self._buf) - self._end < _RECV_BYTES // 4:  # little room left at the end
+            self._move(len(self._buf) * (1 if self._pos else 2))
+        n = self.sock.recv_into(self._view[self._end:])
+        self._end += n
+        return n > 0
+
+    def next_frame(self) -> Frame | None:
+        """The next complete frame already received, or None (then ``fill``)."""
+        if self._header is None:
+            avail = self._end - self._pos
+            if avail < 4:
+                self._room(4)
+                return None
+            (n,) = _LEN.unpack_from(self._buf, self._pos)
+            _check_header_len(n, self.max_header)
+            if avail < 4 + n:
+                self._room(4 + n)
+                return None
+            start = self._pos + 4
+            self._header, self._sizes = parse_header(self._view[start:start + n],
+                                                     max_part=self.max_part)
+            self._pos = start + n
+        parts = self._parts
+        while len(parts) < len(self._sizes):
+            if self._big is not None:
+                if self._big_got < len(self._big):
+                    return None
+                parts.append(self._big)
+                self._big = None
+                continue
+            size = self._sizes[len(parts)]
+            avail = self._end - self._pos
+            if avail >= size:  # a writable copy: a tensor input becomes an array over it
+                parts.append(self._buf[self._pos:self._pos + size])
+                self._pos += size
+            elif size >= _DIRECT_PART:
+                self._big = bytearray(size)
+                self._big[:avail] = self._view[self._pos:self._end]
+                self._big_got = avail
+                self._pos = self._end
+                return None
+            else:
+                self._room(size)
+                return None
+        frame = Frame(self._header, parts)
+        self._header, self._parts = None, []
+        return frame
+
+    def _room(self, need: int) -> None:
+        """Make the buffer hold ``need`` bytes from the first unread one: move what is
+        buffered to the front, or into a bigger buffer."""
+        if len(self._buf) - self._pos < need:
+            self._move(len(self._buf) if len(self._buf) >= need else max(need, 2 * len(self._buf)))
+
+    def _move(self, size: int) -> None:
+        """Move the buffered bytes to the front of a ``size``-byte buffer (this one if the
+        size is the same)."""
+        kept = bytes(self._view[self._pos:self._end])
+        if size != len(self._buf):
+            self._buf = bytearray(size)
+            self._view = memoryview(self._buf)
+        self._buf[:len(kept)] = kept
+        self._pos, self._end = 0, len(kept)
 
     def close(self) -> None:
-        # shutdown() first: it wakes a thread blocked in recv(), which holds the reader's
-        # lock, so that closing the reader cannot deadlock against it
-        try:
+        try:  # shutdown() first: it wakes a thread blocked in a receive on this socket
             self.sock.shutdown(socket.SHUT_RDWR)
         except OSError:
             pass
-        try:
-            self._rfile.close()
-        finally:
-            self.sock.close()
+        self.sock.close()
 
 
 # ---------------------------------------------------------------------------- asyncio (runtime)
@@ -559,7 +703,20 @@ def decode_inputs(raw: Any, parts: list[bytes]) -> dict[str, Value]:
     if not isinstance(raw, dict):
         raise ProtocolError("'inputs' must be an object")
     out = {}
+    checked = Value._checked
     for name, spec in raw.items():
+        if type(spec) is dict and len(spec) == 1:  # the common shapes, checked inline
+            (tag, val), = spec.items()
+            if tag == "json_part" or tag == "part":
+                if type(val) is int and 0 <= val < len(parts):
+                    out[name] = checked("raw_json" if tag == "json_part" else "bytes", parts[val])
+                    continue
+            elif tag == "json":
+                out[name] = checked("json", val)
+                continue
+            elif tag == "text" and type(val) is str:
+                out[name] = checked("text", val)
+                continue
         filename = spec.get("filename") if isinstance(spec, dict) and "part" in spec else None
         if filename is not None:
             spec = {k: v for k, v in spec.items() if k != "filename"}

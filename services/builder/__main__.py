@@ -23,7 +23,10 @@ def main(argv: list[str] | None = None) -> None:
     logging.getLogger().setLevel(args.log_level.upper())
     overrides: dict[str, Any] = {k: v for k, v in
                                  {"home": args.home, "listen": args.listen}.items() if v}
-    settings = BuilderSettings(**overrides)
+    try:
+        settings = BuilderSettings.load(**overrides)
+    except ValueError as exc:  # a bad MODELPORT_BUILDER_* value: say which, no traceback
+        raise SystemExit(f"modelport-builder: {exc}") from None
     asyncio.run(serve(settings))
 
 

@@ -39,6 +39,7 @@ from modelport.errors import ModelportError, forbidden, not_found, too_large, un
 from modelport.v1 import auth_pb2, auth_pb2_grpc
 from services.gateway.limits import Limits
 from services.gateway.rest.errors import error_response
+from services.gateway.single_flight import SingleFlight
 from services.grpc_errors import from_rpc_error
 from services.registry.auth import identity_metadata
 
@@ -166,10 +167,12 @@ class Authenticator:
         self.cache_s = cache_s
         self.clock = clock
         self._cache: dict[str, tuple[Principal, float]] = {}
+        self._lookups: SingleFlight[Principal] = SingleFlight()
 
     def forget_all(self) -> None:
         """After a revoke, password change or user removal through this gateway."""
         self._cache.clear()
+        self._lookups.forget()  # a check already running may predate the change
 
     async def authenticate(self, creds: Credentials) -> Principal:
         if creds.principal is not None:
@@ -199,11 +202,14 @@ class Authenticator:
         now = time.monotonic()
         if hit is not None and hit[1] > now:
             return hit[0]
-        p = Principal.from_proto(await self._call(auth_pb2.AuthenticateRequest(token=token)))
+        p = await self._lookups.run(key, lambda: self._check_token(token))
         if len(self._cache) > 10_000:
             self._cache = {k: v for k, v in self._cache.items() if v[1] > now}
         self._cache[key] = (p, now + self.cache_s)
         return p
+
+    async def _check_token(self, token: str) -> Principal:
+        return Principal.from_proto(await self._call(auth_pb2.AuthenticateRequest(token=token)))
 
     async def _signed(self, creds: Credentials) -> Principal:
         try:
@@ -285,15 +291,20 @@ class InferenceGate:
         self.enabled = enabled
         self.policy_ttl_s = policy_ttl_s
         self._policies: dict[str, _Policy] = {}
+        self._lookups: SingleFlight[_Policy] = SingleFlight()
 
     def forget(self, service: str) -> None:
         self._policies.pop(service, None)
+        self._lookups.forget(service)
 
     async def policy(self, service: str) -> _Policy:
         now = time.monotonic()
         hit = self._policies.get(service)
         if hit is not None and hit.expires > now:
             return hit
+        return await self._lookups.run(service, lambda: self._fetch_policy(service, now))
+
+    async def _fetch_policy(self, service: str, now: float) -> _Policy:
         try:
             p = await self.registry.GetPolicy(auth_pb2.PolicyRequest(service=service), timeout=10)
         except grpc.aio.AioRpcError as err:

@@ -19,6 +19,7 @@ from modelport.v1 import inference_pb2, registry_pb2, registry_pb2_grpc, runtime
 from services.gateway import telemetry
 from services.gateway.routing import Router, RouteTable
 from services.gateway.runtime_link import Answer, RuntimeLinks
+from services.gateway.single_flight import SingleFlight
 from services.grpc_errors import from_rpc_error
 from services.grpc_server import channel
 from services.telemetry import tracing
@@ -78,11 +79,15 @@ class DataPlane:
         self._runtimes: dict[str, runtime_pb2_grpc.RuntimeStub] = {}
         #: data sockets of runtimes on this host: unary predictions skip gRPC
         self.links = RuntimeLinks()
+        self._lookups: SingleFlight[RouteTable] = SingleFlight()
 
     async def route(self, service: str, version: int = 0, fresh: bool = False) -> Route:
         telemetry.note_service(service)
         if self.gate is not None and not fresh:
-            with tracing.span(_tracer, "auth", {"modelport.service": service}):
+            if tracing.enabled():
+                with tracing.span(_tracer, "auth", {"modelport.service": service}):
+                    await self.gate.admit(service)
+            else:
                 await self.gate.admit(service)
         table = await self._table(service, version, fresh)
         vr = self.router.pick_version(table, version)
@@ -106,9 +111,18 @@ class DataPlane:
             if version and own and own.expires > now:
                 return own
         ask = version if wait_s or (version and main and main.expires > now) else 0
-        table = await self._resolve(service, ask, wait_s)
-        if version and ask == 0 and version not in table.versions:
-            ask, table = version, await self._resolve(service, version)
+        try:
+            if fresh or wait_s:
+                table = await self._resolve(service, ask, wait_s)
+            else:  # expired under load: the requests that missed together ask once
+                table = await self._lookups.run(
+                    (service, ask), lambda: self._resolve(service, ask, wait_s))
+            if version and ask == 0 and version not in table.versions:
+                ask, table = version, await self._resolve(service, version)
+        except ModelportError as error:
+            if error.code == "service.not_found":
+                telemetry.note_unknown_service()
+            raise
         self._routes[(service, ask)] = table
         return table
 
@@ -121,10 +135,7 @@ class DataPlane:
                     timeout=10 + wait_s)
             except grpc.aio.AioRpcError as err:
                 self._routes.pop((service, version), None)
-                error = from_rpc_error(err, "registry")
-                if error.code == "service.not_found":
-                    telemetry.note_unknown_service()
-                raise error from None
+                raise from_rpc_error(err, "registry") from None
         return RouteTable.from_proto(r, time.monotonic() + self.route_ttl_s)
 
     async def _with_replica(self, req: InferenceRequest, route: Route, timeout: float) -> Route:
@@ -146,6 +157,7 @@ class DataPlane:
         """Drop cached routes of a service (after this gateway changed or deleted it)."""
         for key in [k for k in self._routes if k[0] == service]:
             del self._routes[key]
+        self._lookups.forget(lambda key: key[0] == service)
         if self.gate is not None:
             self.gate.forget(service)
 
@@ -191,11 +203,15 @@ class DataPlane:
             if not route.runtime_address:
                 route = await self._with_replica(req, route, timeout)
             try:
-                with tracing.span(_tracer, "runtime.call", {
-                        "modelport.service": route.service, "modelport.version": route.version,
-                        "modelport.request_id": req.request_id, "modelport.attempt": attempt}
-                        ), self.router.calling(route.runtime_address):
-                    answer = await self._call(route, req, timeout)
+                if tracing.enabled():
+                    with tracing.span(_tracer, "runtime.call", {
+                            "modelport.service": route.service,
+                            "modelport.version": route.version,
+                            "modelport.request_id": req.request_id,
+                            "modelport.attempt": attempt}):
+                        answer = await self._counted_call(route, req, timeout)
+                else:
+                    answer = await self._counted_call(route, req, timeout)
                 break
             except ModelportError as error:
                 if error.code == "component.unavailable":
@@ -208,6 +224,17 @@ class DataPlane:
         telemetry.note_version(answer.version)
         return InferenceResult(req.request_id, answer.version, answer.output, answer.duration_ms,
                                (time.perf_counter() - start) * 1000)
+
+    async def _counted_call(self, route: Route, req: InferenceRequest, timeout: float
+                            ) -> Answer:
+        """``_call``, counted in flight at its runtime while it runs (``Router.calling``
+        without a generator context manager: this is every request's path)."""
+        address = route.runtime_address
+        self.router.begin_call(address)
+        try:
+            return await self._call(route, req, timeout)
+        finally:
+            self.router.end_call(address)
 
     async def _call(self, route: Route, req: InferenceRequest, timeout: float) -> Answer:
         """One unary call to the route's runtime: its data socket when it is on this host

@@ -16,8 +16,10 @@ from dataclasses import dataclass
 from modelport import __version__
 from modelport.errors import Kind, ModelportError, invalid, not_found
 from modelport.v1 import inference_pb2
-from services.gateway import tensors as tz
 from services.gateway.dataplane import DataPlane, InferenceRequest, InferenceResult, Route
+from services.lazy import lazy_module
+
+tz = lazy_module("services.gateway.tensors")  # numpy (10 MB) with the first OIP request
 
 SERVER_NAME = "modelport"
 EXTENSIONS = ["binary_tensor_data"]

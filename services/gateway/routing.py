@@ -80,8 +80,21 @@ class RouteTable:
                 [Endpoint(r.runtime_address, "", 1, 1)] if r.runtime_address else [])
         return cls(r.service, versions, expires, r.scaled_to_zero, r.phase, r.message)
 
+    #: (split, the part of it with replicas), computed once: a table is not changed after
+    #: it is built, and every unpinned request of the next second reads it
+    _shares: tuple[dict[int, float], dict[int, float]] | None = field(
+        default=None, init=False, repr=False, compare=False)
+
     def split(self) -> dict[int, float]:
         return {v: vr.percent for v, vr in self.versions.items() if vr.percent > 0}
+
+    def shares(self) -> tuple[dict[int, float], dict[int, float]]:
+        """The traffic split, and the versions of it that have replicas."""
+        if self._shares is None:
+            split = self.split()
+            self._shares = split, {v: p for v, p in split.items()
+                                   if self.versions[v].has_replicas}
+        return self._shares
 
 
 def pinned_version(header: str | None) -> int:
@@ -119,7 +132,7 @@ class Router:
                     f"pin a serving version ({serving or 'none'}), or leave X-Model-Version "
                     "out to follow the traffic split")
             return vr
-        split = table.split()
+        split, live = table.shares()
         if not split:  # nothing has a share: any version with replicas, newest first
             ready = [vr for vr in table.versions.values() if vr.has_replicas]
             if ready or table.versions:
@@ -128,9 +141,14 @@ class Router:
                                  f"service {table.service!r} has no version to serve "
                                  f"({table.phase}: {table.message})".replace(": )", ")"),
                                  f"wait until it is running (`modelport get {table.service}`)")
-        live = {v: p for v, p in split.items() if table.versions[v].has_replicas}
         if not live:  # nothing to route to yet: the data plane waits (cold start)
             return table.versions[max(split, key=lambda v: (split[v], v))]
+        if len(live) == 1:  # the round robin's answer, and its weights stay all zero
+            (only,) = live
+            current = self._weights.get(table.service)
+            if current is not None and set(current) != {only}:
+                del self._weights[table.service]
+            return table.versions[only]
         return table.versions[self._round_robin(table.service, live)]
 
     def _round_robin(self, service: str, shares: dict[int, float]) -> int:
@@ -148,6 +166,9 @@ class Router:
     # ------------------------------------------------------------------ agents
 
     def pick_endpoint(self, vr: VersionRoute) -> Endpoint | None:
+        if len(vr.endpoints) == 1:  # the one agent (failing or not) when it has replicas
+            only = vr.endpoints[0]
+            return only if only.replicas or only.ready else None
         now = self.clock()
         usable = [e for e in vr.endpoints if e.replicas or e.ready]
         up = [e for e in usable if self._down.get(e.address, 0.0) <= now] or usable
@@ -164,10 +185,18 @@ class Router:
 
     @contextmanager
     def calling(self, address: str) -> Iterator[None]:
-        self.outstanding[address] += 1
+        self.begin_call(address)
         try:
             yield
         finally:
-            self.outstanding[address] -= 1
-            if self.outstanding[address] <= 0:
-                del self.outstanding[address]
+            self.end_call(address)
+
+    def begin_call(self, address: str) -> None:
+        self.outstanding[address] += 1
+
+    def end_call(self, address: str) -> None:
+        left = self.outstanding[address] - 1
+        if left <= 0:
+            self.outstanding.pop(address, None)
+        else:
+            self.outstanding[address] = left

@@ -14,6 +14,7 @@ import asyncio
 import logging
 import os
 from pathlib import Path
+from typing import Any
 
 from modelport.errors import Kind, ModelportError
 from modelport.v1 import inference_pb2
@@ -27,6 +28,42 @@ def _unavailable(path: Path, why: object) -> ModelportError:
     return ModelportError(Kind.UNAVAILABLE, "component.unavailable",
                           f"the runtime is not reachable at {path}: {why}",
                           fix="check that `modelport up` is running")
+
+
+def json_predict_frame(request_id: str, service: str, version: int,
+                       inputs: list[inference_pb2.InputValue], timeout_s: float,
+                       tensor_outputs: bool = False, trace: dict[str, str] | None = None
+                       ) -> list[bytes] | None:
+    """``predict_frames.predict`` for requests whose inputs are all JSON (a REST body):
+    the same frame, byte for byte, built straight from the inputs' raw JSON instead of
+    through a worker ``Value`` per input. None for anything else (text, bytes, tensors,
+    a repeated name): the general encoder handles it."""
+    spec: dict[str, dict[str, int]] = {}
+    parts: list[bytes] = []
+    for value in inputs:
+        name = value.name
+        if name in spec or value.WhichOneof("value") not in ("json", None):
+            return None
+        spec[name] = {"json_part": len(parts)}
+        parts.append(value.json or b"null")
+    header: dict[str, Any] = {"kind": p.PREDICT, "id": request_id, "inputs": spec,
+                              "timeout_s": timeout_s}
+    if tensor_outputs:
+        header["tensor_outputs"] = True
+    header["service"] = service
+    header["version"] = version
+    if trace:
+        header["trace"] = trace
+    return p.encode_frame(header, parts)
+
+
+class _Expired(Exception):
+    """The runtime did not answer in time (the request's timeout and a grace)."""
+
+
+def _expire(future: asyncio.Future[p.Frame]) -> None:
+    if not future.done():
+        future.set_exception(_Expired())
 
 
 class Answer:
@@ -84,26 +121,37 @@ class RuntimeLink:
                                  f"request {request_id!r} is already in flight",
                                  fix="use a fresh request id per request")
         try:
-            buffers = pf.predict(request_id, service, version, pf.to_values(inputs), timeout_s,
-                                 tensor_outputs, trace)
+            buffers = json_predict_frame(request_id, service, version, inputs, timeout_s,
+                                         tensor_outputs, trace)
+            if buffers is None:
+                buffers = pf.predict(request_id, service, version, pf.to_values(inputs),
+                                     timeout_s, tensor_outputs, trace)
         except p.FrameTooLarge as exc:
             raise ModelportError(Kind.TOO_LARGE, "request.too_large", str(exc),
                                  fix="send smaller inputs") from None
-        conn = await self._connected()
-        future: asyncio.Future[p.Frame] = asyncio.get_running_loop().create_future()
+        conn = self._conn
+        if conn is None or conn.closed:
+            conn = await self._connected()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[p.Frame] = loop.create_future()
         self._pending[request_id] = (future, conn)
         answered = False
+        timer: asyncio.TimerHandle | None = None
         try:
             conn.write(buffers)
             await conn.drain()
-            async with asyncio.timeout(timeout_s + 5.0):
-                frame = await future
+            # a timer on the future, not asyncio.timeout(): one handle instead of a
+            # context manager, a handle and a task cancellation per request
+            timer = loop.call_at(loop.time() + timeout_s + 5.0, _expire, future)
+            frame = await future
             answered = True
-        except TimeoutError:
+        except _Expired:
             raise ModelportError(Kind.DEADLINE, "request.timeout",
                                  f"the model did not answer within {timeout_s:g}s",
                                  "raise timeout_s in config.json or the service spec") from None
         finally:
+            if timer is not None:
+                timer.cancel()
             self._pending.pop(request_id, None)
             if not answered:  # gave up (or was cancelled): stop the model too
                 conn.write(pf.cancel(request_id))

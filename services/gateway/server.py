@@ -9,6 +9,7 @@ import json
 import logging
 import signal
 from collections.abc import Generator
+from typing import Any
 
 import uvicorn
 from starlette.applications import Starlette
@@ -25,9 +26,11 @@ from services.gateway import auth as security
 from services.gateway.dataplane import DataPlane
 from services.gateway.grpc import oip as grpc_oip
 from services.gateway.grpc.inference import InferenceServicer
+from services.gateway.http1 import HttpProtocol
 from services.gateway.oip import OipModels, registry_ready_probe
 from services.gateway.rest.auth import AuthApi
 from services.gateway.rest.errors import handle_modelport_error, handle_unexpected
+from services.gateway.rest.fast_infer import FastInfer
 from services.gateway.rest.gitops import GitOpsApi
 from services.gateway.rest.infer import InferEndpoint
 from services.gateway.rest.kserve_v1 import KServeV1Api
@@ -135,8 +138,11 @@ async def serve(settings: GatewaySettings) -> None:
     await grpc_server.start()
 
     # outermost: request id, trace, metrics and access log see every response, 500s too
-    config = uvicorn.Config(TelemetryMiddleware(app, stats, access_log), host=settings.host,
-                            port=settings.port, loop="none", http="httptools",
+    asgi: Any = TelemetryMiddleware(app, stats, access_log)
+    if settings.fast_infer:  # in front: the unary JSON infer route, all of it inline
+        asgi = FastInfer(asgi, dataplane, settings.max_body_bytes, stats, access_log)
+    config = uvicorn.Config(asgi, host=settings.host,
+                            port=settings.port, loop="none", http=HttpProtocol,
                             lifespan="off", access_log=False, log_config=None,
                             log_level="warning")
     http = _Uvicorn(config)

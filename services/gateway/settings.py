@@ -40,6 +40,9 @@ class GatewaySettings(BaseSettings):
     access_log_max_bytes: int = Field(50 * 1024 * 1024, description="access.log and "
                                       "error-access.log rotate past this size")
     access_log_backups: int = Field(3, description="rotated access logs kept")
+    fast_infer: bool = Field(True, description="serve unary JSON infer requests on the raw "
+                             "ASGI path in front of Starlette (rest/fast_infer.py, same "
+                             "answers, a fraction of the CPU); false: all through Starlette")
 
     def resolved(self) -> GatewaySettings:
         return self.model_copy(update={

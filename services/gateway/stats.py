@@ -129,6 +129,8 @@ class GatewayStats:
         self.windows: dict[str, ServiceWindow] = {}
         self.started_at = time.time()
         self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
+        self._series: dict[tuple[str, str], tuple[dict[int, Any], Any,
+                                                  ServiceWindow | None]] = {}
 
     # labels() validates on every call; the children are cached (this is the hot path)
     def _child(self, metric: Any, *labels: str) -> Any:
@@ -145,13 +147,28 @@ class GatewayStats:
         self._child(self.in_flight, service).dec()
 
     def observe(self, service: str, version: str, status: int, seconds: float) -> None:
-        self._child(self.requests, service, version, code_class(status)).inc()
-        self._child(self.latency, service, version).observe(seconds)
+        series = self._series.get((service, version))
+        if series is None:
+            series = self._series[(service, version)] = self._new_series(service, version)
+        counter = series[0].get(status // 100)
+        if counter is None:
+            counter = series[0][status // 100] = self._child(
+                self.requests, service, version, code_class(status))
+        counter.inc()
+        series[1].observe(seconds)
+        if series[2] is not None:
+            series[2].add(time.time(), seconds * 1000.0, status < 400)
+
+    def _new_series(self, service: str, version: str) -> tuple[dict[int, Any], Any,
+                                                                 ServiceWindow | None]:
+        """What one (service, version) records into: its counters by status class, its
+        latency histogram, its service's window (none for the unknown-service "")."""
+        window = None
         if service:
             window = self.windows.get(service)
             if window is None:
                 window = self.windows[service] = ServiceWindow()
-            window.add(time.time(), seconds * 1000.0, status < 400)
+        return {}, self._child(self.latency, service, version), window
 
     def in_flight_of(self, service: str) -> int:
         for metric in self.in_flight.collect():

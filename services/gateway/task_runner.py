@@ -20,7 +20,6 @@ import uuid
 from typing import Any
 
 import grpc
-import httpx
 import orjson
 
 from modelport.errors import ModelportError
@@ -49,7 +48,9 @@ class TaskRunner:
         self.id = f"gateway-{uuid.uuid4().hex[:12]}"
         self.running: dict[str, asyncio.Task[None]] = {}
         self._jobs: set[asyncio.Task[None]] = set()
-        self._http = httpx.AsyncClient(timeout=10.0)
+        #: the webhook client (httpx.AsyncClient), made with the first webhook: httpx and
+        #: what it imports (rich, click) cost an idle gateway about 5 MB
+        self._http: Any = None
 
     def cancel_local(self, task_id: str) -> None:
         """Stop a task this gateway is running (it was cancelled): down to the model."""
@@ -92,7 +93,8 @@ class TaskRunner:
         for job in list(self._jobs):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await job
-        await self._http.aclose()
+        if self._http is not None:
+            await self._http.aclose()
 
     # ------------------------------------------------------------------ one task
 
@@ -149,6 +151,10 @@ class TaskRunner:
 
     async def _notify(self, task: registry_pb2.Task) -> None:
         """POST the task (with its result) to its webhook; retry 5xx, 429 and network errors."""
+        import httpx
+
+        if self._http is None:
+            self._http = httpx.AsyncClient(timeout=10.0)
         full = await self.tasks.GetTask(registry_pb2.GetTaskRequest(id=task.id,
                                                                     with_result=True),
                                         timeout=10)

@@ -147,6 +147,32 @@ def _entry(scope: RequestScope, status: int, seconds: float, trace_id: str,
     return entry
 
 
+def record_http(req: RequestScope, stats: GatewayStats, access_log: AccessLog | None,
+                method: str, path: str, status: int, elapsed: float, trace_id: str) -> None:
+    """An HTTP request's response is finished: metrics, windows and the access log (an
+    inference request only: it reached the data plane and is a POST, not metadata)."""
+    if req.service is None:
+        return
+    stats.end(req.service)
+    if method == "POST":
+        stats.observe(req.service, str(req.version) if req.version else "", status, elapsed)
+        if access_log is not None:
+            access_log.record(_entry(req, status, elapsed, trace_id, method=method, path=path))
+
+
+def response_headers(headers: list[tuple[bytes, bytes]], rid: str, trace_id: str,
+                     trace_header: str) -> list[tuple[bytes, bytes]]:
+    """A response's headers plus the request id (unless the handler set one) and, when the
+    request is traced, ``X-Trace-ID`` and ``traceresponse``."""
+    out = list(headers)
+    if not any(k.lower() == b"x-request-id" for k, _ in out):
+        out.append((b"x-request-id", rid.encode()))
+    if trace_id:
+        out.append((b"x-trace-id", trace_id.encode()))
+        out.append((b"traceresponse", trace_header.encode()))
+    return out
+
+
 class TelemetryMiddleware:
     def __init__(self, app: Callable[..., Awaitable[None]], stats: GatewayStats,
                  access_log: AccessLog | None = None) -> None:
@@ -196,13 +222,8 @@ class TelemetryMiddleware:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                out = list(message.get("headers", []))
-                if not any(k.lower() == b"x-request-id" for k, _ in out):
-                    out.append((b"x-request-id", rid.encode()))
-                if trace_id:
-                    out.append((b"x-trace-id", trace_id.encode()))
-                    out.append((b"traceresponse", trace_header.encode()))
-                message["headers"] = out
+                message["headers"] = response_headers(message.get("headers", []), rid,
+                                                      trace_id, trace_header)
             await send(message)
 
         try:
@@ -212,15 +233,8 @@ class TelemetryMiddleware:
                 tracing.record_error(span, exc)
             raise
         finally:
-            elapsed = time.perf_counter() - started
-            if req.service is not None:
-                self.stats.end(req.service)
-            if req.service is not None and scope["method"] == "POST":  # not metadata/ready
-                version = str(req.version) if req.version else ""
-                self.stats.observe(req.service, version, status, elapsed)
-                if self.access_log is not None:
-                    self.access_log.record(_entry(req, status, elapsed, trace_id,
-                                                  method=scope["method"], path=scope["path"]))
+            record_http(req, self.stats, self.access_log, scope["method"], scope["path"], status,
+                        time.perf_counter() - started, trace_id)
             if span is not None:
                 route = scope.get("route")
                 template = getattr(route, "path", None)

@@ -38,6 +38,7 @@ from typing import Any
 
 from modelport.errors import Kind, ModelportError
 from modelport.worker.protocol import BatchItem, Result, Value
+from services.runtime.worker_link import timeout_error
 
 log = logging.getLogger(__name__)
 
@@ -141,11 +142,7 @@ class Batcher:
             async with asyncio.timeout(timeout_s):
                 return await item.future
         except TimeoutError:
-            raise ModelportError(
-                Kind.DEADLINE, "request.timeout",
-                f"the model did not answer within {timeout_s:g}s",
-                fix="raise the service's timeout_s, or make predict faster",
-                details={"request_id": request_id}) from None
+            raise timeout_error(request_id, timeout_s or 0.0) from None
         finally:
             self._leave(item)
 

@@ -17,8 +17,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+from bisect import bisect_left
 from collections import Counter as Tally
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from prometheus_client import (
@@ -30,7 +31,10 @@ from prometheus_client import (
     generate_latest,
 )
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.metrics import _use_created
 from prometheus_client.registry import Collector
+from prometheus_client.samples import Sample
+from prometheus_client.utils import floatToGoString
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +47,38 @@ BATCH_SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 
 def code_class(http_status: int) -> str:
     return f"{http_status // 100}xx"
+
+
+class CheapHistogram(Histogram):
+    """prometheus_client's Histogram, exposed the same, with an ``observe`` about four
+    times cheaper: a bisect and two additions instead of a lock taken per bucket and sum
+    (each request records up to seven observations). Observations and scrapes both run
+    in the runtime's event loop thread, so nothing needs a lock."""
+
+    def _metric_init(self) -> None:
+        super()._metric_init()
+        self._counts = [0.0] * len(self._upper_bounds)
+        self._total = 0.0
+
+    def observe(self, amount: float, exemplar: dict[str, str] | None = None) -> None:
+        if amount != amount:  # NaN falls in no bucket (as in the stock Histogram)
+            self._total += amount
+            return
+        self._counts[bisect_left(self._upper_bounds, amount)] += 1.0
+        self._total += amount
+
+    def _child_samples(self) -> Iterable[Sample]:
+        samples = []
+        acc = 0.0
+        for bound, n in zip(self._upper_bounds, self._counts, strict=True):
+            acc += n
+            samples.append(Sample("_bucket", {"le": floatToGoString(bound)}, acc, None, None))
+        samples.append(Sample("_count", {}, acc, None, None))
+        if self._upper_bounds[0] >= 0:
+            samples.append(Sample("_sum", {}, self._total, None, None))
+        if _use_created:
+            samples.append(Sample("_created", {}, self._created, None, None))
+        return tuple(samples)
 
 
 class RuntimeMetrics:
@@ -58,14 +94,14 @@ class RuntimeMetrics:
             "modelport_runtime_requests", "Predict calls the runtime answered, by service, "
             "version and the HTTP status class of their outcome",
             ["service", "version", "code_class"], registry=r)
-        self.latency = Histogram(
+        self.latency = CheapHistogram(
             "modelport_runtime_request_duration_seconds", "Predict latency inside the runtime "
             "(replica choice + worker round trip)", ["service", "version"],
             buckets=LATENCY_BUCKETS, registry=r)
-        self.queue_wait = Histogram(
+        self.queue_wait = CheapHistogram(
             "modelport_queue_wait_seconds", "Time a request waited for a ready replica",
             ["service", "version"], buckets=LATENCY_BUCKETS, registry=r)
-        self.phases = Histogram(
+        self.phases = CheapHistogram(
             "modelport_worker_phase_seconds", "Time in each phase inside the worker (queue, "
             "preprocess, predict, postprocess, stream)", ["service", "version", "phase"],
             buckets=LATENCY_BUCKETS, registry=r)
@@ -82,7 +118,8 @@ class RuntimeMetrics:
             "modelport_batch_size", "Requests per predict_batch call (adaptive batching)",
             ["service", "version"], buckets=BATCH_SIZE_BUCKETS, registry=r)
         self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
-        #: requests waiting for a replica, by (service, version)
+        self._bound: dict[tuple[str, int], Bound] = {}
+        #: requests waiting for a replica, by (service, version) (observe.py counts them)
         self.waiting: Tally[tuple[str, int]] = Tally()
         r.register(_LiveCollector(self))
 
@@ -96,38 +133,26 @@ class RuntimeMetrics:
             child = self._children[key] = metric.labels(*labels)
         return child
 
+    def bound(self, service: str, version: int) -> Bound:
+        """The request metrics of one service version, their label children bound once."""
+        key = (service, version)
+        bound = self._bound.get(key)
+        if bound is None:
+            bound = self._bound[key] = Bound(self, service, str(version))
+        return bound
+
     def observe_request(self, service: str, version: int, http_status: int,
                         seconds: float) -> None:
-        v = str(version)
-        self._child(self.requests, service, v, code_class(http_status)).inc()
-        self._child(self.latency, service, v).observe(seconds)
+        self.bound(service, version).request(http_status, seconds)
 
     def observe_batch(self, service: str, version: int, size: int) -> None:
         self._child(self.batch_size, service, str(version)).observe(size)
 
     def observe_wait(self, service: str, version: int, seconds: float) -> None:
-        self._child(self.queue_wait, service, str(version)).observe(seconds)
+        self.bound(service, version).wait.observe(seconds)
 
     def observe_timings(self, service: str, version: int, timings: Any) -> None:
-        phases = timings.get("phases") if isinstance(timings, dict) else None
-        v = str(version)
-        for item in phases or ():
-            try:
-                name, _, dur = item
-                self._child(self.phases, service, v, str(name)).observe(float(dur) / 1e3)
-            except (TypeError, ValueError):
-                continue
-
-    @contextlib.contextmanager
-    def waiting_for_replica(self, service: str, version: int) -> Iterator[None]:
-        key = (service, version)
-        self.waiting[key] += 1
-        try:
-            yield
-        finally:
-            self.waiting[key] -= 1
-            if self.waiting[key] <= 0:
-                del self.waiting[key]
+        self.bound(service, version).timings(timings)
 
     def replica_ready(self, spec: Any, seconds: float) -> None:
         v = str(spec.version)
@@ -139,6 +164,45 @@ class RuntimeMetrics:
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class Bound:
+    """One service version's request metrics with their label children looked up once:
+    ``labels()`` validates and hashes its arguments on every call, and each request
+    records up to seven observations."""
+
+    __slots__ = ("metrics", "service", "version", "latency", "wait", "_codes", "_phases")
+
+    def __init__(self, metrics: RuntimeMetrics, service: str, version: str) -> None:
+        self.metrics = metrics
+        self.service = service
+        self.version = version
+        self.latency = metrics.latency.labels(service, version)
+        self.wait = metrics.queue_wait.labels(service, version)
+        self._codes: dict[int, Any] = {}
+        self._phases: dict[str, Any] = {}
+
+    def request(self, http_status: int, seconds: float) -> None:
+        counter = self._codes.get(http_status // 100)
+        if counter is None:
+            counter = self._codes[http_status // 100] = self.metrics.requests.labels(
+                self.service, self.version, code_class(http_status))
+        counter.inc()
+        self.latency.observe(seconds)
+
+    def timings(self, timings: Any) -> None:
+        """The worker's phases (``[[name, offset ms, duration ms], ...]``)."""
+        phases = timings.get("phases") if isinstance(timings, dict) else None
+        for item in phases or ():
+            try:
+                name, _, dur = item
+                child = self._phases.get(name)
+                if child is None:
+                    child = self._phases[name] = self.metrics.phases.labels(
+                        self.service, self.version, str(name))
+                child.observe(float(dur) / 1e3)
+            except (TypeError, ValueError):
+                continue
 
 
 class _LiveCollector(Collector):

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import math
 import time
 from collections import Counter, deque
@@ -26,6 +27,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from modelport.errors import Kind, ModelportError
+from services.runtime.deadlines import Deadlines
+
+log = logging.getLogger(__name__)
 
 #: requests of one service that may wait for a replica on this runtime (spec.queue_size)
 DEFAULT_QUEUE_SIZE = 64
@@ -35,16 +39,91 @@ _COMING_STATES = ("starting", "restarting", "pending", "unready")
 POLL_S = 0.05
 
 
-@dataclass
+class Ticket:
+    """A request in a service's queue that is called back, not awaited (the data socket's
+    relay, which has no task to await with): exactly one of ``granted(replica_id)`` (the
+    slot is taken for it) or ``refused(error)`` (the queue timed out, or no replica will
+    ever take it), called synchronously. ``cancel()`` takes it out of the queue."""
+
+    __slots__ = ("admission", "service", "version", "queued", "settled", "began")
+
+    def __init__(self, admission: Admission, service: str, version: int) -> None:
+        self.admission = admission
+        self.service = service
+        self.version = version
+        self.queued = False  # in its service's waiters (``Admission._leave`` takes it out)
+        self.settled = False
+        self.began = 0.0
+
+    def granted(self, replica_id: str) -> None:
+        raise NotImplementedError
+
+    def refused(self, error: ModelportError) -> None:
+        raise NotImplementedError
+
+    @property
+    def pending(self) -> bool:
+        return not self.settled
+
+    def grant(self, replica_id: str) -> None:
+        self.settled = True
+        self.granted(replica_id)
+
+    def fail(self, error: ModelportError) -> None:
+        self.settled = True
+        self.refused(error)
+
+    def expire(self) -> None:
+        """Its time in the queue ran out (``Deadlines``)."""
+        if self.settled:
+            return
+        self.settled = True
+        adm = self.admission
+        adm._leave(adm._service(self.service), self)
+        self.refused(adm._timed_out(self.service, self.version, time.monotonic() - self.began))
+
+    def cancel(self) -> None:
+        """The caller went away while it waited."""
+        if not self.settled:
+            self.settled = True
+            self.admission._leave(self.admission._service(self.service), self)
+
+
 class _Waiter:
-    version: int
-    future: asyncio.Future[str]
+    """A request awaiting a slot (``Admission.queue``); its future gets a replica id, or
+    None when its time ran out (``expire``, from the service's ``Deadlines``)."""
+
+    __slots__ = ("version", "future", "queued", "began")
+
+    def __init__(self, version: int, future: asyncio.Future[str | None]) -> None:
+        self.version = version
+        self.future = future
+        self.queued = False
+        self.began = 0.0
+
+    @property
+    def pending(self) -> bool:
+        return not self.future.done()
+
+    def grant(self, replica_id: str) -> None:
+        self.future.set_result(replica_id)
+
+    def fail(self, error: ModelportError) -> None:
+        self.future.set_exception(error)
+
+    def expire(self) -> None:
+        if not self.future.done():
+            self.future.set_result(None)
 
 
 @dataclass
 class _Service:
     queue_size: int = DEFAULT_QUEUE_SIZE
-    waiters: deque[_Waiter] = field(default_factory=deque)
+    waiters: deque[_Waiter | Ticket] = field(default_factory=deque)
+    #: waiters per version (a release stops looking once every waiting version is served)
+    versions: Counter[int] = field(default_factory=Counter)
+    #: the waiters' timeouts, on one timer
+    deadlines: Deadlines | None = None
     last_request_at: float = 0.0
     rejected: int = 0
     #: moving average of how long a request holds a slot (for Retry-After)
@@ -151,26 +230,73 @@ class Admission:
                 and r.id not in self._draining]
 
     def _free(self, service: str, version: int) -> str | None:
-        ready = [r for r in self._replicas(service, version)
-                 if r.state == "ready" and self.in_flight[r.id] < self.limit(r.id)]
-        if not ready:
-            return None
-        return min(ready, key=lambda r: self.in_flight[r.id]).id
+        """The least-loaded ready replica with a slot free (the first such, on a tie)."""
+        best: str | None = None
+        best_load = 0
+        in_flight, limits, draining = self.in_flight, self._limits, self._draining
+        for r in self.supervisor.live():  # one pass: this runs for every request
+            if r.state != "ready" or r.version != version or r.service != service:
+                continue
+            rid = r.id
+            if rid in draining:
+                continue
+            load = in_flight.get(rid, 0)
+            if load < limits.get(rid, 1) and (best is None or load < best_load):
+                best, best_load = rid, load
+        return best
 
     def _take(self, replica_id: str) -> str:
         self.in_flight[replica_id] += 1
         self._seq += 1
         return replica_id
 
-    async def acquire(self, service: str, version: int, timeout_s: float | None) -> str:
-        """A slot on a replica of ``service`` ``version``; release it with ``release``."""
+    def try_acquire(self, service: str, version: int) -> str | None:
+        """A slot taken now, or None when the request must queue (``acquire`` waits)."""
         state = self._service(service)
         state.last_request_at = time.time()
-        queued_same = any(w.version == version for w in state.waiters)
-        if not queued_same:
-            rid = self._free(service, version)
-            if rid is not None:
-                return self._take(rid)
+        if state.versions.get(version):  # the ones queued for this version go first
+            return None
+        rid = self._free(service, version)
+        return self._take(rid) if rid is not None else None
+
+    async def acquire(self, service: str, version: int, timeout_s: float | None) -> str:
+        """A slot on a replica of ``service`` ``version``; release it with ``release``."""
+        rid = self.try_acquire(service, version)
+        if rid is not None:
+            return rid
+        return await self.queue(service, version, timeout_s)
+
+    async def queue(self, service: str, version: int, timeout_s: float | None) -> str:
+        """``acquire`` for a request that ``try_acquire`` could not place: it waits in its
+        service's queue (or is refused: full, or no replica will ever take it)."""
+        state = self._service(service)
+        loop = self._deadlines(state).loop
+        waiter = _Waiter(version, loop.create_future())
+        self._join(state, service, version, timeout_s, waiter)
+        # a deadline instead of asyncio.timeout + shield: queueing is the common path
+        # under load, and a slot granted as the time runs out wins (the waiter is done)
+        try:
+            rid = await waiter.future
+        except asyncio.CancelledError:
+            if _granted(waiter.future):  # the caller went away holding a slot
+                self.release(waiter.future.result(), service)  # type: ignore[arg-type]
+            raise
+        finally:
+            if not waiter.future.done():
+                waiter.future.cancel()
+            self._leave(state, waiter)
+        if rid is None:
+            raise self._timed_out(service, version, time.monotonic() - waiter.began)
+        return rid
+
+    def enqueue(self, ticket: Ticket, timeout_s: float | None) -> None:
+        """``queue`` for a caller that is called back (``Ticket``) instead of awaiting;
+        raises what ``queue`` raises when the request cannot wait."""
+        self._join(self._service(ticket.service), ticket.service, ticket.version, timeout_s,
+                   ticket)
+
+    def _join(self, state: _Service, service: str, version: int, timeout_s: float | None,
+              waiter: _Waiter | Ticket) -> None:
         self._check_can_wait(service, version)
         if len(state.waiters) >= state.queue_size:
             state.rejected += 1
@@ -183,35 +309,45 @@ class Admission:
                 details={"retry_after_s": retry, "queue_size": state.queue_size})
         budget = min(self.ready_wait_s, timeout_s) if timeout_s and timeout_s > 0 \
             else self.ready_wait_s
-        waiter = _Waiter(version, asyncio.get_running_loop().create_future())
+        deadlines = self._deadlines(state)
         state.waiters.append(waiter)
+        state.versions[version] += 1
+        waiter.queued = True
+        waiter.began = time.monotonic()
         self._ensure_ticker()
-        began = time.monotonic()
-        try:
-            async with asyncio.timeout(budget):
-                return await asyncio.shield(waiter.future)
-        except TimeoutError:
-            if _granted(waiter.future):  # a slot came just as the time ran out
-                return waiter.future.result()
-            raise self._timed_out(service, version, time.monotonic() - began) from None
-        except asyncio.CancelledError:
-            if _granted(waiter.future):  # the caller went away holding a slot
-                self.release(waiter.future.result(), service)
-            raise
-        finally:
-            if not waiter.future.done():
-                waiter.future.cancel()
-            with contextlib.suppress(ValueError):
-                state.waiters.remove(waiter)
+        deadlines.add(deadlines.loop.time() + budget, waiter, len(state.waiters))
+
+    @staticmethod
+    def _deadlines(state: _Service) -> Deadlines:
+        deadlines = state.deadlines
+        if deadlines is None or deadlines.loop.is_closed():  # (tests run one loop each)
+            deadlines = state.deadlines = Deadlines(asyncio.get_running_loop())
+        return deadlines
+
+    @staticmethod
+    def _leave(state: _Service, waiter: _Waiter | Ticket) -> None:
+        """Take a waiter out of its service's queue (once)."""
+        if not waiter.queued:
+            return
+        waiter.queued = False
+        with contextlib.suppress(ValueError):
+            state.waiters.remove(waiter)
+        left = state.versions[waiter.version] - 1
+        if left > 0:
+            state.versions[waiter.version] = left
+        else:
+            del state.versions[waiter.version]
 
     def release(self, replica_id: str, service: str = "") -> None:
         """The request on ``replica_id`` finished: its slot goes to the next waiter."""
-        if self.in_flight[replica_id] > 0:
-            self.in_flight[replica_id] -= 1
-        info = self.supervisor.get(replica_id)
-        name = service or (info.service if info is not None else "")
-        if name:
-            self._dispatch(name)
+        held = self.in_flight.get(replica_id, 0)
+        if held > 0:
+            self.in_flight[replica_id] = held - 1
+        if not service:
+            info = self.supervisor.get(replica_id)
+            service = info.service if info is not None else ""
+        if service:
+            self._dispatch(service)
 
     def observe_hold(self, service: str, seconds: float) -> None:
         """How long a request held its slot (a moving average feeds Retry-After)."""
@@ -223,15 +359,17 @@ class Admission:
     def _check_can_wait(self, service: str, version: int) -> None:
         """Raise when no replica of the version here will ever take the request."""
         mine = self._replicas(service, version)
+        for r in mine:  # the usual answer, found at the first replica
+            if r.state == "ready" or r.state in _COMING_STATES:
+                return
         if not mine:
             raise ModelportError(Kind.UNAVAILABLE, "replica.none",
                                  f"no replica of {service!r} version {version} on this runtime",
                                  "the platform is moving it; retry shortly")
-        if not any(r.state == "ready" or r.state in _COMING_STATES for r in mine):
-            why = "; ".join(f"{r.id}: {r.state} {r.message}".strip() for r in mine)
-            raise ModelportError(Kind.UNAVAILABLE, "replica.not_ready",
-                                 f"no ready replica of {service!r} version {version} ({why})",
-                                 f"see `modelport events {service}` and the replica log")
+        why = "; ".join(f"{r.id}: {r.state} {r.message}".strip() for r in mine)
+        raise ModelportError(Kind.UNAVAILABLE, "replica.not_ready",
+                             f"no ready replica of {service!r} version {version} ({why})",
+                             f"see `modelport events {service}` and the replica log")
 
     def _timed_out(self, service: str, version: int, waited: float) -> ModelportError:
         mine = self._replicas(service, version)
@@ -259,20 +397,37 @@ class Admission:
         if state is None or not state.waiters:
             return
         blocked: set[int] = set()
-        for waiter in list(state.waiters):
-            if waiter.future.done():
-                continue
-            if waiter.version in blocked:
+        waiting = len(state.versions)
+        settled: list[tuple[_Waiter | Ticket, str | ModelportError]] = []
+        granted: set[int] = set()
+        for waiter in state.waiters:
+            if not waiter.pending or waiter.version in blocked:
                 continue
             rid = self._free(service, waiter.version)
             if rid is not None:
-                waiter.future.set_result(self._take(rid))
+                settled.append((waiter, self._take(rid)))
+                granted.add(waiter.version)
                 continue
             blocked.add(waiter.version)  # later waiters of this version stay behind it
+            if waiter.version not in granted:  # (else a replica of it just took one)
+                try:
+                    self._check_can_wait(service, waiter.version)
+                except ModelportError as err:
+                    settled.append((waiter, err))
+            if len(blocked) >= waiting:
+                break  # every version waiting is blocked: the rest stay behind
+        # out of the loop: a Ticket's callback runs now and may release (and so come back
+        # here), which must not happen while the queue is being walked
+        for waiter, _ in settled:  # all out first: a nested pass must not see them again
+            self._leave(state, waiter)
+        for waiter, outcome in settled:
             try:
-                self._check_can_wait(service, waiter.version)
-            except ModelportError as err:
-                waiter.future.set_exception(err)
+                if isinstance(outcome, str):
+                    waiter.grant(outcome)
+                else:
+                    waiter.fail(outcome)
+            except Exception:  # a caller's bug must not stop the queue
+                log.exception("admission: a queued request's callback failed")
 
     def _dispatch_all(self) -> None:
         for name in list(self._services):
@@ -302,5 +457,7 @@ class Admission:
         return len(state.waiters) if state else 0
 
 
-def _granted(future: asyncio.Future[str]) -> bool:
-    return future.done() and not future.cancelled() and future.exception() is None
+def _granted(future: asyncio.Future[str | None]) -> bool:
+    return (future.done() and not future.cancelled() and future.exception() is None
+            and future.result() is not None)
+

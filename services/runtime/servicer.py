@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ from services.runtime.dispatcher import Dispatcher
 from services.runtime.observe import Observation
 from services.runtime.queue import Admission
 from services.runtime.supervisor import ReplicaInfo, Supervisor
+from services.runtime.worker_link import Reply
 from services.telemetry import logfiles
 
 
@@ -135,24 +136,45 @@ class RuntimeServicer(runtime_pb2_grpc.RuntimeServicer):
                       inputs: dict[str, Value], timeout_s: float, tensor_outputs: bool = False,
                       remaining: Callable[[], float | None] | None = None
                       ) -> tuple[str, Result]:
+        """One unary prediction (the gRPC ``Predict``): see ``_serve``."""
+        def call(rid: str, left: float | None) -> Awaitable[Result]:
+            return self.supervisor.predict(rid, request_id, inputs, left, tensor_outputs)
+
+        return await self._serve(service, version, request_id, timeout_s, remaining, call)
+
+    async def relay(self, service: str, version: int, request_id: str, inputs: Any,
+                    parts: list[Any], timeout_s: float, tensor_outputs: bool = False
+                    ) -> tuple[str, Reply]:
+        """One unary prediction that came as a frame (the data socket, ``data_socket.py``):
+        the header's ``inputs`` and the parts go to the worker as they are, and its answer
+        comes back undecoded (``Reply``). See ``_serve``."""
+        def call(rid: str, left: float | None) -> Awaitable[Reply]:
+            return self.supervisor.relay(rid, request_id, inputs, parts, left, tensor_outputs)
+
+        return await self._serve(service, version, request_id, timeout_s, None, call)
+
+    async def _serve(self, service: str, version: int, request_id: str, timeout_s: float,
+                     remaining: Callable[[], float | None] | None,
+                     call: Callable[[str, float | None], Awaitable[Any]]) -> tuple[str, Any]:
         """One unary prediction, observed (metrics, spans, request-id logs): a slot on a
-        replica, the worker round trip, the slot back. The gRPC ``Predict`` and the data
-        socket (``data_socket.py``) both come here. Raises ModelportError."""
+        replica, ``call(replica, time left)`` (the worker round trip), the slot back.
+        Raises ModelportError."""
         obs = Observation(self.metrics, service, version, request_id)
+        admission = self.dispatcher.admission
         with obs:
             try:
                 queued_at = time.monotonic()
-                rid = await obs.pick(self.dispatcher, timeout_s)
+                rid = obs.take(admission)
+                if rid is None:
+                    rid = await obs.pick(self.dispatcher, timeout_s)
                 took = time.monotonic()
                 try:
                     with obs.call(rid) as span:
-                        result = await self.supervisor.predict(
-                            rid, request_id, inputs,
-                            time_left(timeout_s, remaining() if remaining else None,
-                                      took - queued_at), tensor_outputs)
+                        result = await call(rid, time_left(
+                            timeout_s, remaining() if remaining else None, took - queued_at))
                     obs.worker(result.timings, rid, span)
                 finally:
-                    self.dispatcher.admission.observe_hold(service, time.monotonic() - took)
+                    admission.observe_hold(service, time.monotonic() - took)
                     self.dispatcher.release(rid, service)
             except ModelportError as err:
                 obs.failed(err)

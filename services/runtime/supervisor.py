@@ -30,7 +30,7 @@ import re
 import shutil
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -39,14 +39,14 @@ from opentelemetry import context as otel_context
 
 import modelport.worker
 from modelport.errors import Kind, ModelportError
-from modelport.worker.protocol import Result, Value
+from modelport.worker.protocol import Result, Value, decode_inputs
 from services.runtime import replica_log
 from services.runtime.backends import Backend, ReplicaHandle, ReplicaSpec
 from services.runtime.batching import Batcher, BatchPolicy
 from services.runtime.containment import EXIT_MEMORY_LIMIT
 from services.runtime.gpus import GpuInventory
 from services.runtime.probes import Probes, startup_failure
-from services.runtime.worker_link import describe_exit
+from services.runtime.worker_link import Reply, describe_exit
 from services.telemetry import tracing
 
 log = logging.getLogger(__name__)
@@ -295,6 +295,57 @@ class Supervisor:
         if replica.batcher is not None:
             return await replica.batcher.submit(request_id, inputs, timeout, tensor_outputs)
         return await link.predict(request_id, inputs, timeout, tensor_outputs)
+
+    def relay(self, replica_id: str, request_id: str, inputs: Any, parts: list[Any],
+              timeout_s: float | None = None, tensor_outputs: bool = False
+              ) -> Awaitable[Reply]:
+        """``predict`` for a request that arrived as a frame (the data socket): the
+        header's ``inputs`` and the parts go to the worker as they are, the answer comes
+        back undecoded: usually the link's future itself (no coroutine in between); a
+        batching replica's batcher needs Values, so they are decoded for it."""
+        replica = self._require(replica_id)
+        link = self._ready_link(replica)
+        timeout = replica.spec.timeout_s if timeout_s is None else timeout_s
+        if replica.batcher is not None:
+            return self._submit(replica.batcher, request_id, decode_inputs(inputs, parts),
+                                timeout, tensor_outputs)
+        return link.relay(request_id, inputs, parts, timeout, tensor_outputs)
+
+    def relay_call(self, replica_id: str, request_id: str, inputs: Any, parts: list[Any],
+                   timeout_s: float | None, tensor_outputs: bool,
+                   on_end: Callable[[Reply | ModelportError], None]) -> Any:
+        """``relay`` for a caller that is called back (the data socket's relay): ``on_end``
+        gets the Reply or the ModelportError once; the returned handle's ``cancel()``
+        stops the request instead. Raises ModelportError when it cannot be sent."""
+        replica = self._require(replica_id)
+        link = self._ready_link(replica)
+        timeout = replica.spec.timeout_s if timeout_s is None else timeout_s
+        if replica.batcher is None:
+            return link.relay_call(request_id, inputs, parts, timeout, tensor_outputs, on_end)
+        task = asyncio.get_running_loop().create_task(self._submit(
+            replica.batcher, request_id, decode_inputs(inputs, parts), timeout,
+            tensor_outputs))
+
+        def ended(task: asyncio.Task[Reply]) -> None:
+            if task.cancelled():
+                return
+            error = task.exception()
+            if error is None:
+                on_end(task.result())
+            elif isinstance(error, ModelportError):
+                on_end(error)
+            else:
+                log.error("batch of %s failed", replica_id, exc_info=error)
+                on_end(ModelportError(Kind.INTERNAL, "batch.internal",
+                                      f"batching failed: {type(error).__name__}: {error}"))
+
+        task.add_done_callback(ended)
+        return task
+
+    @staticmethod
+    async def _submit(batcher: Batcher, request_id: str, inputs: dict[str, Value],
+                      timeout_s: float | None, tensor_outputs: bool) -> Reply:
+        return Reply.of(await batcher.submit(request_id, inputs, timeout_s, tensor_outputs))
 
     async def predict_stream(self, replica_id: str, request_id: str, inputs: dict[str, Value],
                              timeout_s: float | None = None, on_timings: Any = None

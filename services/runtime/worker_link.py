@@ -1,10 +1,11 @@
 """The runtime's end of a worker connection, on the protocol in ``modelport/worker/protocol.py``.
 
 The runtime listens on a per-replica unix socket (``WorkerListener``) and the worker
-connects and says ``hello``. A ``WorkerLink`` then multiplexes requests by id: each
-request has its own event queue, fed by one reader task. When the connection drops or
-the process exits, every request in flight fails at once with ``worker.crashed``,
-carrying the exit code when it is known.
+connects and says ``hello``. A ``WorkerLink`` then multiplexes requests by id; frames are
+cut and handled as they arrive (``services/frame_transport.py``), each settling its
+request's future (unary) or queue (streams). When the connection drops or the process
+exits, every request in flight fails at once with ``worker.crashed``, carrying the exit
+code when it is known.
 """
 
 from __future__ import annotations
@@ -16,14 +17,16 @@ import itertools
 import logging
 import os
 import signal
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 from modelport.errors import Kind, ModelportError
 from modelport.worker import protocol as p
 from modelport.worker.protocol import BatchItem, ErrorCode, Result, Value
+from services.frame_transport import FrameProtocol
 from services.runtime.containment import EXIT_MEMORY_LIMIT
+from services.runtime.deadlines import Deadlines
 
 log = logging.getLogger(__name__)
 
@@ -123,8 +126,64 @@ def _unavailable(message: str) -> ModelportError:
                           fix="retry; the runtime restarts the model process")
 
 
+def timeout_error(request_id: str, seconds: float) -> ModelportError:
+    """``request.timeout``: the model did not answer within ``seconds`` (the link's unary,
+    stream and batch calls and the batcher all say it the same way)."""
+    return ModelportError(Kind.DEADLINE, "request.timeout",
+                          f"the model did not answer within {seconds:g}s",
+                          fix="raise the service's timeout_s, or make predict faster",
+                          details={"request_id": request_id})
+
+
+def _duplicate(request_id: str, name: str) -> ModelportError:
+    return ModelportError(Kind.CONFLICT, "request.duplicate_id",
+                          f"request {request_id!r} is already in flight on {name}",
+                          fix="use a fresh request id per request")
+
+
+class Reply:
+    """A worker's answer to a relayed predict (``WorkerLink.relay``) as it came: the
+    ``result`` header and the parts it indexes (views into the received frame), so the
+    data socket hands them on to the gateway without decoding or encoding them again."""
+
+    __slots__ = ("result", "parts", "duration_ms", "timings")
+
+    def __init__(self, result: dict[str, Any], parts: list[Any],
+                 duration_ms: float | None = None, timings: Any = None) -> None:
+        self.result = result
+        self.parts = parts
+        self.duration_ms = duration_ms
+        self.timings = timings
+
+    @classmethod
+    def of(cls, result: Result) -> Reply:
+        """A decoded Result (chunks joined here) in the same shape."""
+        parts: list[Any] = []
+        return cls(p.encode_result(result, parts), parts, result.duration_ms, result.timings)
+
+    def decoded(self) -> Result:
+        """The answer as a Result (its parts copied out of the frame)."""
+        result = p.decode_result(self.result, [bytes(x) for x in self.parts])
+        return dataclasses.replace(result, duration_ms=self.duration_ms,
+                                   timings=self.timings)
+
+
+def _plain_result(raw: Any, n_parts: int) -> bool:
+    """Whether ``raw`` is ``{json: i}`` or ``{bytes: i}`` with part i in the frame (the
+    common answer, checked without building a Result)."""
+    if type(raw) is not dict or len(raw) != 1:
+        return False
+    for tag, index in raw.items():
+        return (tag == "json" or tag == "bytes") and type(index) is int and (
+            0 <= index < n_parts)
+    return False
+
+
 class _Request:
-    """One request in flight: its events ("output" | "chunk" | "done" | "failed", payload)."""
+    """One streamed request in flight: its events ("output" | "chunk" | "done" | "failed",
+    payload) in a queue its consumer reads."""
+
+    raw = False
 
     def __init__(self, request_id: str) -> None:
         self.id = request_id
@@ -172,6 +231,7 @@ class _BatchRequest:
     straight to an ``_ItemSink``."""
 
     __slots__ = ("id", "events", "finished")
+    raw = False
 
     def __init__(self, request_id: str, sink: _ItemSink) -> None:
         self.id = request_id
@@ -179,35 +239,144 @@ class _BatchRequest:
         self.finished = False
 
 
+class _Unary:
+    """A unary request in flight (``predict``, ``relay``, ``relay_call``): the reader hands
+    it each event as its frame arrives and it settles once, with a Result (or, ``raw``,
+    a Reply) or a ModelportError: into a future, or by calling ``on_end`` at once. Its
+    deadline (the link's ``Deadlines``) times it out; the future's cancellation (or
+    ``cancel()``) cancels it in the worker. No queue, generator, task or timer per
+    request: this is every unary request's path."""
+
+    __slots__ = ("id", "link", "future", "on_end", "raw", "output", "chunks", "finished",
+                 "timeout_s", "ended")
+
+    def __init__(self, link: WorkerLink, request_id: str, future: asyncio.Future[Any] | None,
+                 raw: bool, timeout_s: float | None,
+                 on_end: Callable[[Any], None] | None = None) -> None:
+        self.id = request_id
+        self.link = link
+        self.future = future
+        self.on_end = on_end
+        self.raw = raw
+        self.output: Any = None
+        self.chunks: list[Any] = []
+        self.finished = False  # no longer tracked by the link
+        self.timeout_s = timeout_s
+        self.ended = False  # on_end was called (or cancel() made sure it never will be)
+
+    @property
+    def pending(self) -> bool:
+        """Still waiting for its answer (``Deadlines`` skips it otherwise)."""
+        return not self.finished
+
+    @property
+    def events(self) -> _Unary:
+        return self
+
+    def _settled(self) -> bool:
+        return self.ended if self.future is None else self.future.done()
+
+    def _settle(self, outcome: Any) -> None:
+        if self.future is not None:
+            if isinstance(outcome, ModelportError):
+                self.future.set_exception(outcome)
+            else:
+                self.future.set_result(outcome)
+            return
+        self.ended = True
+        try:
+            self.on_end(outcome)  # type: ignore[misc]
+        except Exception:  # the caller's bug: the connection (we are in its callback) lives
+            log.exception("%s: handling the answer to %s failed", self.link.name, self.id)
+
+    def put_nowait(self, event: tuple[str, Any]) -> None:
+        kind, payload = event
+        if self._settled():
+            return
+        if kind == "output":
+            self.output = payload
+            return
+        if kind == "chunk":
+            self.chunks.append(payload.decoded() if self.raw else payload)
+            return
+        if kind == "done":
+            duration, timings = payload
+            try:
+                outcome = self._joined(duration, timings)
+            except ModelportError as err:
+                outcome = err
+            self._settle(outcome)
+            return
+        self._settle(payload)
+
+    def _joined(self, duration: float | None, timings: Any) -> Any:
+        out = self.output
+        if self.raw:
+            if out is None:
+                out = Reply.of(_join(self.chunks, duration))
+            out.timings = timings
+            return out
+        if out is None:
+            out = _join(self.chunks, duration)
+        return dataclasses.replace(out, timings=timings) if timings else out
+
+    def expire(self) -> None:
+        """The timeout ran out: the caller hears ``request.timeout``; the worker, cancel."""
+        self.link._abandon(self)
+        if not self._settled():
+            self._settle(timeout_error(self.id, self.timeout_s or 0.0))
+
+    def ended_callback(self, future: asyncio.Future[Any]) -> None:
+        """The future is settled (or the caller cancelled it)."""
+        if not self.finished:  # cancelled by its caller: the worker drops or stops it
+            self.link._abandon(self)
+
+    def cancel(self) -> None:
+        """The caller went away (``relay_call``): no ``on_end``; the worker stops it."""
+        self.ended = True
+        self.link._abandon(self)
+
+
 class WorkerLink:
     """Requests to one connected worker, multiplexed by id.
 
-    ``exit_code`` (optional) resolves to the worker process's exit status; it lets a
-    crash report name the exit code. ``on_log`` receives each ``log`` header.
+    Frames are cut from the byte stream and handled in the connection's ``data_received``
+    (``services/frame_transport.py``): no reader task, no await per frame. ``exit_code``
+    (optional) resolves to the worker process's exit status; it lets a crash report name
+    the exit code. ``on_log`` receives each ``log`` header.
     """
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                 hello: dict[str, Any], *, name: str = "worker",
+    def __init__(self, frames: FrameProtocol, hello: dict[str, Any], *, name: str = "worker",
                  exit_code: asyncio.Future[int] | None = None,
-                 on_log: Callable[[dict[str, Any]], None] | None = None) -> None:
+                 on_log: Callable[[dict[str, Any]], None] | None = None,
+                 early: list[p.Frame] | None = None,
+                 lost: tuple[Exception | None] | None = None) -> None:
         self.name = name
         self.hello = hello
         self.ready_info: dict[str, Any] | None = None
-        self._reader = reader
-        self._writer = writer
+        self._frames = frames
         self._exit_code = exit_code
         self._on_log = on_log
-        self._write_lock = asyncio.Lock()
-        self._requests: dict[str, _Request] = {}
+        self._loop = asyncio.get_running_loop()
+        self._requests: dict[str, Any] = {}
         self._probes: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self._setup: asyncio.Future[dict[str, Any]] | None = None
         self._probe_ids = itertools.count(1)
         self._closed = asyncio.Event()
-        self._background: set[asyncio.Task[None]] = set()
         self._failure: ModelportError | None = None
         self._known_exit: int | None = None
-        self._task = asyncio.get_running_loop().create_task(self._read_loop(),
-                                                            name=f"{name}-reader")
+        #: after EOF with requests in flight: waits briefly for the exit code, then fails them
+        self._exit_wait: asyncio.Task[None] | None = None
+        #: the unary requests' timeouts, on one timer
+        self._deadlines = Deadlines(self._loop)
+        if frames.transport is not None:
+            frames.transport.set_write_buffer_limits(high=WRITE_HIGH_WATER)
+        frames.on_frame = self._dispatch
+        frames.on_lost = self._lost
+        for frame in early or ():  # what arrived after hello, before this link existed
+            self._dispatch(frame)
+        if lost is not None:
+            self._lost(lost[0])
 
     # ------------------------------------------------------------------ state
 
@@ -230,7 +399,7 @@ class WorkerLink:
         if exit_code is not None:
             self._known_exit = exit_code
         self._fail_all(exit_code)
-        self._writer.close()
+        self._frames.close()
 
     # ------------------------------------------------------------------ requests
 
@@ -243,8 +412,8 @@ class WorkerLink:
         process died, Kind.DEADLINE ``worker.setup_timeout``.
         """
         self._check_open()
-        self._setup = asyncio.get_running_loop().create_future()
-        await self._send(p.setup(config))
+        self._setup = self._loop.create_future()
+        self._send(p.setup(config))
         try:
             async with asyncio.timeout(timeout_s):
                 self.ready_info = await asyncio.shield(self._setup)
@@ -258,60 +427,41 @@ class WorkerLink:
                       timeout_s: float | None = None, tensor_outputs: bool = False) -> Result:
         """One result. A streaming model's chunks are joined: JSON chunks into one JSON
         array (spliced as raw bytes, nothing decoded), bytes chunks concatenated.
-        ``tensor_outputs``: numpy arrays may come back as raw named tensors (OIP).
-
-        The hot path of every unary request: the answer's frames are handled as they
-        arrive (``_ItemSink``) and resolve one future; no queue, generator or task.
-        """
-        self._check_open()
-        if request_id in self._requests:
-            raise ModelportError(Kind.CONFLICT, "request.duplicate_id",
-                                 f"request {request_id!r} is already in flight on {self.name}",
-                                 fix="use a fresh request id per request")
+        ``tensor_outputs``: numpy arrays may come back as raw named tensors (OIP)."""
         header, parts = p.predict(request_id, inputs, timeout_s, None, tensor_outputs)
-        try:
-            buffers = p.encode_frame(header, parts)
-        except p.FrameTooLarge as exc:
-            raise ModelportError(Kind.TOO_LARGE, "request.too_large", str(exc),
-                                 fix="send smaller inputs") from None
-        future: asyncio.Future[Result | ModelportError] = (
-            asyncio.get_running_loop().create_future())
+        return await self._unary(request_id, header, parts, timeout_s, raw=False)
 
-        def ended(_index: int, outcome: Result | ModelportError) -> None:
-            if not future.done():
-                future.set_result(outcome)
+    def relay(self, request_id: str, inputs: Any, parts: list[Any],
+              timeout_s: float | None = None, tensor_outputs: bool = False
+              ) -> Awaitable[Reply]:
+        """``predict`` for a request that arrived as a frame (the data socket): its
+        header's ``inputs`` and its parts go to the worker as they are, and the answer
+        comes back as a ``Reply`` (undecoded). Returns the request's future itself (no
+        coroutine on the hot path); cancelling it cancels the request in the worker."""
+        header: dict[str, Any] = {"kind": p.PREDICT, "id": request_id, "inputs": inputs}
+        if timeout_s is not None:
+            header["timeout_s"] = timeout_s
+        if tensor_outputs:
+            header["tensor_outputs"] = True
+        return self._unary(request_id, header, parts, timeout_s, raw=True)
 
-        req = _BatchRequest(request_id, _ItemSink(0, ended))
-        self._requests[request_id] = req  # type: ignore[assignment]
-        try:
-            try:
-                await self._write(buffers)
-            except ModelportError as write_error:
-                # the worker died under us: the reader fails this request with the exit
-                # code shortly; if it does not, report the write failure itself
-                try:
-                    async with asyncio.timeout(EXIT_CODE_WAIT_S + 1.0):
-                        await asyncio.shield(future)
-                except TimeoutError:
-                    raise write_error from None
-            try:
-                async with asyncio.timeout(timeout_s):
-                    outcome = await future
-            except TimeoutError:
-                raise ModelportError(
-                    Kind.DEADLINE, "request.timeout",
-                    f"the model did not answer within {timeout_s:g}s",
-                    fix="raise the service's timeout_s, or make predict faster",
-                    details={"request_id": request_id}) from None
-        finally:
-            if not req.finished:  # timed out or cancelled: the worker drops or stops it
-                req.finished = True
-                self._requests.pop(request_id, None)
-                if not self.closed:
-                    self._background_send(p.cancel(request_id))
-        if isinstance(outcome, ModelportError):
-            raise outcome
-        return outcome
+    def relay_call(self, request_id: str, inputs: Any, parts: list[Any],
+                   timeout_s: float | None, tensor_outputs: bool,
+                   on_end: Callable[[Reply | ModelportError], None]) -> _Unary:
+        """``relay`` for a caller without a task to await with: ``on_end(reply or
+        error)`` is called once, synchronously, as the answer (or the failure) arrives,
+        unless the returned handle's ``cancel()`` came first. Raises ModelportError when
+        the request cannot be sent (closed link, duplicate id, too large)."""
+        header: dict[str, Any] = {"kind": p.PREDICT, "id": request_id, "inputs": inputs}
+        if timeout_s is not None:
+            header["timeout_s"] = timeout_s
+        if tensor_outputs:
+            header["tensor_outputs"] = True
+        req = _Unary(self, request_id, None, True, timeout_s, on_end)
+        self._frames.write(self._register(request_id, req, header, parts))
+        if timeout_s is not None:
+            self._deadlines.add(self._loop.time() + timeout_s, req, len(self._requests))
+        return req
 
     async def predict_stream(self, request_id: str, inputs: dict[str, Value],
                              timeout_s: float | None = None,
@@ -333,7 +483,7 @@ class WorkerLink:
                     yield payload
                     taken += 1  # the consumer came back for more: the chunk has left
                     if taken >= STREAM_WINDOW // 2:
-                        await self._send_quietly(p.credit(request_id, taken))
+                        self._send_quietly(p.credit(request_id, taken))
                         taken = 0
 
     async def predict_batch(self, items: list[BatchItem], timeout_s: float | None = None,
@@ -355,10 +505,7 @@ class WorkerLink:
         ids: set[str] = set()
         for i, item in enumerate(items):
             if item.id in self._requests or item.id in ids:
-                outcomes[i] = ModelportError(
-                    Kind.CONFLICT, "request.duplicate_id",
-                    f"request {item.id!r} is already in flight on {self.name}",
-                    fix="use a fresh request id per request")
+                outcomes[i] = _duplicate(item.id, self.name)
             else:
                 ids.add(item.id)
                 live.append(i)
@@ -369,8 +516,7 @@ class WorkerLink:
                     on_outcome(i, outcome)
         if not live:
             return outcomes  # type: ignore[return-value]
-        loop = asyncio.get_running_loop()
-        all_ended = loop.create_future()
+        all_ended = self._loop.create_future()
         left = len(live)
 
         def ended(i: int, outcome: Result | ModelportError) -> None:
@@ -384,14 +530,13 @@ class WorkerLink:
 
         reqs = [_BatchRequest(items[i].id, _ItemSink(i, ended)) for i in live]
         for req in reqs:
-            self._requests[req.id] = req  # type: ignore[assignment]
+            self._requests[req.id] = req
         abandoned: list[_BatchRequest] = []
         try:
-            try:
-                await self._write(buffers)
-            except ModelportError as write_error:
-                # as in _exchange: the reader fails the items with the exit code shortly
-                self._fail_later(reqs, write_error)
+            # a write to a dead worker is dropped: the crash fails the items (exit code)
+            self._frames.write(buffers)
+            if self._frames.paused:
+                await self._frames.drain()
             try:
                 async with asyncio.timeout(timeout_s):
                     await asyncio.shield(all_ended)
@@ -400,26 +545,16 @@ class WorkerLink:
                 for req in abandoned:
                     req.finished = True
                     self._requests.pop(req.id, None)
-                    req.events.put_nowait(("failed", ModelportError(
-                        Kind.DEADLINE, "request.timeout",
-                        f"the model did not answer within {timeout_s:g}s",
-                        fix="raise the service's timeout_s, or make predict faster",
-                        details={"request_id": req.id})))
+                    req.events.put_nowait(("failed", timeout_error(req.id, timeout_s or 0.0)))
         finally:  # timed out, or this call was cancelled: the worker drops what is left
             for req in reqs:
                 if not req.finished:
                     req.finished = True
                     self._requests.pop(req.id, None)
                     abandoned.append(req)
-            if not self.closed:
-                for req in abandoned:
-                    self._background_send(p.cancel(req.id))
+            for req in abandoned:
+                self._send_quietly(p.cancel(req.id))
         return outcomes  # type: ignore[return-value]
-
-    def _background_send(self, message: tuple[dict[str, Any], list[bytes]]) -> None:
-        task = asyncio.get_running_loop().create_task(self._send_quietly(message))
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
 
     def _encode_batch(self, items: list[BatchItem], live: list[int],
                       outcomes: list[Any], timeout_s: float | None) -> list[bytes]:
@@ -439,18 +574,6 @@ class WorkerLink:
                 live[:] = [i for i in live if outcomes[i] is None]
         return []
 
-    def _fail_later(self, reqs: list[_BatchRequest], error: ModelportError) -> None:
-        """After a failed write: items still unanswered once the exit code had time to
-        arrive fail with the write error itself."""
-        def fail() -> None:
-            for req in reqs:
-                if not req.finished:
-                    req.finished = True
-                    self._requests.pop(req.id, None)
-                    req.events.put_nowait(("failed", error))
-
-        asyncio.get_running_loop().call_later(EXIT_CODE_WAIT_S + 1.0, fail)
-
     async def cancel(self, request_id: str) -> None:
         """Stop a request: it fails here at once; the worker drops it or stops it."""
         req = self._requests.pop(request_id, None)
@@ -458,16 +581,16 @@ class WorkerLink:
             req.finished = True
             req.events.put_nowait(("failed", ModelportError(
                 Kind.UNAVAILABLE, "request.cancelled", "the request was cancelled")))
-        await self._send_quietly(p.cancel(request_id))
+        self._send_quietly(p.cancel(request_id))
 
     async def health(self, timeout_s: float = 5.0) -> dict[str, Any]:
         """The worker's health reply: ``{state, busy, queued}``."""
         self._check_open()
         probe_id = f"h{next(self._probe_ids)}"
-        fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        fut: asyncio.Future[dict[str, Any]] = self._loop.create_future()
         self._probes[probe_id] = fut
         try:
-            await self._send(p.health(probe_id))
+            self._send(p.health(probe_id))
             async with asyncio.timeout(timeout_s):
                 return await fut
         except TimeoutError:
@@ -481,7 +604,7 @@ class WorkerLink:
         """Ask the worker to finish its current request and exit; True if it closed in time."""
         if self.closed:
             return True
-        await self._send_quietly(p.shutdown())
+        self._send_quietly(p.shutdown())
         try:
             async with asyncio.timeout(timeout_s):
                 await self._closed.wait()
@@ -491,56 +614,83 @@ class WorkerLink:
 
     async def close(self) -> None:
         """Drop the connection (the worker exits when it notices)."""
-        self._writer.close()
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await self._task
+        self._frames.close()
+        if self._exit_wait is not None:
+            self._exit_wait.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._exit_wait
         self._fail_all(self._known_exit)
 
     # ------------------------------------------------------------------ internals
 
-    async def _exchange(self, request_id: str, inputs: dict[str, Value],
-                        timeout_s: float | None, window: int | None = None,
-                        tensor_outputs: bool = False) -> AsyncIterator[tuple[str, Any]]:
-        """Send one predict and yield its events until done; fails, times out, cancels."""
+    def _register(self, request_id: str, req: Any, header: dict[str, Any],
+                  parts: list[Any]) -> list[Any]:
+        """What every request starts with: the link is open, the id is not in flight
+        here, the frame is within limits; then ``req`` is tracked. Returns the frame."""
         self._check_open()
         if request_id in self._requests:
-            raise ModelportError(Kind.CONFLICT, "request.duplicate_id",
-                                 f"request {request_id!r} is already in flight on {self.name}",
-                                 fix="use a fresh request id per request")
-        header, parts = p.predict(request_id, inputs, timeout_s, window, tensor_outputs)
+            raise _duplicate(request_id, self.name)
         try:
             buffers = p.encode_frame(header, parts)
         except p.FrameTooLarge as exc:
             raise ModelportError(Kind.TOO_LARGE, "request.too_large", str(exc),
                                  fix="send smaller inputs") from None
-        req = _Request(request_id)
         self._requests[request_id] = req
-        loop = asyncio.get_running_loop()
+        return buffers
+
+    def _unary(self, request_id: str, header: dict[str, Any], parts: list[Any],
+               timeout_s: float | None, raw: bool) -> Awaitable[Any]:
+        """Send one predict; the future settles with its answer, its error, or
+        ``request.timeout`` after ``timeout_s``. While the worker reads slower than we
+        write, a coroutine that waits for it first comes back instead."""
+        future = self._loop.create_future()
+        req = _Unary(self, request_id, future, raw, timeout_s)
+        # a write to a worker that just died is dropped: the crash fails the request
+        # (with the exit code) once the connection's loss is noticed
+        self._frames.write(self._register(request_id, req, header, parts))
+        if timeout_s is not None:
+            self._deadlines.add(self._loop.time() + timeout_s, req, len(self._requests))
+        future.add_done_callback(req.ended_callback)
+        return self._after_drain(future) if self._frames.paused else future
+
+    async def _after_drain(self, future: asyncio.Future[Any]) -> Any:
+        """``future``'s outcome, once the worker has read enough of what we wrote; a
+        caller that gives up meanwhile cancels it (and so the request)."""
+        try:
+            await self._frames.drain()
+        except BaseException:
+            future.cancel()
+            raise
+        return await future
+
+    def _abandon(self, req: _Unary) -> None:
+        """A unary request timed out or was cancelled here: the worker drops or stops it."""
+        if not req.finished:
+            req.finished = True
+            if self._requests.get(req.id) is req:
+                del self._requests[req.id]
+            self._send_quietly(p.cancel(req.id))
+
+    async def _exchange(self, request_id: str, inputs: dict[str, Value],
+                        timeout_s: float | None, window: int | None = None,
+                        tensor_outputs: bool = False) -> AsyncIterator[tuple[str, Any]]:
+        """Send one predict and yield its events until done; fails, times out, cancels."""
+        header, parts = p.predict(request_id, inputs, timeout_s, window, tensor_outputs)
+        req = _Request(request_id)
+        buffers = self._register(request_id, req, header, parts)
+        loop = self._loop
         deadline = None if timeout_s is None else loop.time() + timeout_s
         try:
-            try:
-                await self._write(buffers)
-            except ModelportError as write_error:
-                # the worker died under us: the reader fails this request with the exit
-                # code shortly; if it does not, report the write failure itself
-                try:
-                    async with asyncio.timeout(EXIT_CODE_WAIT_S + 1.0):
-                        event, payload = await req.events.get()
-                except TimeoutError:
-                    raise write_error from None
-                req.events.put_nowait((event, payload))
+            self._frames.write(buffers)  # dropped if the worker died: the crash fails it
+            if self._frames.paused:
+                await self._frames.drain()
             while True:
                 remaining = None if deadline is None else max(0.0, deadline - loop.time())
                 try:
                     async with asyncio.timeout(remaining):
                         event, payload = await req.events.get()
                 except TimeoutError:
-                    raise ModelportError(
-                        Kind.DEADLINE, "request.timeout",
-                        f"the model did not answer within {timeout_s:g}s",
-                        fix="raise the service's timeout_s, or make predict faster",
-                        details={"request_id": request_id}) from None
+                    raise timeout_error(request_id, timeout_s or 0.0) from None
                 if event == "failed":
                     raise payload
                 yield event, payload
@@ -550,10 +700,7 @@ class WorkerLink:
             if not req.finished:  # timed out, cancelled, or the consumer stopped early
                 req.finished = True
                 self._requests.pop(request_id, None)
-                if not self.closed:
-                    task = loop.create_task(self._send_quietly(p.cancel(request_id)))
-                    self._background.add(task)
-                    task.add_done_callback(self._background.discard)
+                self._send_quietly(p.cancel(request_id))
 
     def _check_open(self) -> None:
         if self._failure is not None:
@@ -561,66 +708,59 @@ class WorkerLink:
         if self.closed:
             raise _unavailable(f"the model process ({self.name}) is not connected")
 
-    async def _send(self, message: tuple[dict[str, Any], list[bytes]]) -> None:
+    def _send(self, message: tuple[dict[str, Any], list[bytes]]) -> None:
+        """Write one frame now (dropped when the connection is gone: whoever waits for
+        its answer is failed by the crash)."""
         header, parts = message
-        await self._write(p.encode_frame(header, parts))
+        self._frames.write(p.encode_frame(header, parts))
 
-    async def _write(self, buffers: list[bytes]) -> None:
-        try:
-            # one writelines per frame keeps frames whole; drain only over the high mark
-            self._writer.writelines(buffers)
-            if self._writer.transport.get_write_buffer_size() > WRITE_HIGH_WATER:
-                async with self._write_lock:
-                    await self._writer.drain()
-        except (ConnectionError, OSError, RuntimeError) as exc:
-            raise _unavailable(f"lost the connection to the model process: {exc}") from None
+    def _send_quietly(self, message: tuple[dict[str, Any], list[bytes]]) -> None:
+        if not self.closed:
+            self._send(message)
 
-    async def _send_quietly(self, message: tuple[dict[str, Any], list[bytes]]) -> None:
-        if self.closed:
-            return
-        with contextlib.suppress(ModelportError):
-            await self._send(message)
-
-    async def _read_loop(self) -> None:
-        try:
-            while True:
-                frame = await p.read_frame(self._reader)
-                if frame is None:
-                    break
-                self._dispatch(frame)
-        except p.ProtocolError as exc:
+    def _lost(self, exc: Exception | None) -> None:
+        """The connection ended (EOF, a socket error, or a protocol error we closed it
+        for): fail what is in flight, with the exit code if it comes soon."""
+        if isinstance(exc, p.ProtocolError):
             log.error("%s: protocol error, dropping the connection: %s", self.name, exc)
-        except (ConnectionError, OSError):
-            pass
-        finally:
-            self._writer.close()
-        code = self._known_exit
-        if code is None and self._exit_code is not None and self._requests:
-            with contextlib.suppress(TimeoutError, asyncio.CancelledError):
-                code = await asyncio.wait_for(asyncio.shield(self._exit_code), EXIT_CODE_WAIT_S)
-        self._fail_all(code)
+        if self.closed or self._exit_wait is not None:
+            return
+        if self._known_exit is None and self._exit_code is not None and self._requests:
+            self._exit_wait = self._loop.create_task(self._fail_after_exit(),
+                                                     name=f"{self.name}-lost")
+        else:
+            self._fail_all(self._known_exit)
+
+    async def _fail_after_exit(self) -> None:
+        code = None
+        assert self._exit_code is not None
+        with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+            code = await asyncio.wait_for(asyncio.shield(self._exit_code), EXIT_CODE_WAIT_S)
+        self._fail_all(code if code is not None else self._known_exit)
 
     def _fail_all(self, code: int | None) -> None:
         if code is not None:
             self._known_exit = code
         if self._failure is None:
             self._failure = crashed_error(code, during="")
-        for req in list(self._requests.values()):
+        requests = list(self._requests.values())
+        self._requests.clear()
+        for req in requests:
             req.finished = True
             req.events.put_nowait(("failed", crashed_error(code, req.id)))
-        self._requests.clear()
         for fut in self._probes.values():
             if not fut.done():
                 fut.set_exception(crashed_error(code, during="during a health check"))
         if self._setup is not None and not self._setup.done():
             self._setup.set_exception(crashed_error(code, during="during setup"))
             self._setup.exception()  # retrieved here, so an abandoned setup logs nothing
+        self._deadlines.close()
         self._closed.set()
 
     def _dispatch(self, frame: p.Frame) -> None:
         kind, header = frame.kind, frame.header
-        if kind in (p.OUTPUT, p.CHUNK, p.DONE):
-            req = self._requests.get(frame.id or "")
+        if kind == p.OUTPUT or kind == p.CHUNK or kind == p.DONE:
+            req = self._requests.get(header.get("id") or "")
             if req is None or req.finished:
                 return  # cancelled or timed out here already
             if kind == p.DONE:
@@ -635,17 +775,24 @@ class WorkerLink:
                     req.events.put_nowait(("done", (header.get("duration_ms"),
                                                     header.get("timings"))))
                 return
+            raw = header.get("result")
+            duration = header.get("duration_ms") if kind == p.OUTPUT else None
             try:
-                result = p.decode_result(header.get("result"), frame.parts)
+                if req.raw:
+                    if not _plain_result(raw, len(frame.parts)):
+                        p.decode_result(raw, frame.parts)  # raises what is wrong with it
+                    payload: Any = Reply(raw, frame.parts, duration)
+                else:
+                    payload = p.decode_result(raw, [bytes(x) for x in frame.parts])
+                    if duration is not None:
+                        payload = dataclasses.replace(payload, duration_ms=duration)
             except p.ProtocolError as exc:
                 req.finished = True
                 del self._requests[req.id]
                 req.events.put_nowait(("failed", ModelportError(
                     Kind.INTERNAL, "worker.protocol_error", str(exc))))
                 return
-            if kind == p.OUTPUT and header.get("duration_ms") is not None:
-                result = dataclasses.replace(result, duration_ms=header["duration_ms"])
-            req.events.put_nowait(("output" if kind == p.OUTPUT else "chunk", result))
+            req.events.put_nowait(("output" if kind == p.OUTPUT else "chunk", payload))
         elif kind == p.HEALTH:
             fut = self._probes.get(frame.id or "")
             if fut is not None and not fut.done():
@@ -706,30 +853,55 @@ def _join(chunks: list[Result], duration: float | None) -> Result:
 # ---------------------------------------------------------------------- listening
 
 
+class _Arrival:
+    """A worker's connection until its WorkerLink exists: the first frame (its hello) is
+    awaited, later frames (logs) are kept in order for the link, and a loss is noted."""
+
+    def __init__(self) -> None:
+        self.frames = FrameProtocol(self._frame, self._lost)
+        self.hello: asyncio.Future[p.Frame | None] = asyncio.get_running_loop().create_future()
+        self.early: list[p.Frame] = []
+        self.lost: tuple[Exception | None] | None = None
+
+    def _frame(self, frame: p.Frame) -> None:
+        if not self.hello.done():
+            self.hello.set_result(frame)
+        else:
+            self.early.append(frame)
+
+    def _lost(self, exc: Exception | None) -> None:
+        self.lost = (exc,)
+        if not self.hello.done():
+            if isinstance(exc, p.ProtocolError):
+                self.hello.set_exception(exc)
+            else:
+                self.hello.set_result(None)
+
+
 class WorkerListener:
     """A unix socket the worker connects to; ``accept`` waits for it and its ``hello``."""
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self._server: asyncio.AbstractServer | None = None
-        self._conn: asyncio.Queue[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = (
-            asyncio.Queue())
+        self._conn: asyncio.Queue[_Arrival] = asyncio.Queue()
 
     @classmethod
     async def open(cls, path: Path) -> WorkerListener:
         self = cls(path)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.path)
-        self._server = await asyncio.start_unix_server(self._connected, path=str(self.path))
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_unix_server(self._connected, path=str(self.path))
         os.chmod(self.path, 0o600)
         return self
 
-    async def _connected(self, reader: asyncio.StreamReader,
-                         writer: asyncio.StreamWriter) -> None:
+    def _connected(self) -> asyncio.Protocol:
         if not self._conn.empty():
-            writer.close()  # one worker per socket
-            return
-        self._conn.put_nowait((reader, writer))
+            return _Refused()  # one worker per socket
+        arrival = _Arrival()
+        self._conn.put_nowait(arrival)
+        return arrival.frames
 
     async def accept(self, timeout_s: float | None = None, *, name: str = "worker",
                      exit_code: asyncio.Future[int] | None = None,
@@ -737,8 +909,8 @@ class WorkerListener:
         """Wait for the worker to connect and say hello; raises on timeout or a bad hello."""
         try:
             async with asyncio.timeout(timeout_s):
-                reader, writer = await self._conn.get()
-                frame = await p.read_frame(reader)
+                arrival = await self._conn.get()
+                frame = await asyncio.shield(arrival.hello)
         except TimeoutError:
             raise ModelportError(Kind.DEADLINE, "worker.start_timeout",
                                  f"the model process did not connect within {timeout_s:g}s",
@@ -747,18 +919,18 @@ class WorkerListener:
             raise ModelportError(Kind.UNAVAILABLE, "worker.protocol_error",
                                  f"bad first message from the model process: {exc}") from None
         if frame is None or frame.kind != p.HELLO:
-            writer.close()
+            arrival.frames.close()
             raise ModelportError(Kind.UNAVAILABLE, "worker.protocol_error",
                                  "the model process did not say hello")
         version = frame.header.get("protocol")
         if version != p.PROTOCOL_VERSION:
-            writer.close()
+            arrival.frames.close()
             raise ModelportError(Kind.UNAVAILABLE, "worker.protocol_mismatch",
                                  f"the worker speaks protocol {version}, the runtime "
                                  f"{p.PROTOCOL_VERSION}",
                                  fix="reinstall the worker shim (restart the runtime)")
-        return WorkerLink(reader, writer, frame.header, name=name, exit_code=exit_code,
-                          on_log=on_log)
+        return WorkerLink(arrival.frames, frame.header, name=name, exit_code=exit_code,
+                          on_log=on_log, early=arrival.early, lost=arrival.lost)
 
     async def close(self) -> None:
         if self._server is not None:
@@ -768,6 +940,13 @@ class WorkerListener:
             self._server = None
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.path)
+
+
+class _Refused(asyncio.Protocol):
+    """A second connection to a replica's socket: closed at once."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        transport.close()
 
 
 async def accept_unless_exited(listener: WorkerListener, timeout_s: float, name: str,

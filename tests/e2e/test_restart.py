@@ -60,7 +60,12 @@ def test_services_survive_restart(tmp_path: Path) -> None:
         assert body["data"]["label"] == "setosa" and body["metadata"]["version"] == 1
         with modelport.Client(plat.url) as c:
             assert [v["number"] for v in c.versions("survivor")] == [1]
-            assert c.get("survivor")["phase"] == "running"
+            # the registry observes the replica on its next reconcile, which may come just
+            # after the first answer: its phase is eventually "running", not at once
+            deadline = time.monotonic() + 30
+            while (phase := c.get("survivor")["phase"]) != "running":
+                assert time.monotonic() < deadline, f"phase stayed {phase!r} after restart"
+                time.sleep(0.2)
         assert sorted(p.name for p in (home / "envs").iterdir()) == envs_before
     finally:
         plat.stop()

@@ -14,7 +14,7 @@ from services.runtime import replica_log
 from services.runtime.backends.process import ProcessBackend
 from services.runtime.supervisor import Supervisor
 from services.telemetry import logfiles
-from tests.runtime.support import make_spec, run, wait_state
+from tests.runtime.support import log_text, make_spec, run, wait_state
 
 MAX = 50_000
 
@@ -37,6 +37,8 @@ def test_worker_output_is_stamped_rotated_and_read_back(
                 result = await sup.predict("noisy-1", f"r{i}", {"text": Value.of_text(f"t{i}")})
                 assert result.decoded() == {"ok": f"t{i}"}
             d = tmp_path / "work" / "replicas" / "noisy-1"
+            # stdout reaches the log through its own pipe, which may trail the answer
+            await log_text(d / "replica.log", "NOISY-MARKER t2")
             files = logfiles.files_oldest_first(d / "replica.log")
             assert [f.name for f in files] == ["replica.log.2", "replica.log.1", "replica.log"]
             assert all(f.stat().st_size <= MAX for f in files)

@@ -71,3 +71,16 @@ async def gone(pid: int, timeout_s: float = 5.0) -> bool:
             return False
         await asyncio.sleep(0.02)
     return True
+
+
+async def log_text(path: Path, *needles: str, timeout_s: float = 10.0) -> str:
+    """The log's text once it holds every needle (it arrives through the worker's stdout
+    pipe, which may trail the answer on the socket); fails after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        text = path.read_text()
+        if all(n in text for n in needles):
+            return text
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{path} never held {needles}: ...{text[-2000:]}")
+        await asyncio.sleep(0.02)

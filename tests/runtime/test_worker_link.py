@@ -15,7 +15,7 @@ from modelport.errors import Kind, ModelportError
 from modelport.worker.protocol import Result, Value
 from services.runtime.backends import ReplicaSpec
 from services.runtime.backends.process import ProcessBackend, ProcessReplica
-from tests.runtime.support import make_spec, run
+from tests.runtime.support import log_text, make_spec, run
 
 
 @contextlib.asynccontextmanager
@@ -63,7 +63,7 @@ def test_user_exception_is_a_model_error_with_the_traceback_in_the_log(
             assert err.value.message == "ValueError: bad input: 3"
             assert "Traceback" not in str(err.value)  # tracebacks stay in the log
             assert "req-42" in err.value.fix
-            log = w.log_path.read_text()
+            log = await log_text(w.log_path, "request req-42 failed")
             assert "request req-42 failed" in log and "Traceback (most recent call last)" in log
             assert 'raise ValueError(f"bad input: {x}")' in log
             # the worker is still serving
@@ -245,7 +245,7 @@ def test_file_contract_round_trip(shim_root: Path, tmp_path: Path) -> None:
             assert out["image_bytes"] == 3 and out["text"] == "a text input"
             # `python` in the entrypoint is the environment's python
             assert out["python"] == str(Path(sys.executable).parent / "python")
-            assert "inference.py: a line on stderr" in w.log_path.read_text()
+            await log_text(w.log_path, "inference.py: a line on stderr")
         assert (spec.package_dir / "2.txt").read_bytes() == original
         assert (spec.package_dir / "output" / "output.json").read_text() == '{"stale": true}\n'
 
@@ -281,7 +281,7 @@ def test_stdout_noise_does_not_disturb_the_protocol(shim_root: Path, tmp_path: P
         async with worker(make_spec("prints_to_stdout", tmp_path), shim_root, tmp_path) as w:
             result = await w.link.predict("r", {"text": Value.of_text("x")})
             assert result.decoded() == {"ok": "x"}
-            assert "NOISY-MARKER x" in w.log_path.read_text()
+            await log_text(w.log_path, "NOISY-MARKER x")
 
     run(main())
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import random
 import socket
 import struct
 import threading
@@ -83,6 +84,38 @@ def test_golden_file_decodes_back(name: str) -> None:
     frame = p.decode_frame((GOLDEN / f"{name}.bin").read_bytes())
     assert frame.header == json.loads(json.dumps(header))
     assert frame.parts == [bytes(x) for x in parts]
+
+
+@pytest.mark.parametrize("name", sorted(FRAMES))
+def test_stdlib_json_writes_and_reads_the_golden_bytes(name: str,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """A model's environment has no orjson: the shim's own encoder and decoder must give
+    the same frames."""
+    monkeypatch.setattr(p, "_orjson", None)
+    golden = (GOLDEN / f"{name}.bin").read_bytes()
+    assert p.frame_bytes(*FRAMES[name]) == golden
+    assert p.decode_frame(golden).header == json.loads(json.dumps(FRAMES[name][0]))
+
+
+@pytest.mark.parametrize("raw", [b"", b"{", b'{"kind":"x"} trailing', b"\xff{}", b"[1,]"])
+def test_stdlib_header_decoder_refuses_what_json_refuses(
+        raw: bytes, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(p, "_orjson", None)
+    with pytest.raises(p.ProtocolError, match="not UTF-8 JSON"):
+        p.parse_header(raw)
+
+
+def test_stdlib_header_decoder_allows_whitespace(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(p, "_orjson", None)
+    assert p.parse_header(b' { "kind" : "health", "id": "h" }\n')[0] == {"kind": "health",
+                                                                          "id": "h"}
+
+
+def test_json_results_refuse_circular_values_with_a_value_error() -> None:
+    loop: list = []
+    loop.append(loop)
+    with pytest.raises(ValueError, match="Circular reference"):
+        p.dumps_json(loop)
 
 
 def test_every_message_kind_has_a_golden_frame() -> None:
@@ -230,3 +263,57 @@ def test_asyncio_helpers_round_trip() -> None:
         wb.close()
 
     asyncio.run(main())
+
+
+def _send_in_pieces(sock: socket.socket, data: bytes, seed: int) -> None:
+    """Write ``data`` in random-sized pieces, so frames straddle the receiver's reads."""
+    rng = random.Random(seed)
+    pos = 0
+    while pos < len(data):
+        n = rng.choice([1, 3, 4, 5, 100, 4096, 70000, 300000])
+        sock.sendall(data[pos:pos + n])
+        pos += n
+    sock.close()
+
+
+def test_socket_channel_cuts_frames_from_any_split_of_the_stream() -> None:
+    rng = random.Random(7)
+    messages = []
+    for i in range(120):
+        parts = [os.urandom(rng.choice([0, 1, 50, 5000, 70000, 200000]))
+                 for _ in range(rng.randrange(4))]
+        header = {"kind": "predict", "id": f"r{i}", "pad": "é" * rng.choice([0, 10, 3000])}
+        messages.append((header, parts))
+    # one header larger than the receive buffer: the buffer grows for it, then shrinks
+    messages.append(({"kind": "predict", "id": "huge", "pad": "x" * 600_000}, [b"tail"]))
+    messages.append(({"kind": "done", "id": "last"}, []))
+    data = b"".join(p.frame_bytes(h, parts) for h, parts in messages)
+    a, b = socket.socketpair()
+    sender = threading.Thread(target=_send_in_pieces, args=(a, data, 3))
+    sender.start()
+    channel = p.SocketChannel(b)
+    got = []
+    while (frame := channel.recv()) is not None:
+        got.append(frame)
+    sender.join()
+    assert [f.header for f in got] == [h for h, _ in messages]
+    assert [[bytes(x) for x in f.parts] for f in got] == [parts for _, parts in messages]
+    assert all(isinstance(x, bytearray) for f in got for x in f.parts)  # writable inputs
+    channel.close()
+
+
+def test_socket_channel_next_frame_never_blocks() -> None:
+    a, b = socket.socketpair()
+    channel = p.SocketChannel(b)
+    data = p.frame_bytes(*p.output("r", Result.of_bytes(b"x" * 100_000)))
+    a.sendall(data[:50_000])
+    assert channel.fill()
+    assert channel.next_frame() is None and channel.partial()
+    a.sendall(data[50_000:])
+    while (frame := channel.next_frame()) is None:
+        assert channel.fill()
+    assert frame.kind == "output" and bytes(frame.parts[0]) == b"x" * 100_000
+    assert not channel.partial()
+    a.close()
+    assert not channel.fill()
+    channel.close()

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from modelport.worker import protocol as p
 from modelport.worker.protocol import Value
-from modelport.worker.shim import EXIT_SETUP_FAILED
+from modelport.worker.shim import EXIT_SETUP_FAILED, PARK_AFTER_S
 from tests.worker.support import ShimProcess
 
 Start = Callable[..., ShimProcess]
@@ -165,3 +165,67 @@ def test_file_contract_kind_through_the_shim(shim: Start) -> None:
     output = worker.recv_until("output", "r")[-1]
     assert p.decode_result(output.header["result"], output.parts).decoded()["image_bytes"] == 3
     assert "inference.py: a line on stderr" in worker.log_text()
+
+
+# ---------------------------------------------------------------------- reading on two threads
+# The main thread reads while no model code runs; the watch thread reads while a call runs
+# long (or at once for setup, batches and streams). These drive both paths.
+
+
+def test_health_is_answered_during_a_call_that_starts_after_the_watcher_parked(
+        shim: Start) -> None:
+    worker = shim("slow")
+    worker.setup()
+    time.sleep(PARK_AFTER_S + 0.5)  # idle: the watch thread sleeps until the next call
+    worker.send(p.predict("late", {"seconds": Value.of_json(1.0)}))
+    time.sleep(0.2)
+    worker.send(p.health("h"))
+    reply = worker.recv_until("health")[-1]
+    assert reply.header["busy"] == "late" and reply.header["queued"] == 0
+    assert worker.recv_until("done", "late")[-1].header.get("error") is None
+
+
+def test_cancel_reaches_a_running_stream(shim: Start) -> None:
+    worker = shim("streaming")
+    worker.setup()
+    worker.send(p.predict("s", {"n": Value.of_json(10000), "delay": Value.of_json(0.01)}))
+    assert worker.recv_until("chunk", "s")[-1].kind == "chunk"
+    worker.send(p.cancel("s"))
+    done = worker.recv_until("done", "s")[-1]
+    assert done.header["error"]["code"] == p.ErrorCode.CANCELLED
+
+
+def test_frames_written_together_are_all_answered_in_order(shim: Start) -> None:
+    worker = shim("echo")
+    worker.setup()
+    ids = [f"r{i}" for i in range(40)]
+    data = b"".join(p.frame_bytes(*p.predict(i, {"text": Value.of_text(i)})) for i in ids)
+    worker.channel.sock.sendall(data + p.frame_bytes(*p.health("h")))
+    frames = worker.recv_until("done", ids[-1])
+    assert [f.id for f in frames if f.kind == "done"] == ids
+    assert all("error" not in f.header for f in frames if f.kind == "done")
+    if not any(f.kind == "health" for f in frames):  # answered as soon as it is read
+        frames = worker.recv_until("health")
+    assert [f.header for f in frames if f.kind == "health"][0]["queued"] <= len(ids)
+
+
+def test_a_frame_arriving_in_small_pieces(shim: Start) -> None:
+    worker = shim("echo")
+    worker.setup()
+    data = p.frame_bytes(*p.predict("slowly", {"text": Value.of_text("x" * 300),
+                                               "blob": Value.of_bytes(bytes(range(256)))}))
+    for i in range(0, len(data), 7):
+        worker.channel.sock.sendall(data[i:i + 7])
+        time.sleep(0.001)
+    output = worker.recv_until("output", "slowly")[-1]
+    assert p.decode_result(output.header["result"], output.parts).decoded()["blob_len"] == 256
+
+
+def test_the_worker_exits_when_the_runtime_goes_away_during_a_long_call(shim: Start) -> None:
+    worker = shim("slow")
+    worker.setup()
+    worker.send(p.predict("stuck", {"seconds": Value.of_json(60)}))
+    time.sleep(0.3)  # the model is inside time.sleep: only the watch thread can see EOF
+    worker.channel.close()
+    assert worker.proc.wait(timeout=10) == 0
+    assert "exiting without waiting for the model" in worker.log_text()

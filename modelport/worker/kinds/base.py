@@ -16,11 +16,9 @@ from __future__ import annotations
 
 import base64
 import binascii
-import contextlib
 import dataclasses
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 from ..protocol import ErrorCode, Result, dumps_json
@@ -47,6 +45,61 @@ def invalid_input(message: str) -> ShimError:
     return ShimError(ErrorCode.INVALID_INPUT, "InvalidInput", message)
 
 
+_FLAG_LOCK = threading.Lock()
+
+
+def ms3(seconds: float) -> float:
+    """Seconds (>= 0) as milliseconds to 3 decimals; round() is several times slower,
+    and every request times five phases."""
+    return int(seconds * 1000000.0 + 0.5) / 1000.0
+
+
+class Flag:
+    """A flag that is set once (a request's cancellation): ``set``/``is_set``/``wait`` as on
+    threading.Event, which costs a Condition and a lock per request; a Flag builds its
+    Event only if something waits on it."""
+
+    __slots__ = ("_set", "_event")
+
+    def __init__(self) -> None:
+        self._set = False
+        self._event: threading.Event | None = None
+
+    def set(self) -> None:
+        self._set = True
+        event = self._event
+        if event is not None:
+            event.set()
+
+    def is_set(self) -> bool:
+        return self._set
+
+    def wait(self, timeout: float | None = None) -> bool:
+        if self._event is None:
+            with _FLAG_LOCK:
+                if self._event is None:
+                    self._event = threading.Event()
+        if self._set:  # set before the Event existed
+            self._event.set()
+        return self._event.wait(timeout)
+
+
+class _Phase:
+    """``with ctx.phase(name):`` (a class, not a generator: it runs for every request)."""
+
+    __slots__ = ("ctx", "name", "start")
+
+    def __init__(self, ctx: RequestContext, name: str) -> None:
+        self.ctx = ctx
+        self.name = name
+
+    def __enter__(self) -> None:
+        self.start = time.monotonic()
+
+    def __exit__(self, *exc: object) -> None:
+        self.ctx.add_phase(self.name, self.start, time.monotonic())
+
+
 class RequestContext:
     """One request as the adapter sees it: its id, its deadline, a cancel flag, and the
     stream window (chunks it may send ahead of the runtime's credit; None = no limit)."""
@@ -60,38 +113,39 @@ class RequestContext:
         self.id = request_id
         self.timeout_s = timeout_s
         self.started = time.monotonic()
-        self.cancelled = threading.Event()
+        self.cancelled = Flag()
         self.window = window
         self._sent = 0
         self._credit = 0
-        self._flow = threading.Condition()
+        #: only a windowed stream waits for credit
+        self._flow = threading.Condition() if window is not None else None
         #: wall clock at arrival and the measured phases: the ``done`` frame's timings
         self.t0 = time.time()
         self.phases: list[list[Any]] = []
 
-    @contextlib.contextmanager
-    def phase(self, name: str) -> Iterator[None]:
+    def phase(self, name: str) -> _Phase:
         """``with ctx.phase("predict"):`` times a stage of the request for its trace."""
-        start = time.monotonic()
-        try:
-            yield
-        finally:
-            self.add_phase(name, start, time.monotonic())
+        return _Phase(self, name)
 
     def add_phase(self, name: str, start: float, end: float) -> None:
-        self.phases.append([name, round((start - self.started) * 1000.0, 3),
-                            round((end - start) * 1000.0, 3)])
+        self.phases.append([name, ms3(start - self.started), ms3(end - start)])
 
     def timings(self) -> dict[str, Any]:
         return {"t0": self.t0, "phases": self.phases}
 
     def add_credit(self, n: int) -> None:
+        if self._flow is None:
+            self._credit += n
+            return
         with self._flow:
             self._credit += n
             self._flow.notify_all()
 
     def may_send(self) -> bool:
         """Wait until one more chunk fits in the window; False once the request is cancelled."""
+        if self._flow is None:
+            self._sent += 1
+            return not self.cancelled.is_set()
         with self._flow:
             while (self.window is not None and self._sent - self._credit >= self.window
                    and not self.cancelled.is_set()):
@@ -133,7 +187,7 @@ def to_result(value: Any) -> Result:
     if isinstance(value, (bytes, bytearray, memoryview)):
         return Result.of_bytes(bytes(value))
     try:
-        return Result("json", dumps_json(value, default=json_default))
+        return Result._checked("json", dumps_json(value, default=json_default))
     except (TypeError, ValueError) as exc:
         raise ShimError(
             ErrorCode.OUTPUT_INVALID, "OutputNotSerializable",

@@ -39,6 +39,8 @@ from .base import (
 )
 
 TYPES = ("text", "image", "file", "json", "number", "tensor")
+#: what predict may return that is never a stream (checked by exact type, quickly)
+_PLAIN_RESULTS = frozenset((str, int, float, bool, type(None), dict, list, tuple, bytes))
 
 #: Open Inference Protocol datatype -> numpy dtype name
 OIP_DTYPES = {
@@ -106,6 +108,7 @@ class Adapter:
         if not isinstance(specs, list):
             raise ConfigError("\"input\" must be a list of {name, type}")
         self.inputs = [InputSpec(i, raw) for i, raw in enumerate(specs)]
+        self._declared = {spec.name: spec for spec in self.inputs}
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -159,15 +162,28 @@ class Adapter:
     # ------------------------------------------------------------------ requests
 
     def predict(self, inputs: dict[str, Value], ctx: RequestContext) -> Any:
-        with ctx.phase("preprocess"):
+        now = time.monotonic
+        start = now()
+        try:
             kwargs = self.convert_inputs(inputs)
-        with ctx.phase("predict"):
+        finally:
+            ctx.add_phase("preprocess", start, now())
+        start = now()
+        try:
             out = self.predict_fn(**kwargs)
             if inspect.iscoroutine(out):
                 import asyncio
 
                 out = asyncio.run(out)
+        finally:
+            ctx.add_phase("predict", start, now())
         encode = _encode_tensors if ctx.tensor_outputs else to_result
+        if type(out) in _PLAIN_RESULTS:  # the common case, without the stream checks
+            start = now()
+            try:
+                return encode(out)
+            finally:
+                ctx.add_phase("postprocess", start, now())
         if inspect.isasyncgen(out):
             return _results(_sync_iter(out), encode)
         if inspect.isgenerator(out) or (
@@ -232,8 +248,8 @@ class Adapter:
     def convert_inputs(self, inputs: dict[str, Value]) -> dict[str, Any]:
         if not self.inputs:
             return {name: _plain(name, value) for name, value in inputs.items()}
-        declared = {spec.name: spec for spec in self.inputs}
-        unknown = sorted(set(inputs) - set(declared))
+        declared = self._declared
+        unknown = sorted(name for name in inputs if name not in declared)
         if unknown:
             raise invalid_input(
                 f"unexpected input {', '.join(repr(n) for n in unknown)}; this model takes: "

@@ -16,9 +16,11 @@ import grpc
 from modelport.errors import ModelportError, invalid, too_large
 from modelport.inference import grpc_predict_v2_pb2 as pb
 from modelport.inference import grpc_predict_v2_pb2_grpc as pb_grpc
-from services.gateway import tensors as tz
 from services.gateway.oip import OipModels
 from services.grpc_errors import abort
+from services.lazy import lazy_module
+
+tz = lazy_module("services.gateway.tensors")  # numpy (10 MB) with the first OIP request
 
 SERVICE_NAME = "inference.GRPCInferenceService"
 

@@ -42,7 +42,12 @@ async def handle_modelport_error(request: Request, exc: Exception) -> Response:
 
 
 async def handle_unexpected(request: Request, exc: Exception) -> Response:
-    rid = request.headers.get("x-request-id") or uuid.uuid4().hex
-    log.exception("unhandled error on %s %s (request id %s)", request.method, request.url.path,
-                  rid)
+    return unexpected_response(request.method, request.url.path,
+                               request.headers.get("x-request-id") or uuid.uuid4().hex)
+
+
+def unexpected_response(method: str, path: str, rid: str) -> Response:
+    """A bug: logged with its traceback (call it inside ``except``), answered as a bare 500
+    that quotes the request id."""
+    log.exception("unhandled error on %s %s (request id %s)", method, path, rid)
     return error_response(ModelportError(Kind.INTERNAL, "internal", "internal error"), rid)

@@ -25,6 +25,8 @@ from services.gateway.routing import VERSION_HEADER, pinned_version
 from services.gateway.streaming import sse
 
 BINARY_TYPES = {"image", "file"}
+#: media types decoded as a JSON object of inputs ("": a Content-Type with no type)
+JSON_TYPES = ("application/json", "")
 
 
 def _value(name: str, type_: str, raw: Any, source: str) -> inference_pb2.InputValue:
@@ -71,12 +73,43 @@ def _types(route: Route) -> dict[str, str]:
     return {i["name"]: i["type"] for i in route.inputs}
 
 
-async def decode(request: Request, route: Route, max_body: int) -> list[inference_pb2.InputValue]:
-    ctype = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
-    declared = int(request.headers.get("content-length") or 0)
+def content_type(value: str | None) -> str:
+    """The media type of a Content-Type header, lowercased; absent means JSON."""
+    return (value if value is not None else "application/json").split(";")[0].strip().lower()
+
+
+def check_declared_length(value: str | None, max_body: int) -> None:
+    """A Content-Length over the limit is refused before any of the body is read."""
+    declared = int(value or 0)
     if declared > max_body:
         raise too_large("request.too_large", f"request body is {declared} bytes; the limit is "
                         f"{max_body}", "send a smaller input or use an async task")
+
+
+def body_too_large(limit: int) -> ModelportError:
+    return too_large("request.too_large", f"request body exceeds the {limit}-byte limit",
+                     "send a smaller input or use an async task")
+
+
+def decode_json(body: bytes, route: Route) -> list[inference_pb2.InputValue]:
+    """A JSON body (an object keyed by input name) as wire values, by declared type."""
+    types = _types(route)
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise invalid("request.invalid_json", f"request body is not valid JSON: {exc}",
+                      "send a JSON object keyed by input name") from None
+    if not isinstance(doc, dict):
+        raise invalid("request.not_an_object", "JSON body must be an object keyed by input "
+                      "name", "send {" + ", ".join(f'"{n}": ...' for n in types) + "}")
+    if route.interface.get("kind") == "modelarts":  # as sent: see decode()
+        return [inference_pb2.InputValue(name=k, json=orjson.dumps(v)) for k, v in doc.items()]
+    return [_value(k, types.get(k, "json"), v, "json") for k, v in doc.items()]
+
+
+async def decode(request: Request, route: Route, max_body: int) -> list[inference_pb2.InputValue]:
+    ctype = content_type(request.headers.get("content-type"))
+    check_declared_length(request.headers.get("content-length"), max_body)
     types = _types(route)
     # ModelArts code receives the request as sent (files with their names, fields as
     # text, the JSON body as parsed): its `apis` schema describes, it does not convert
@@ -96,18 +129,8 @@ async def decode(request: Request, route: Route, max_body: int) -> list[inferenc
             out.append(value)
         return out
     body = await _read_limited(request, max_body)
-    if ctype in ("application/json", ""):
-        try:
-            doc = orjson.loads(body)
-        except orjson.JSONDecodeError as exc:
-            raise invalid("request.invalid_json", f"request body is not valid JSON: {exc}",
-                          "send a JSON object keyed by input name") from None
-        if not isinstance(doc, dict):
-            raise invalid("request.not_an_object", "JSON body must be an object keyed by input "
-                          "name", "send {" + ", ".join(f'"{n}": ...' for n in types) + "}")
-        if as_sent:
-            return [inference_pb2.InputValue(name=k, json=orjson.dumps(v)) for k, v in doc.items()]
-        return [_value(k, types.get(k, "json"), v, "json") for k, v in doc.items()]
+    if ctype in JSON_TYPES:
+        return decode_json(body, route)
     if ctype in ("text/plain", "application/octet-stream"):
         if len(types) != 1:
             raise invalid("request.single_input_only", f"{ctype} bodies work only for services "
@@ -125,18 +148,18 @@ async def _read_limited(request: Request, limit: int) -> bytes:
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise too_large("request.too_large", f"request body exceeds the {limit}-byte limit",
-                            "send a smaller input or use an async task")
+            raise body_too_large(limit)
         chunks.append(chunk)
     return b"".join(chunks)
 
 
 def envelope(res: InferenceResult) -> bytes:
+    is_json = res.output.HasField("json")
     meta = orjson.dumps({"duration": round(res.total_ms, 3), "worker_duration":
                          round(res.worker_ms, 3), "request_id": res.request_id,
                          "version": res.version,
-                         "content_type": "json" if res.output.HasField("json") else "bytes"})
-    if res.output.HasField("json"):
+                         "content_type": "json" if is_json else "bytes"})
+    if is_json:
         data = res.output.json
     else:
         data = orjson.dumps(base64.b64encode(res.output.data).decode())
@@ -165,9 +188,14 @@ class InferEndpoint:
                                              route)
         except ModelportError as err:
             return error_response(err, rid)
-        headers = {"X-Request-ID": rid, "X-Model-Version": str(res.version)}
-        if request.headers.get("accept") == "application/octet-stream" and res.output.HasField(
-                "data"):
-            return Response(res.output.data, headers=headers,
-                            media_type="application/octet-stream")
-        return Response(envelope(res), headers=headers, media_type="application/json")
+        body, media_type = answer_body(res, request.headers.get("accept"))
+        return Response(body, headers={"X-Request-ID": rid, "X-Model-Version": str(res.version)},
+                        media_type=media_type)
+
+
+def answer_body(res: InferenceResult, accept: str | None) -> tuple[bytes, str]:
+    """The success body and its media type: the envelope, or the raw bytes when the client
+    accepts only ``application/octet-stream`` and the model returned bytes."""
+    if accept == "application/octet-stream" and res.output.HasField("data"):
+        return res.output.data, "application/octet-stream"
+    return envelope(res), "application/json"
