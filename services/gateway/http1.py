@@ -70,8 +70,11 @@ class HttpProtocol(HttpToolsProtocol):
     """``uvicorn.Config(http=HttpProtocol)``: httptools, each cycle's head sent with its body."""
 
     def on_headers_complete(self) -> None:
-        before = self.cycle
+        # uvicorn's cycle/transport attributes are internals: should a later uvicorn
+        # rename them, this degrades to uvicorn's own two writes instead of failing
+        before = getattr(self, "cycle", None)
         super().on_headers_complete()
-        cycle = self.cycle
-        if cycle is not before and cycle is not None:  # a new request (not an upgrade)
+        cycle = getattr(self, "cycle", None)
+        if (cycle is not before and cycle is not None  # a new request (not an upgrade)
+                and getattr(cycle, "transport", None) is self.transport):
             cycle.transport = HeadWithBody(self.transport, self.loop)  # type: ignore[assignment]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import gc
 import json
 import logging
 import signal
@@ -160,6 +161,9 @@ async def serve(settings: GatewaySettings) -> None:
             {"http_port": port, "grpc_port": grpc_server.bound_port}))
     log.info("gateway serving http://%s:%d and gRPC %s:%d", settings.host, port, settings.host,
              grpc_server.bound_port)
+    # as in the runtime: what start-up built lives as long as the process, so a full
+    # collection need not walk it while requests wait (a p99 cost under load)
+    gc.freeze()
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -9,7 +9,13 @@ The policy, adaptive to the worker's load:
 
 - **idle worker** (no batch of this replica in flight): the requests waiting are sent at
   the next turn of the event loop, so a lone request does not wait at all, and requests
-  that arrived in the same instant still go together;
+  that arrived in the same instant still go together. One exception, for callers that
+  come straight back: when the last batch ended less than its own run time ago, its
+  callers are probably sending their next requests right now (a client pool, a gateway
+  answering them one by one), so the batcher holds for up to as many requests as that
+  batch had, at most ``min(max_latency_ms, that batch's run time)``. Without this hold a
+  model with a fixed cost per call is fed the first returning request alone, and the
+  rest queue behind that call: batches stay small and every caller waits longer;
 - **busy worker**: requests accumulate while the running batch runs and go as one batch
   the moment it finishes, which is when the worker could start them anyway;
 - at **max_batch_size** waiting, a batch goes at once, whatever the worker is doing;
@@ -115,6 +121,11 @@ class Batcher:
         self._timer_at = 0.0
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closed: ModelportError | None = None
+        #: the last batch: its size and run time, and when the worker went idle after it
+        #: (the idle-worker hold, see the module docstring)
+        self._last_size = 0
+        self._last_run_s = 0.0
+        self._idle_since = 0.0
         #: how many batches of each size were sent (tests, debugging)
         self.sizes: collections.Counter[int] = collections.Counter()
 
@@ -192,15 +203,27 @@ class Batcher:
             return
         loop = asyncio.get_running_loop()
         if self._running == 0:
-            if self._soon is None:  # idle: go at the next turn (joining same-instant arrivals)
-                self._soon = loop.call_soon(self._send_when_idle)
-            return
-        due = self._waiting[0].arrived + self.policy.max_latency_s
+            hold = self._idle_hold_s(loop.time())
+            if not hold:  # idle: go at the next turn (joining same-instant arrivals)
+                if self._soon is None:
+                    self._soon = loop.call_soon(self._send_when_idle)
+                return
+            due = self._waiting[0].arrived + hold
+        else:
+            due = self._waiting[0].arrived + self.policy.max_latency_s
         if self._timer is None or self._timer_at != due:
             if self._timer is not None:
                 self._timer.cancel()
             self._timer_at = due
             self._timer = loop.call_at(due, self._latency_ran_out)
+
+    def _idle_hold_s(self, now: float) -> float:
+        """How long an idle worker waits for the last batch's callers to come back
+        (0: send now): only while fewer have come back than that batch held, and only
+        when it ended less than its own run time ago."""
+        if len(self._waiting) >= self._last_size or now - self._idle_since > self._last_run_s:
+            return 0.0
+        return min(self.policy.max_latency_s, self._last_run_s)
 
     def _send_when_idle(self) -> None:
         self._soon = None
@@ -249,6 +272,8 @@ class Batcher:
                     item.future.set_exception(error)
         finally:
             self._running -= 1
+            if self._running == 0:
+                self._idle_since = asyncio.get_running_loop().time()
             if self._closed is None:
                 self._poke()
 
@@ -268,7 +293,8 @@ class Batcher:
         self.sizes[len(batch)] += 1
         if self._on_batch is not None:
             self._on_batch(len(batch))
-        now = asyncio.get_running_loop().time()
+        loop = asyncio.get_running_loop()
+        now = loop.time()
         items = [BatchItem(item.id, item.inputs, None if item.deadline is None else
                            round(max(0.001, item.deadline - now), 3), item.tensor_outputs)
                  for item in batch]
@@ -286,3 +312,4 @@ class Batcher:
                 item.future.set_result(outcome)
 
         await link.predict_batch(items, timeout, on_outcome=answer)
+        self._last_size, self._last_run_s = len(batch), loop.time() - now

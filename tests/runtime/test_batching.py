@@ -120,6 +120,37 @@ def test_a_lone_request_never_waits_for_the_batch_to_fill(
     run(main())
 
 
+def test_an_idle_worker_holds_for_the_last_batchs_callers_coming_back(
+        shim_root: Path, tmp_path: Path) -> None:
+    async def main() -> None:
+        sup = await started(tmp_path, shim_root, max_batch_size=32)
+        gate = tmp_path / "gate"
+        try:
+            # a batch of 4 that runs about half a second (the gate opens after 0.5 s)
+            first = [asyncio.create_task(predict(sup, f"a{i}", i, gate=str(gate)))
+                     for i in range(4)]
+            await until(lambda: batcher(sup).sizes == {4: 1}, "the batch of 4 was sent")
+            await asyncio.sleep(0.5)
+            gate.touch()
+            await asyncio.gather(*first)
+            # its callers come back one by one, 20 ms apart: without the hold the first
+            # would go alone; with it, all four go together (the hold is at most the last
+            # batch's run time, about 0.5 s, far longer than the 60 ms they take)
+            again = []
+            for i in range(4):
+                again.append(asyncio.create_task(predict(sup, f"b{i}", i)))
+                await asyncio.sleep(0.02)
+            assert await asyncio.gather(*again) == [{"y": 2 * i, "batch": 4} for i in range(4)]
+            assert batcher(sup).sizes == {4: 2}
+            # after an idle spell longer than the last batch took, a lone request goes at once
+            await asyncio.sleep(1.0)
+            assert await predict(sup, "alone", 1) == {"y": 2, "batch": 1}
+        finally:
+            await sup.close()
+
+    run(main())
+
+
 def test_max_latency_sends_a_partial_batch_to_a_busy_worker(
         shim_root: Path, tmp_path: Path) -> None:
     async def main() -> None:

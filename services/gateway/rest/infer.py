@@ -91,17 +91,25 @@ def body_too_large(limit: int) -> ModelportError:
                      "send a smaller input or use an async task")
 
 
+def json_object(raw: bytes | str, types: dict[str, str], what: str, must: str
+                ) -> dict[str, Any]:
+    """``raw`` parsed as the JSON object keyed by input name that REST bodies and WebSocket
+    messages carry; ``what``/``must`` word the errors for the one it is."""
+    try:
+        doc = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise invalid("request.invalid_json", f"{what} is not valid JSON: {exc}",
+                      "send a JSON object keyed by input name") from None
+    if not isinstance(doc, dict):
+        raise invalid("request.not_an_object", f"{must} an object keyed by input name",
+                      "send {" + ", ".join(f'"{n}": ...' for n in types) + "}")
+    return doc
+
+
 def decode_json(body: bytes, route: Route) -> list[inference_pb2.InputValue]:
     """A JSON body (an object keyed by input name) as wire values, by declared type."""
     types = _types(route)
-    try:
-        doc = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise invalid("request.invalid_json", f"request body is not valid JSON: {exc}",
-                      "send a JSON object keyed by input name") from None
-    if not isinstance(doc, dict):
-        raise invalid("request.not_an_object", "JSON body must be an object keyed by input "
-                      "name", "send {" + ", ".join(f'"{n}": ...' for n in types) + "}")
+    doc = json_object(body, types, "request body", "JSON body must be")
     if route.interface.get("kind") == "modelarts":  # as sent: see decode()
         return [inference_pb2.InputValue(name=k, json=orjson.dumps(v)) for k, v in doc.items()]
     return [_value(k, types.get(k, "json"), v, "json") for k, v in doc.items()]

@@ -29,7 +29,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from modelport.errors import Kind, ModelportError, invalid
 from modelport.v1 import inference_pb2
 from services.gateway.dataplane import DataPlane, InferenceRequest, Route
-from services.gateway.rest.infer import _types, _value
+from services.gateway.rest.infer import _types, _value, json_object
 from services.gateway.streaming.stream import ChunkStream
 
 log = logging.getLogger(__name__)
@@ -49,14 +49,7 @@ def decode_message(message: dict[str, Any], route: Route) -> list[inference_pb2.
                           "send a text message with a JSON object keyed by input name")
         (name, type_), = types.items()
         return [_value(name, type_, message["bytes"], "raw")]
-    try:
-        doc = orjson.loads(message.get("text") or "")
-    except orjson.JSONDecodeError as exc:
-        raise invalid("request.invalid_json", f"message is not valid JSON: {exc}",
-                      "send a JSON object keyed by input name") from None
-    if not isinstance(doc, dict):
-        raise invalid("request.not_an_object", "a message must be a JSON object keyed by input "
-                      "name", "send {" + ", ".join(f'"{n}": ...' for n in types) + "}")
+    doc = json_object(message.get("text") or "", types, "message", "a message must be a JSON")
     return [_value(k, types.get(k, "json"), v, "json") for k, v in doc.items()]
 
 
