@@ -11,6 +11,8 @@ it drives.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -70,6 +72,19 @@ class ExitWatch:
 
     async def wait(self) -> int:
         return await asyncio.shield(self._exit)
+
+    async def _ask_to_shut_down(self, grace_s: float) -> None:
+        """The graceful first step of every backend's ``stop``: ``shutdown`` over the
+        worker link, then wait for the exit until ``grace_s`` has passed in all."""
+        if self._exit.done():
+            return
+        deadline = time.monotonic() + grace_s
+        link = getattr(self, "link", None)
+        if link is not None and not link.closed:
+            await link.shutdown(timeout_s=grace_s)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
+                await self.wait()
 
 
 class ReplicaHandle(Protocol):

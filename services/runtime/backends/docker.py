@@ -296,13 +296,7 @@ class ContainerReplica(ExitWatch):
 
     async def stop(self, grace_s: float = 10.0) -> int:
         """``shutdown`` over the link, then ``docker stop`` (SIGTERM, then SIGKILL)."""
-        if not self._exit.done():
-            deadline = time.monotonic() + grace_s
-            if self.link is not None and not self.link.closed:
-                await self.link.shutdown(timeout_s=grace_s)
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
-                    await self.wait()
+        await self._ask_to_shut_down(grace_s)
         if not self._exit.done():
             container = self.container
 

@@ -16,7 +16,6 @@ import os
 import shutil
 import signal
 import tempfile
-import time
 from pathlib import Path
 
 from modelport.errors import Kind, ModelportError
@@ -143,13 +142,7 @@ class ProcessReplica(ExitWatch):
 
     async def stop(self, grace_s: float = 10.0) -> int:
         """``shutdown`` over the link, then SIGTERM, then SIGKILL, all to the whole group."""
-        if not self._exit.done():
-            deadline = time.monotonic() + grace_s
-            if self.link is not None and not self.link.closed:
-                await self.link.shutdown(timeout_s=grace_s)
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
-                    await self.wait()
+        await self._ask_to_shut_down(grace_s)
         if not self._exit.done():
             self._signal_group(signal.SIGTERM)
             with contextlib.suppress(TimeoutError):
