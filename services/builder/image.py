@@ -34,7 +34,6 @@ import logging
 import os
 import shutil
 import stat
-import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -44,6 +43,7 @@ from typing import Any
 from services.builder.buildlog import BuildLog, StepFailed
 from services.builder.pipconfig import redact
 from services.builder.venv import clean_environ, normalize_requirements
+from services.own_thread import in_own_thread
 
 log = logging.getLogger(__name__)
 
@@ -265,7 +265,7 @@ class ImageBuilder:
                     loop.call_soon_threadsafe(blog.line, line)
 
         try:
-            await asyncio.wait_for(_in_thread(pull, "pull"), self.step_timeout_s)
+            await asyncio.wait_for(in_own_thread(pull, "pull"), self.step_timeout_s)
         except Exception as exc:
             reason = getattr(exc, "explanation", None) or str(exc) or type(exc).__name__
             blog.line(f"pull failed: {reason}")
@@ -303,7 +303,7 @@ class ImageBuilder:
                 return client.containers.run(base_id, [command, "-c", _PROBE], remove=True,
                                              network_mode="none", stdout=True, stderr=True)
             try:
-                out = await asyncio.wait_for(_in_thread(run, "probe"), 300)
+                out = await asyncio.wait_for(in_own_thread(run, "probe"), 300)
                 return _probe_from(json.loads(out.decode().strip().splitlines()[-1]))
             except (docker.errors.APIError, docker.errors.ContainerError, ValueError,
                     IndexError, KeyError, TimeoutError) as exc:
@@ -380,7 +380,7 @@ class ImageBuilder:
                     loop.call_soon_threadsafe(blog.line, text)
 
         try:
-            await asyncio.wait_for(_in_thread(build, "docker-build"), self.step_timeout_s)
+            await asyncio.wait_for(in_own_thread(build, "docker-build"), self.step_timeout_s)
         except TimeoutError:
             raise StepFailed(f"docker build timed out after {self.step_timeout_s:g}s") from None
         except Exception as exc:
@@ -408,30 +408,6 @@ def _probe_from(data: dict[str, Any]) -> PythonProbe:
     libc = data.get("libc") or ["", ""]
     return PythonProbe(str(data["version"]), str(data["executable"]), str(data["machine"]),
                        (str(libc[0]), str(libc[1])))
-
-
-def _in_thread(fn: Callable[[], Any], name: str) -> asyncio.Future[Any]:
-    """A blocking call in a daemon thread of its own (a long build must not hold one of
-    the event loop's few default executor threads)."""
-    loop = asyncio.get_running_loop()
-    future: asyncio.Future[Any] = loop.create_future()
-
-    def settle(ok: bool, value: Any) -> None:
-        if not future.done():
-            (future.set_result if ok else future.set_exception)(value)
-
-    def body() -> None:
-        try:
-            result = fn()
-        except BaseException as exc:
-            with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(settle, False, exc)
-        else:
-            with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(settle, True, result)
-
-    threading.Thread(target=body, name=name, daemon=True).start()
-    return future
 
 
 def _move_scripts(deps: Path) -> None:

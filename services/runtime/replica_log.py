@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,22 @@ MAX_LINE_BYTES = 64 * 1024
 
 _settings = {"max_bytes": logfiles.DEFAULT_MAX_BYTES, "backups": logfiles.DEFAULT_BACKUPS}
 _writers: dict[Path, logfiles.RotatingWriter] = {}
+
+
+#: lines of a replica's log quoted in an error about its exit
+TAIL_LINES = 15
+
+
+def tail(path: Path, lines: int = TAIL_LINES) -> str:
+    """The last ``lines`` lines of a log (its last 16 KiB read), "" when it is unreadable."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - 16384))
+            text = f.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+    return "\n".join(text.splitlines()[-lines:])
 
 
 def configure(max_bytes: int, backups: int) -> None:

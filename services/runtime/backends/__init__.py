@@ -12,6 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import os
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,6 +54,18 @@ class ReplicaSpec:
     #: GPUs the supervisor placed it on (services/runtime/gpus.py); None = this host
     #: schedules no GPUs (the environment is left alone), [] = it must see none
     gpus: list[str] | None = None
+
+
+#: a unix socket's path must fit in sun_path (108 bytes on Linux), with room to spare
+MAX_SOCKET_PATH = 100
+
+
+def short_private_path(replica_dir: Path, suffix: str = "") -> Path:
+    """A short, per-user private path standing for ``replica_dir``, for a worker socket
+    whose natural path under a deep home would not fit in a unix socket address."""
+    private = Path(tempfile.gettempdir()) / f"modelport-{os.getuid()}"
+    private.mkdir(mode=0o700, exist_ok=True)
+    return private / (hashlib.sha256(str(replica_dir).encode()).hexdigest()[:20] + suffix)
 
 
 class ExitWatch:

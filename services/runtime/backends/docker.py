@@ -25,16 +25,21 @@ import logging
 import os
 import re
 import signal
-import tempfile
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from modelport.errors import Kind, ModelportError
+from services.own_thread import in_own_thread
 from services.runtime import containment, replica_log
-from services.runtime.backends import ExitWatch, ReplicaSpec
+from services.runtime.backends import (
+    MAX_SOCKET_PATH,
+    ExitWatch,
+    ReplicaSpec,
+    short_private_path,
+)
 from services.runtime.worker_link import (
     WorkerLink,
     WorkerListener,
@@ -43,7 +48,6 @@ from services.runtime.worker_link import (
 )
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 #: where the image keeps its parts (services/builder/image.py writes this layout)
 IMAGE_ROOT = "/opt/modelport"
@@ -58,8 +62,6 @@ LABEL_RUNTIME, LABEL_REPLICA = "modelport.runtime", "modelport.replica"
 LABEL_SERVICE, LABEL_VERSION = "modelport.service", "modelport.version"
 TERM_GRACE_S = 5
 PUMP_DRAIN_S = 2.0
-LOG_TAIL_LINES = 15
-_MAX_SOCKET_PATH = 100
 _MEMORY = re.compile(r"^(\d+(?:\.\d+)?)(Ki|Mi|Gi|Ti|K|M|G|T)?$")
 _UNITS = {None: 1, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12,
           "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}
@@ -94,10 +96,8 @@ def exit_status(code: int) -> int:
 def socket_dir(replica_dir: Path) -> Path:
     """``<replica_dir>/sock``, or a short private directory when that path is too long."""
     path = Path(replica_dir) / "sock"
-    if len(str(path / "worker.sock")) > _MAX_SOCKET_PATH:
-        private = Path(tempfile.gettempdir()) / f"modelport-{os.getuid()}"
-        private.mkdir(mode=0o700, exist_ok=True)
-        path = private / hashlib.sha256(str(replica_dir).encode()).hexdigest()[:20]
+    if len(str(path / "worker.sock")) > MAX_SOCKET_PATH:
+        path = short_private_path(replica_dir)
     path.mkdir(mode=0o700, parents=True, exist_ok=True)
     return path
 
@@ -170,33 +170,6 @@ def container_options(spec: ReplicaSpec, *, shim_root: Path, sock_dir: Path,
     return options
 
 
-def _in_thread(fn: Callable[[], T], name: str) -> asyncio.Future[T]:
-    """Run a blocking call in a thread of its own; its result as a future of this loop."""
-    loop = asyncio.get_running_loop()
-    future: asyncio.Future[T] = loop.create_future()
-
-    def settle(ok: bool, value: Any) -> None:
-        if future.done():
-            return
-        if ok:
-            future.set_result(value)
-        else:
-            future.set_exception(value)
-
-    def body() -> None:
-        try:
-            result = fn()
-        except BaseException as exc:  # handed to the loop, raised where awaited
-            with contextlib.suppress(RuntimeError):  # the loop is closed
-                loop.call_soon_threadsafe(settle, False, exc)
-        else:
-            with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(settle, True, result)
-
-    threading.Thread(target=body, name=name, daemon=True).start()
-    return future
-
-
 def unavailable(reason: str) -> ModelportError:
     host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
     return ModelportError(Kind.UNAVAILABLE, "runtime.docker_unavailable",
@@ -259,9 +232,9 @@ class ContainerReplica(ExitWatch):
                 log.warning("waiting for container of %s failed: %s", self.replica_id, exc)
                 return -int(signal.SIGKILL)
 
-        code = await _in_thread(wait, f"{self.replica_id}-wait")
+        code = await in_own_thread(wait, f"{self.replica_id}-wait")
         with contextlib.suppress(Exception):
-            await _in_thread(container.reload, f"{self.replica_id}-inspect")
+            await in_own_thread(container.reload, f"{self.replica_id}-inspect")
             self.oom_killed = bool(container.attrs.get("State", {}).get("OOMKilled"))
         if self.oom_killed:
             replica_log.note(self.log_path.parent, "the container was killed: out of memory "
@@ -282,7 +255,7 @@ class ContainerReplica(ExitWatch):
             with contextlib.suppress(Exception):
                 container.remove(force=True)
 
-        await _in_thread(remove, f"{self.replica_id}-remove")
+        await in_own_thread(remove, f"{self.replica_id}-remove")
 
     def kill(self) -> None:
         """SIGKILL the container now (returns at once; ``wait`` sees the exit)."""
@@ -304,7 +277,7 @@ class ContainerReplica(ExitWatch):
                 with contextlib.suppress(Exception):
                     container.stop(timeout=TERM_GRACE_S)
 
-            await _in_thread(stop, f"{self.replica_id}-stop")
+            await in_own_thread(stop, f"{self.replica_id}-stop")
         code = await self.wait()
         await self._waiter
         return code
@@ -457,7 +430,7 @@ class DockerBackend:
         if isinstance(got, WorkerLink):
             return got
         code = got
-        last = _tail(replica.log_path)
+        last = replica_log.tail(replica.log_path)
         why = "was killed: out of memory" if replica.oom_killed else describe_exit(code)
         raise ModelportError(
             Kind.UNAVAILABLE, "replica.exited_on_start",
@@ -478,14 +451,3 @@ def _world_readable(top: Path) -> None:
             mode = os.stat(path).st_mode
             if mode & 0o444 != 0o444:
                 os.chmod(path, mode | 0o444)
-
-
-def _tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
-    try:
-        with open(path, "rb") as f:
-            f.seek(0, os.SEEK_END)
-            f.seek(max(0, f.tell() - 16384))
-            text = f.read().decode("utf-8", "replace")
-    except OSError:
-        return ""
-    return "\n".join(text.splitlines()[-lines:])

@@ -10,17 +10,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 import os
 import shutil
 import signal
-import tempfile
 from pathlib import Path
 
 from modelport.errors import Kind, ModelportError
 from services.runtime import replica_log
-from services.runtime.backends import ExitWatch, ReplicaSpec
+from services.runtime.backends import (
+    MAX_SOCKET_PATH,
+    ExitWatch,
+    ReplicaSpec,
+    short_private_path,
+)
 from services.runtime.containment import Containment
 from services.runtime.worker_link import (
     WorkerLink,
@@ -37,11 +40,9 @@ SYSTEM_PATH = "/usr/local/bin:/usr/bin:/bin"
 #: after SIGTERM, how long the group has before SIGKILL
 TERM_GRACE_S = 5.0
 #: log lines quoted when a worker dies before connecting
-LOG_TAIL_LINES = 15
 #: how long an exited worker's last output may take to reach the log
 PUMP_DRAIN_S = 2.0
 #: unix socket paths are limited to 107 bytes on Linux
-_MAX_SOCKET_PATH = 100
 
 
 def build_env(spec: ReplicaSpec, shim_root: Path, replica_dir: Path) -> dict[str, str]:
@@ -79,23 +80,9 @@ def build_env(spec: ReplicaSpec, shim_root: Path, replica_dir: Path) -> dict[str
 def socket_path(replica_dir: Path) -> Path:
     """``<replica_dir>/worker.sock``, or a short private path when that is too long."""
     path = replica_dir / "worker.sock"
-    if len(str(path)) <= _MAX_SOCKET_PATH:
+    if len(str(path)) <= MAX_SOCKET_PATH:
         return path
-    private = Path(tempfile.gettempdir()) / f"modelport-{os.getuid()}"
-    private.mkdir(mode=0o700, exist_ok=True)
-    digest = hashlib.sha256(str(replica_dir).encode()).hexdigest()[:20]
-    return private / f"{digest}.sock"
-
-
-def tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
-    try:
-        with open(path, "rb") as f:
-            f.seek(0, os.SEEK_END)
-            f.seek(max(0, f.tell() - 16384))
-            text = f.read().decode("utf-8", "replace")
-    except OSError:
-        return ""
-    return "\n".join(text.splitlines()[-lines:])
+    return short_private_path(replica_dir, ".sock")
 
 
 class ProcessReplica(ExitWatch):
@@ -222,7 +209,7 @@ class ProcessBackend:
         if isinstance(got, WorkerLink):
             return got
         code = got
-        last = tail(replica.log_path)
+        last = replica_log.tail(replica.log_path)
         raise ModelportError(
             Kind.UNAVAILABLE, "replica.exited_on_start",
             f"the worker {describe_exit(code)} before connecting"
