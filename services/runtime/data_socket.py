@@ -167,7 +167,7 @@ class _Relay(Ticket):
     """
 
     __slots__ = ("conn", "id", "header", "parts", "timeout", "obs", "replica", "call",
-                 "took", "done")
+                 "took", "done", "arrived", "resent")
 
     def __init__(self, conn: _Connection, frame: p.Frame) -> None:
         header = frame.header
@@ -184,6 +184,8 @@ class _Relay(Ticket):
         self.call: Any = None  # the worker round trip in flight (cancel() stops it)
         self.took = 0.0
         self.done = False
+        self.arrived = 0.0  # perf_counter() when it came: its timeout counts from here
+        self.resent = False  # sent again after its worker died before starting it
 
     def start(self) -> None:
         header, conn = self.header, self.conn
@@ -199,15 +201,23 @@ class _Relay(Ticket):
         servicer = conn.socket.servicer
         obs = self.obs = Observation(servicer.metrics, self.service, self.version, self.id)
         obs.begin()
+        self.arrived = time.perf_counter()
+        self._admit()
+
+    def _admit(self) -> None:
+        """A slot at once (then to the worker), or a place in the queue."""
+        obs = self.obs
+        assert obs is not None
         began = time.perf_counter()
         try:
-            replica = self.admission.try_acquire(self.service, self.version)
+            replica = self.admission.try_acquire(self.service, self.version, True)
             if replica is None:
                 if obs.metrics is not None:
                     obs.metrics.waiting[(self.service, self.version)] += 1
                 self.began = began
                 try:
-                    self.admission.enqueue(self, self.timeout)
+                    self.admission.enqueue(self, time_left(self.timeout, None,
+                                                           began - self.arrived))
                 except ModelportError:
                     self._unwait()
                     raise
@@ -218,17 +228,16 @@ class _Relay(Ticket):
         self.settled = True  # a slot at once: never queued
         if obs.bound is not None:
             obs.bound.wait.observe(time.perf_counter() - began)
-        self._send(replica, 0.0)
+        self._send(replica)
 
     # ------------------------------------------------------------------ the queue
 
     def granted(self, replica_id: str) -> None:
         self._unwait()
         assert self.obs is not None
-        waited = time.perf_counter() - self.began
         if self.obs.bound is not None:
-            self.obs.bound.wait.observe(waited)
-        self._send(replica_id, waited)
+            self.obs.bound.wait.observe(time.perf_counter() - self.began)
+        self._send(replica_id)
 
     def refused(self, error: ModelportError) -> None:
         self._unwait()
@@ -244,7 +253,7 @@ class _Relay(Ticket):
 
     # ------------------------------------------------------------------ the worker
 
-    def _send(self, replica_id: str, waited: float) -> None:
+    def _send(self, replica_id: str) -> None:
         obs = self.obs
         assert obs is not None
         obs.replica_id = self.replica = replica_id
@@ -254,7 +263,8 @@ class _Relay(Ticket):
         try:
             self.call = servicer.supervisor.relay_call(
                 replica_id, self.id, header.get("inputs"), self.parts,
-                time_left(self.timeout, None, waited), header.get("tensor_outputs") is True,
+                time_left(self.timeout, None, time.perf_counter() - self.arrived),
+                header.get("tensor_outputs") is True,
                 self._answered)
         except ModelportError as err:
             self._release()
@@ -272,8 +282,14 @@ class _Relay(Ticket):
         assert obs is not None
         if isinstance(outcome, ModelportError):
             self._release()
-            self._failed(outcome)
+            if (outcome.code == "worker.crashed" and outcome.details.get("started") is False
+                    and not self.resent):
+                self._resend()
+            else:
+                self._failed(outcome)
             return
+        if outcome.duration_ms is not None:
+            self.admission.observe_run(self.replica, outcome.duration_ms / 1000)
         obs.worker(outcome.timings, self.replica)
         self._release()
         duration = outcome.duration_ms if outcome.duration_ms is not None else (
@@ -286,6 +302,17 @@ class _Relay(Ticket):
                 Kind.MODEL, "model.output_too_large", str(exc), fix="return a smaller result"))
         obs.end()
         self._answer(buffers)
+
+    def _resend(self) -> None:
+        """Its worker died with it still queued there, unstarted (pipelining, or a
+        concurrency above 1): it goes through admission again, once, within its own
+        timeout, to the restarted replica or another one."""
+        log.warning("%s: %s died before starting request %s; sending it again",
+                    self.service, self.replica, self.id)
+        self.resent = True
+        self.settled = False
+        self.conn.socket.servicer.supervisor.mark_lost(self.replica)
+        self._admit()
 
     # ------------------------------------------------------------------ endings
 

@@ -7,6 +7,15 @@ it waits in its service's queue, first come first served. A full queue is an imm
 still queued when its timeout runs out is a 504 (``queue.timeout``). Every request gets
 one of: a replica, 429, 503 or 504 - none waits forever, none is dropped.
 
+A replica whose model answers in under ``PIPELINE_BELOW_S`` (a moving average of the
+worker's own time, seen on unary relayed requests) takes one request more than its limit:
+the extra one waits in the worker's socket, so the worker starts it the moment the one
+before ends instead of after a round trip through this process (for a fast model that
+round trip, not the model, bounds a replica's throughput). It can wait there at most one
+such short call longer than it would have here. Streams, batching replicas and slower
+models never get the extra request. If the worker dies, the one that had not started yet
+is sent again (``data_socket._Relay``), so pipelining never loses a request.
+
 A replica can be drained: it takes no new requests and the ones it has finish (rolling
 updates and scale-down stop replicas this way). A request whose version has no replica
 left here fails with ``replica.none``, which the gateway answers by routing it again.
@@ -37,6 +46,13 @@ DEFAULT_QUEUE_SIZE = 64
 _COMING_STATES = ("starting", "restarting", "pending", "unready")
 #: how often waiters are re-checked against replica state changes (start, death)
 POLL_S = 0.05
+#: a replica whose model answers faster than this on average takes one request queued in
+#: its worker behind the running one (pipelining) ...
+PIPELINE_BELOW_S = 0.005
+#: ... until its average passes this (the gap keeps it from flapping)
+PIPELINE_ABOVE_S = 0.010
+#: weight of the newest call in that average
+_RUN_WEIGHT = 0.2
 
 
 class Ticket:
@@ -46,6 +62,9 @@ class Ticket:
     ever take it), called synchronously. ``cancel()`` takes it out of the queue."""
 
     __slots__ = ("admission", "service", "version", "queued", "settled", "began")
+
+    #: may take a fast replica's pipelined slot (a unary request, see the module's doc)
+    pipelined = True
 
     def __init__(self, admission: Admission, service: str, version: int) -> None:
         self.admission = admission
@@ -94,6 +113,8 @@ class _Waiter:
     None when its time ran out (``expire``, from the service's ``Deadlines``)."""
 
     __slots__ = ("version", "future", "queued", "began")
+
+    pipelined = False
 
     def __init__(self, version: int, future: asyncio.Future[str | None]) -> None:
         self.version = version
@@ -155,13 +176,25 @@ class Admission:
         self._stopping: dict[str, asyncio.Task[None]] = {}
         self._templates: dict[str, str] = {}
         self._seq = 0
+        #: replicas that take one request more than their limit (see the module's doc)
+        self._pipelined: set[str] = set()
+        #: moving average of each replica's own call time (``observe_run``); a replica
+        #: configured without pipelining (batching) has none
+        self._run_s: dict[str, float] = {}
 
     # ------------------------------------------------------------------ configuration
 
     def configure(self, replica_id: str, service: str, max_concurrency: int = 0,
-                  queue_size: int = 0, template: str = "") -> None:
-        """A replica's slot count and its service's queue bound (the latest start wins)."""
+                  queue_size: int = 0, template: str = "", pipelining: bool = True) -> None:
+        """A replica's slot count and its service's queue bound (the latest start wins).
+        ``pipelining``: whether it may take a request queued in its worker once its calls
+        prove short (not for batching replicas, whose slots already form batches)."""
         self._limits[replica_id] = max(1, max_concurrency or 1)
+        self._pipelined.discard(replica_id)
+        if pipelining:
+            self._run_s[replica_id] = PIPELINE_ABOVE_S  # unknown: not until calls are seen
+        else:
+            self._run_s.pop(replica_id, None)
         self._templates[replica_id] = template
         self._service(service).queue_size = max(1, queue_size or DEFAULT_QUEUE_SIZE)
 
@@ -170,6 +203,29 @@ class Admission:
 
     def limit(self, replica_id: str) -> int:
         return self._limits.get(replica_id, 1)
+
+    def observe_run(self, replica_id: str, seconds: float) -> None:
+        """How long the worker took for one unary call (its own ``duration_ms``):
+        pipelining starts and stops on this average."""
+        average = self._run_s.get(replica_id)
+        if average is None:
+            return
+        average += _RUN_WEIGHT * (seconds - average)
+        self._run_s[replica_id] = average
+        if average < PIPELINE_BELOW_S:
+            self._pipelined.add(replica_id)
+        elif average > PIPELINE_ABOVE_S:
+            self._pipelined.discard(replica_id)
+
+    def hold_exclusive(self, replica_id: str) -> None:
+        """A request that may run long (a stream) took a slot on this replica: nothing
+        may queue behind it in the worker; its unary calls must prove short again."""
+        if replica_id in self._run_s:
+            self._run_s[replica_id] = max(self._run_s[replica_id], 2 * PIPELINE_ABOVE_S)
+        self._pipelined.discard(replica_id)
+
+    def pipelining(self, replica_id: str) -> bool:
+        return replica_id in self._pipelined
 
     def _service(self, name: str) -> _Service:
         state = self._services.get(name)
@@ -219,6 +275,8 @@ class Admission:
         self._draining.discard(replica_id)
         self._limits.pop(replica_id, None)
         self._templates.pop(replica_id, None)
+        self._pipelined.discard(replica_id)
+        self._run_s.pop(replica_id, None)
         if not self.in_flight.get(replica_id):
             self.in_flight.pop(replica_id, None)
 
@@ -229,11 +287,13 @@ class Admission:
                 if r.service == service and r.version == version and r.state != "stopped"
                 and r.id not in self._draining]
 
-    def _free(self, service: str, version: int) -> str | None:
-        """The least-loaded ready replica with a slot free (the first such, on a tie)."""
+    def _free(self, service: str, version: int, pipelined: bool = False) -> str | None:
+        """The least-loaded ready replica with a slot free (the first such, on a tie);
+        ``pipelined``: a fast replica's extra slot counts (a unary relayed request)."""
         best: str | None = None
         best_load = 0
         in_flight, limits, draining = self.in_flight, self._limits, self._draining
+        fast = self._pipelined if pipelined else ()
         for r in self.supervisor.live():  # one pass: this runs for every request
             if r.state != "ready" or r.version != version or r.service != service:
                 continue
@@ -241,7 +301,8 @@ class Admission:
             if rid in draining:
                 continue
             load = in_flight.get(rid, 0)
-            if load < limits.get(rid, 1) and (best is None or load < best_load):
+            limit = limits.get(rid, 1) + (1 if rid in fast else 0)
+            if load < limit and (best is None or load < best_load):
                 best, best_load = rid, load
         return best
 
@@ -250,13 +311,14 @@ class Admission:
         self._seq += 1
         return replica_id
 
-    def try_acquire(self, service: str, version: int) -> str | None:
-        """A slot taken now, or None when the request must queue (``acquire`` waits)."""
+    def try_acquire(self, service: str, version: int, pipelined: bool = False) -> str | None:
+        """A slot taken now, or None when the request must queue (``acquire`` waits).
+        ``pipelined``: a unary relayed request, which may take a fast replica's extra slot."""
         state = self._service(service)
         state.last_request_at = time.time()
         if state.versions.get(version):  # the ones queued for this version go first
             return None
-        rid = self._free(service, version)
+        rid = self._free(service, version, pipelined)
         return self._take(rid) if rid is not None else None
 
     async def acquire(self, service: str, version: int, timeout_s: float | None) -> str:
@@ -403,7 +465,7 @@ class Admission:
         for waiter in state.waiters:
             if not waiter.pending or waiter.version in blocked:
                 continue
-            rid = self._free(service, waiter.version)
+            rid = self._free(service, waiter.version, waiter.pipelined)
             if rid is not None:
                 settled.append((waiter, self._take(rid)))
                 granted.add(waiter.version)

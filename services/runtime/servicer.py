@@ -18,7 +18,7 @@ from services.grpc_errors import abort, translate_errors
 from services.predict_frames import to_output, to_values
 from services.runtime import capacity, replica_log
 from services.runtime.backends import ReplicaSpec
-from services.runtime.batching import admission_slots
+from services.runtime.batching import BatchPolicy, admission_slots
 from services.runtime.dispatcher import Dispatcher
 from services.runtime.observe import Observation
 from services.runtime.queue import Admission
@@ -73,10 +73,10 @@ class RuntimeServicer(runtime_pb2_grpc.RuntimeServicer):
             timeout_s=request.timeout_s or 60.0, runtime=runtime,
             image=request.artifact if runtime == "docker" else "",
             resources={"cpu": request.cpu, "memory": request.memory, "gpu": request.gpu})
-        self.dispatcher.admission.configure(request.replica_id, request.service,
-                                            admission_slots(spec.config,
-                                                            request.max_concurrency),
-                                            request.queue_size, request.template)
+        self.dispatcher.admission.configure(
+            request.replica_id, request.service,
+            admission_slots(spec.config, request.max_concurrency), request.queue_size,
+            request.template, pipelining=BatchPolicy.from_config(spec.config) is None)
         return replica_to_proto(await self.supervisor.start(spec), self.dispatcher.admission)
 
     @translate_errors
@@ -210,6 +210,7 @@ class RuntimeServicer(runtime_pb2_grpc.RuntimeServicer):
             try:
                 queued_at = time.monotonic()
                 rid = await obs.pick(self.dispatcher, request.timeout_s)
+                self.dispatcher.admission.hold_exclusive(rid)  # none queue behind a stream
                 try:
                     with obs.call(rid) as span:
                         async for chunk in self.supervisor.predict_stream(

@@ -381,6 +381,13 @@ class Supervisor:
                 observe_batch(spec.service, spec.version, size)
         return observe
 
+    def mark_lost(self, replica_id: str) -> None:
+        """A request found the replica's worker gone before its ``_run`` saw the exit:
+        admission sends nothing more to it while it restarts (``_run`` then says why)."""
+        r = self._replicas.get(replica_id)
+        if r is not None and r.state == "ready" and (r.handle is None or r.handle.link.closed):
+            r.state = "restarting"
+
     def _ready_link(self, replica: _Replica) -> Any:
         handle = replica.handle
         if replica.state != "ready" or handle is None or handle.link.closed:

@@ -58,13 +58,21 @@ def describe_exit(code: int | None) -> str:
     return f"exited (code {code})"
 
 
+#: ``crashed_error``'s ``during`` for a request still queued in the worker behind another
+NOT_STARTED = "before it started this request (it was queued behind another one)"
+
+
 def crashed_error(code: int | None, request_id: str | None = None,
                   during: str = "while handling this request") -> ModelportError:
+    """``worker.crashed``; ``details.started`` is False for a request the worker had not
+    started (``during=NOT_STARTED``), which may safely be sent again."""
     details: dict[str, Any] = {}
     if code is not None:
         details["exit_code"] = code
     if request_id:
         details["request_id"] = request_id
+    if during == NOT_STARTED:
+        details["started"] = False
     message = f"the model process {describe_exit(code)}" + (f" {during}" if during else "")
     return ModelportError(Kind.UNAVAILABLE, "worker.crashed", message, fix=_CRASH_FIX,
                           details=details)
@@ -745,17 +753,20 @@ class WorkerLink:
             self._failure = crashed_error(code, during="")
         requests = list(self._requests.values())
         self._requests.clear()
-        for req in requests:
+        self._deadlines.close()
+        self._closed.set()  # first: a relay's callback below may look whether it is open
+        # the worker runs its requests one at a time, in the order they were sent: only
+        # the oldest one still here can have started
+        for n, req in enumerate(requests):
             req.finished = True
-            req.events.put_nowait(("failed", crashed_error(code, req.id)))
+            req.events.put_nowait(("failed", crashed_error(
+                code, req.id, "while handling this request" if n == 0 else NOT_STARTED)))
         for fut in self._probes.values():
             if not fut.done():
                 fut.set_exception(crashed_error(code, during="during a health check"))
         if self._setup is not None and not self._setup.done():
             self._setup.set_exception(crashed_error(code, during="during setup"))
             self._setup.exception()  # retrieved here, so an abandoned setup logs nothing
-        self._deadlines.close()
-        self._closed.set()
 
     def _dispatch(self, frame: p.Frame) -> None:
         kind, header = frame.kind, frame.header

@@ -193,6 +193,42 @@ def test_a_worker_killed_mid_request_answers_worker_crashed(shim_root: Path,
     run(main())
 
 
+def test_a_request_pipelined_behind_one_that_kills_the_worker_is_sent_again(
+        shim_root: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A fast replica takes a second request queued in its worker (pipelining). When the
+    running one kills the worker, the queued one never started: it is sent again to the
+    restarted replica and answered; only the one that ran fails."""
+
+    async def main() -> None:
+        async with runtime(tmp_path, shim_root, "killed_in_predict") as h:
+            admission = h.servicer.dispatcher.admission
+            first_pid = 0
+            for n in range(8):  # short calls: the replica starts pipelining
+                first_pid = result_of(await h.client.send(
+                    f"warm{n}", h.service, {"text": Value.of_text("hi")})).decoded()["pid"]
+            assert admission.pipelining(h.replica_id)
+            # both frames in one write, so both are relayed before the crash is seen
+            h.client.frames.write(
+                pf.predict("die", h.service, 1, {"text": Value.of_text("die")}, 30.0)
+                + pf.predict("next", h.service, 1, {"text": Value.of_text("x")}, 30.0))
+            dying, queued = h.client.box("die").get(), h.client.box("next").get()
+            err = error_of(await dying)
+            assert err["code"] == "worker.crashed"
+            assert "while handling this request" in err["message"]
+            answer = result_of(await queued).decoded()
+            assert answer["ok"] == "x" and answer["pid"] != first_pid  # the restarted one
+            # it had gone to the worker (not waited here) and came back unstarted
+            assert any("died before starting request next" in r.getMessage()
+                       for r in caplog.records)
+            assert admission.in_flight[h.replica_id] == 0
+            assert h.samples("modelport_runtime_requests_total", service=h.service,
+                             code_class="2xx") == 9
+            assert h.samples("modelport_runtime_requests_total", service=h.service,
+                             code_class="5xx") == 1
+
+    run(main())
+
+
 def test_queue_timeout_cancel_and_worker_timeout_release_their_slots(
         shim_root: Path, tmp_path: Path) -> None:
     async def main() -> None:

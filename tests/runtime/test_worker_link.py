@@ -93,12 +93,18 @@ def test_a_crash_fails_every_request_in_flight_with_the_exit_code(
             dying = asyncio.create_task(w.link.predict("die", {"text": Value.of_text("die")}))
             queued = asyncio.create_task(w.link.predict("next", {"text": Value.of_text("x")}))
             errors = await asyncio.gather(dying, queued, return_exceptions=True)
-            for error, rid in zip(errors, ["die", "next"], strict=True):
+            for error in errors:
                 assert isinstance(error, ModelportError)
                 assert error.kind == Kind.UNAVAILABLE and error.code == "worker.crashed"
-                assert error.message == (
-                    "the model process exited (code 1) while handling this request")
-                assert error.details == {"exit_code": 1, "request_id": rid}
+            # the worker runs one at a time in order: only the first one had started
+            assert errors[0].message == (
+                "the model process exited (code 1) while handling this request")
+            assert errors[0].details == {"exit_code": 1, "request_id": "die"}
+            assert errors[1].message == ("the model process exited (code 1) before it "
+                                         "started this request (it was queued behind "
+                                         "another one)")
+            assert errors[1].details == {"exit_code": 1, "request_id": "next",
+                                         "started": False}
             assert await w.wait() == 1
             with pytest.raises(ModelportError) as later:
                 await w.link.predict("after", {"text": Value.of_text("x")})
