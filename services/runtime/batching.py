@@ -44,6 +44,7 @@ from typing import Any
 
 from modelport.errors import Kind, ModelportError
 from modelport.worker.protocol import BatchItem, Result, Value
+from services.runtime.deadlines import Deadlines
 from services.runtime.worker_link import timeout_error
 
 log = logging.getLogger(__name__)
@@ -84,11 +85,17 @@ def admission_slots(config: dict[str, Any] | None, max_concurrency: int) -> int:
 
 
 class _Item:
-    __slots__ = ("id", "inputs", "timeout_s", "tensor_outputs", "arrived", "deadline",
-                 "future", "state", "link")
+    """One caller's request: answered through its ``future`` (``submit``) or by calling
+    ``on_end`` once (``submit_call``, the data socket's relay, which has no task)."""
 
-    def __init__(self, request_id: str, inputs: dict[str, Value], timeout_s: float | None,
-                 tensor_outputs: bool, now: float, future: asyncio.Future[Result]) -> None:
+    __slots__ = ("id", "inputs", "timeout_s", "tensor_outputs", "arrived", "deadline",
+                 "future", "on_end", "batcher", "state", "link", "settled")
+
+    def __init__(self, batcher: Batcher, request_id: str, inputs: dict[str, Value],
+                 timeout_s: float | None, tensor_outputs: bool, now: float,
+                 future: asyncio.Future[Result] | None,
+                 on_end: Callable[[Result | ModelportError], None] | None = None) -> None:
+        self.batcher = batcher
         self.id = request_id
         self.inputs = inputs
         self.timeout_s = timeout_s
@@ -96,8 +103,48 @@ class _Item:
         self.arrived = now
         self.deadline = None if timeout_s is None else now + timeout_s
         self.future = future
+        self.on_end = on_end
         self.state = "waiting"  # waiting | sent | ended
         self.link: Any = None
+        self.settled = False  # on_end was called (or cancel() made sure it never will be)
+
+    @property
+    def done(self) -> bool:
+        return self.future.done() if self.future is not None else self.settled
+
+    @property
+    def pending(self) -> bool:
+        """Not answered yet (``Deadlines`` skips it otherwise)."""
+        return not self.done
+
+    def settle(self, outcome: Result | ModelportError) -> None:
+        """Its answer or error, once."""
+        if self.future is not None:
+            if not self.future.done():
+                if isinstance(outcome, ModelportError):
+                    self.future.set_exception(outcome)
+                else:
+                    self.future.set_result(outcome)
+            return
+        if self.settled:
+            return
+        self.settled = True
+        try:
+            self.on_end(outcome)  # type: ignore[misc]
+        except Exception:  # the caller's bug: the batch goes on for the others
+            log.exception("%s: handling the answer to %s failed", self.batcher.name, self.id)
+
+    def expire(self) -> None:
+        """Its timeout ran out (``Deadlines``; callback items only)."""
+        if not self.done:
+            self.settle(timeout_error(self.id, self.timeout_s or 0.0))
+            self.batcher._leave(self)
+
+    def cancel(self) -> None:
+        """The caller went away: no answer; it leaves its batch (or the worker drops it)."""
+        if not self.done:
+            self.settled = True
+            self.batcher._leave(self)
 
 
 class Batcher:
@@ -121,6 +168,7 @@ class Batcher:
         self._timer_at = 0.0
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closed: ModelportError | None = None
+        self._deadlines: Deadlines | None = None  # submit_call's timeouts, on one timer
         #: the last batch: its size and run time, and when the worker went idle after it
         #: (the idle-worker hold, see the module docstring)
         self._last_size = 0
@@ -145,10 +193,11 @@ class Batcher:
         if self._closed is not None:
             raise self._closed
         loop = asyncio.get_running_loop()
-        item = _Item(request_id, inputs, timeout_s, tensor_outputs, loop.time(),
+        item = _Item(self, request_id, inputs, timeout_s, tensor_outputs, loop.time(),
                      loop.create_future())
         self._waiting.append(item)
         self._poke()
+        assert item.future is not None
         try:
             async with asyncio.timeout(timeout_s):
                 return await item.future
@@ -157,6 +206,26 @@ class Batcher:
         finally:
             self._leave(item)
 
+    def submit_call(self, request_id: str, inputs: dict[str, Value], timeout_s: float | None,
+                    tensor_outputs: bool,
+                    on_end: Callable[[Result | ModelportError], None]) -> _Item:
+        """``submit`` for a caller that is called back: ``on_end(result or error)`` once,
+        unless the returned handle's ``cancel()`` came first. No task, timeout context
+        or future per request: under load every batched request takes this path."""
+        if self._closed is not None:
+            raise self._closed
+        loop = asyncio.get_running_loop()
+        item = _Item(self, request_id, inputs, timeout_s, tensor_outputs, loop.time(), None,
+                     on_end)
+        if timeout_s is not None:
+            deadlines = self._deadlines
+            if deadlines is None or deadlines.loop is not loop:
+                deadlines = self._deadlines = Deadlines(loop)
+            deadlines.add(item.arrived + timeout_s, item, len(self._waiting) + 1)
+        self._waiting.append(item)
+        self._poke()
+        return item
+
     def cancel(self, request_id: str) -> bool:
         """Fail a request still waiting for its batch; False when it is not waiting here
         (it was sent: cancel it on the worker link)."""
@@ -164,9 +233,8 @@ class Batcher:
             if item.id == request_id:
                 self._waiting.remove(item)
                 item.state = "ended"
-                if not item.future.done():
-                    item.future.set_exception(ModelportError(
-                        Kind.UNAVAILABLE, "request.cancelled", "the request was cancelled"))
+                item.settle(ModelportError(Kind.UNAVAILABLE, "request.cancelled",
+                                           "the request was cancelled"))
                 self._poke()
                 return True
         return False
@@ -177,9 +245,10 @@ class Batcher:
         waiting, self._waiting = list(self._waiting), collections.deque()
         for item in waiting:
             item.state = "ended"
-            if not item.future.done():
-                item.future.set_exception(error)
+            item.settle(error)
         self._stop_timers()
+        if self._deadlines is not None:
+            self._deadlines.close()
 
     def _leave(self, item: _Item) -> None:
         """The caller is done with ``item`` (answered, timed out or cancelled)."""
@@ -268,8 +337,7 @@ class Batcher:
                                    f"batching failed: {type(exc).__name__}: {exc}")
             for item in batch:
                 item.state = "ended"
-                if not item.future.done():
-                    item.future.set_exception(error)
+                item.settle(error)
         finally:
             self._running -= 1
             if self._running == 0:
@@ -278,7 +346,7 @@ class Batcher:
                 self._poke()
 
     async def _exchange(self, batch: list[_Item]) -> None:
-        batch = [item for item in batch if not item.future.done()]  # callers that left
+        batch = [item for item in batch if not item.done]  # callers that left
         if not batch:
             return
         try:
@@ -286,7 +354,7 @@ class Batcher:
         except ModelportError as err:  # the replica died or was stopped meanwhile
             for item in batch:
                 item.state = "ended"
-                item.future.set_exception(err)
+                item.settle(err)
             return
         for item in batch:
             item.link = link
@@ -304,12 +372,7 @@ class Batcher:
         def answer(i: int, outcome: Result | ModelportError) -> None:
             item = batch[i]
             item.state = "ended"
-            if item.future.done():
-                return
-            if isinstance(outcome, ModelportError):
-                item.future.set_exception(outcome)
-            else:
-                item.future.set_result(outcome)
+            item.settle(outcome)
 
         await link.predict_batch(items, timeout, on_outcome=answer)
         self._last_size, self._last_run_s = len(batch), loop.time() - now

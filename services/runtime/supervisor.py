@@ -322,25 +322,12 @@ class Supervisor:
         timeout = replica.spec.timeout_s if timeout_s is None else timeout_s
         if replica.batcher is None:
             return link.relay_call(request_id, inputs, parts, timeout, tensor_outputs, on_end)
-        task = asyncio.get_running_loop().create_task(self._submit(
-            replica.batcher, request_id, decode_inputs(inputs, parts), timeout,
-            tensor_outputs))
 
-        def ended(task: asyncio.Task[Reply]) -> None:
-            if task.cancelled():
-                return
-            error = task.exception()
-            if error is None:
-                on_end(task.result())
-            elif isinstance(error, ModelportError):
-                on_end(error)
-            else:
-                log.error("batch of %s failed", replica_id, exc_info=error)
-                on_end(ModelportError(Kind.INTERNAL, "batch.internal",
-                                      f"batching failed: {type(error).__name__}: {error}"))
+        def ended(outcome: Result | ModelportError) -> None:
+            on_end(outcome if isinstance(outcome, ModelportError) else Reply.of(outcome))
 
-        task.add_done_callback(ended)
-        return task
+        return replica.batcher.submit_call(request_id, decode_inputs(inputs, parts), timeout,
+                                           tensor_outputs, ended)
 
     @staticmethod
     async def _submit(batcher: Batcher, request_id: str, inputs: dict[str, Value],

@@ -291,3 +291,50 @@ def test_a_stopped_replica_fails_its_waiting_requests(shim_root: Path, tmp_path:
             await sup.close()
 
     run(main())
+
+
+def test_called_back_requests_join_batches_time_out_and_cancel(
+        shim_root: Path, tmp_path: Path) -> None:
+    """``relay_call`` (the data socket's path, no task per request) on a batching replica:
+    each caller is called back once with its own answer or error; one that cancels is
+    never called back and leaves its batch."""
+    async def main() -> None:
+        sup = await started(tmp_path, shim_root, max_batch_size=4)
+        gate = tmp_path / "gate"
+        loop = asyncio.get_running_loop()
+        calls: dict[str, list[Any]] = {}
+
+        def send(rid: str, x: int, timeout_s: float | None = None) -> Any:
+            calls[rid] = []
+            done = loop.create_future()
+
+            def on_end(outcome: Any) -> None:
+                calls[rid].append(outcome)
+                if not done.done():
+                    done.set_result(outcome)
+
+            handle = sup.relay_call(RID, rid, {"x": {"json_part": 0}}, [str(x).encode()],
+                                    timeout_s, False, on_end)
+            return handle, done
+
+        try:
+            first = asyncio.create_task(predict(sup, "gate", 1, gate=str(gate)))
+            await until(lambda: batcher(sup).sizes == {1: 1}, "the lone request was sent")
+            _, short = send("short", 1, timeout_s=0.05)
+            _, kept = send("kept", 2)
+            gone, _ = send("gone", 3)
+            await until(lambda: batcher(sup).waiting == 3, "three requests wait")
+            error = await short
+            assert isinstance(error, ModelportError) and error.code == "request.timeout"
+            gone.cancel()
+            assert batcher(sup).waiting == 1  # both left the forming batch
+            gate.touch()
+            assert await first == {"y": 2, "batch": 1}
+            reply = await kept
+            assert reply.decoded().decoded() == {"y": 4, "batch": 1}
+            await asyncio.sleep(0.05)
+            assert calls == {"short": [error], "kept": [reply], "gone": []}  # once each
+        finally:
+            await sup.close()
+
+    run(main())
