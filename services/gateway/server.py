@@ -56,7 +56,8 @@ async def health(request: Request) -> Response:
 
 def build_app(settings: GatewaySettings, dataplane: DataPlane,
               registry: registry_pb2_grpc.RegistryStub, tasks: TaskApi | None = None,
-              stats: GatewayStats | None = None) -> Starlette:
+              stats: GatewayStats | None = None, access_log: AccessLog | None = None
+              ) -> Starlette:
     mgmt = ManagementApi(registry, settings.max_upload_bytes, dataplane.forget)
     tasks = tasks or TaskApi(registry_pb2_grpc.TasksStub(channel(settings.registry_address)),
                              dataplane, settings.max_body_bytes)
@@ -77,7 +78,8 @@ def build_app(settings: GatewaySettings, dataplane: DataPlane,
                *KServeV1Api(dataplane, oip, settings.max_body_bytes).routes()]
     stats = stats or GatewayStats()
     routes += ObservabilityApi(stats, registry, settings.runtime_address or HomeLayout(
-        settings.home).socket("runtime"), HomeLayout(settings.home).logs).routes()
+        settings.home).socket("runtime"), HomeLayout(settings.home).logs,
+        access_log.flush if access_log is not None else None).routes()
     routes.append(Route("/openapi.json", OpenApi(registry, lambda: routes).handle,
                         methods=["GET"]))
     # auth: the data plane's first stage, and the management API's one gate (+ audit)
@@ -121,7 +123,8 @@ async def serve(settings: GatewaySettings) -> None:
     access_log = AccessLog(HomeLayout(settings.home).logs, settings.access_log_max_bytes,
                            settings.access_log_backups)
     app = build_app(settings, dataplane, registry,
-                    TaskApi(tasks_stub, dataplane, settings.max_body_bytes, runner), stats)
+                    TaskApi(tasks_stub, dataplane, settings.max_body_bytes, runner), stats,
+                    access_log)
     # tasks were admitted (auth, limits) when submitted; the runner is the gateway itself
     runner_ctx = contextvars.copy_context()
     runner_ctx.run(security.CREDENTIALS.set, security.INTERNAL)
@@ -178,3 +181,4 @@ async def serve(settings: GatewaySettings) -> None:
     await runner.close()
     await task
     await grpc_server.stop(2)
+    access_log.close()  # the lines still waiting

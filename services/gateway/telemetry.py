@@ -16,6 +16,7 @@ data plane is counted without code of its own, and metadata/readiness calls are 
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import os
 import time
@@ -118,19 +119,57 @@ def sane_request_id(value: str) -> bool:
 
 class AccessLog:
     """``access.log`` (every inference request) and ``error-access.log`` (the failed ones),
-    JSON lines with the request id and trace id, rotating by size."""
+    JSON lines with the request id and trace id, rotating by size.
+
+    Lines are written in batches, as nginx's ``access_log ... buffer= flush=`` does: at
+    most ``FLUSH_S`` after the request, or once ``BUFFER_BYTES`` wait, and before the logs
+    are read through the gateway (``flush``) or it stops. A write and flush per request
+    was about 8 % of the gateway's CPU for a no-op model (bench/RESULTS.md).
+    """
+
+    #: a line reaches its file at most this long after its request ended ...
+    FLUSH_S = 0.2
+    #: ... or as soon as this many bytes of lines wait
+    BUFFER_BYTES = 64 * 1024
 
     def __init__(self, directory: Path, max_bytes: int, backups: int) -> None:
         self.access = logfiles.RotatingWriter(directory / "access.log", max_bytes, backups)
         self.errors = logfiles.RotatingWriter(directory / "error-access.log", max_bytes, backups)
+        self._lines: list[bytes] = []
+        self._error_lines: list[bytes] = []
+        self._size = 0
+        self._timer: asyncio.TimerHandle | None = None
 
     def record(self, entry: dict[str, Any]) -> None:
         line = orjson.dumps(entry) + b"\n"
-        self.access.write(line)
+        self._lines.append(line)
         if entry["status"] >= 400:
-            self.errors.write(line)
+            self._error_lines.append(line)
+        self._size += len(line)
+        if self._size >= self.BUFFER_BYTES:
+            self.flush()
+        elif self._timer is None:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:  # no event loop to flush later from: now
+                self.flush()
+                return
+            self._timer = loop.call_later(self.FLUSH_S, self.flush)
+
+    def flush(self) -> None:
+        """Write the lines that wait."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        lines, errors = self._lines, self._error_lines
+        self._lines, self._error_lines, self._size = [], [], 0
+        if lines:
+            self.access.write(b"".join(lines))
+        if errors:
+            self.errors.write(b"".join(errors))
 
     def close(self) -> None:
+        self.flush()
         self.access.close()
         self.errors.close()
 

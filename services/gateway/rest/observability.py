@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -67,11 +67,14 @@ def _json(data: Any, status: int = 200) -> Response:
 
 class ObservabilityApi:
     def __init__(self, stats: GatewayStats, registry: registry_pb2_grpc.RegistryStub,
-                 runtime_address: str, logs_dir: Path) -> None:
+                 runtime_address: str, logs_dir: Path,
+                 flush_access_log: Callable[[], None] | None = None) -> None:
         self.stats = stats
         self.registry = registry
         self.runtime_address = runtime_address
         self.logs_dir = logs_dir
+        #: writes the access log's waiting lines (it batches them), so a read sees them all
+        self.flush_access_log = flush_access_log
         self._runtime: runtime_pb2_grpc.RuntimeStub | None = None
 
     def runtime(self) -> runtime_pb2_grpc.RuntimeStub:
@@ -180,6 +183,8 @@ class ObservabilityApi:
             found = [e for e in map(mine, logfiles.read(path, since)) if e is not None]
             return found[-tail:] if tail > 0 else found
 
+        if self.flush_access_log is not None:
+            self.flush_access_log()
         for entry in await asyncio.to_thread(initial):
             yield _access_line(entry, as_json)
         if follow:
