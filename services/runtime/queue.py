@@ -8,13 +8,15 @@ still queued when its timeout runs out is a 504 (``queue.timeout``). Every reque
 one of: a replica, 429, 503 or 504 - none waits forever, none is dropped.
 
 A replica whose model answers in under ``PIPELINE_BELOW_S`` (a moving average of the
-worker's own time, seen on unary relayed requests) takes one request more than its limit:
-the extra one waits in the worker's socket, so the worker starts it the moment the one
-before ends instead of after a round trip through this process (for a fast model that
-round trip, not the model, bounds a replica's throughput). It can wait there at most one
-such short call longer than it would have here. Streams, batching replicas and slower
-models never get the extra request. If the worker dies, the one that had not started yet
-is sent again (``data_socket._Relay``), so pipelining never loses a request.
+worker's own time, seen on unary relayed requests) takes more unary requests than its
+limit: the extra ones wait in the worker's socket, so the worker starts each the moment
+the one before ends instead of after a round trip through this process (for a fast model
+that round trip, not the model, bounds a replica's throughput). How many: as many as
+fit ``PIPELINE_BUDGET_S`` of its calls, at least one, at most ``PIPELINE_MAX``; so a
+request waits there at most about that budget (or one short call) longer than it would
+have here. Streams, batching replicas and slower models get none. If the worker dies,
+the ones that had not started yet are sent again (``data_socket._Relay``), so
+pipelining never loses a request.
 
 A replica can be drained: it takes no new requests and the ones it has finish (rolling
 updates and scale-down stop replicas this way). A request whose version has no replica
@@ -46,11 +48,14 @@ DEFAULT_QUEUE_SIZE = 64
 _COMING_STATES = ("starting", "restarting", "pending", "unready")
 #: how often waiters are re-checked against replica state changes (start, death)
 POLL_S = 0.05
-#: a replica whose model answers faster than this on average takes one request queued in
+#: a replica whose model answers faster than this on average takes requests queued in
 #: its worker behind the running one (pipelining) ...
 PIPELINE_BELOW_S = 0.005
 #: ... until its average passes this (the gap keeps it from flapping)
 PIPELINE_ABOVE_S = 0.010
+#: queued there: as many as this much of its calls' time, at least 1, at most PIPELINE_MAX
+PIPELINE_BUDGET_S = 0.002
+PIPELINE_MAX = 8
 #: weight of the newest call in that average
 _RUN_WEIGHT = 0.2
 
@@ -63,7 +68,7 @@ class Ticket:
 
     __slots__ = ("admission", "service", "version", "queued", "settled", "began")
 
-    #: may take a fast replica's pipelined slot (a unary request, see the module's doc)
+    #: may take a fast replica's pipelined slots (a unary request, see the module's doc)
     pipelined = True
 
     def __init__(self, admission: Admission, service: str, version: int) -> None:
@@ -176,8 +181,8 @@ class Admission:
         self._stopping: dict[str, asyncio.Task[None]] = {}
         self._templates: dict[str, str] = {}
         self._seq = 0
-        #: replicas that take one request more than their limit (see the module's doc)
-        self._pipelined: set[str] = set()
+        #: requests each fast replica takes beyond its limit (see the module's doc)
+        self._pipelined: dict[str, int] = {}
         #: moving average of each replica's own call time (``observe_run``); a replica
         #: configured without pipelining (batching) has none
         self._run_s: dict[str, float] = {}
@@ -190,7 +195,7 @@ class Admission:
         ``pipelining``: whether it may take a request queued in its worker once its calls
         prove short (not for batching replicas, whose slots already form batches)."""
         self._limits[replica_id] = max(1, max_concurrency or 1)
-        self._pipelined.discard(replica_id)
+        self._pipelined.pop(replica_id, None)
         if pipelining:
             self._run_s[replica_id] = PIPELINE_ABOVE_S  # unknown: not until calls are seen
         else:
@@ -212,20 +217,22 @@ class Admission:
             return
         average += _RUN_WEIGHT * (seconds - average)
         self._run_s[replica_id] = average
-        if average < PIPELINE_BELOW_S:
-            self._pipelined.add(replica_id)
-        elif average > PIPELINE_ABOVE_S:
-            self._pipelined.discard(replica_id)
+        if average > PIPELINE_ABOVE_S:
+            self._pipelined.pop(replica_id, None)
+        elif average < PIPELINE_BELOW_S or replica_id in self._pipelined:
+            self._pipelined[replica_id] = max(1, min(PIPELINE_MAX, int(
+                PIPELINE_BUDGET_S / max(average, 1e-6))))
 
     def hold_exclusive(self, replica_id: str) -> None:
         """A request that may run long (a stream) took a slot on this replica: nothing
         may queue behind it in the worker; its unary calls must prove short again."""
         if replica_id in self._run_s:
             self._run_s[replica_id] = max(self._run_s[replica_id], 2 * PIPELINE_ABOVE_S)
-        self._pipelined.discard(replica_id)
+        self._pipelined.pop(replica_id, None)
 
-    def pipelining(self, replica_id: str) -> bool:
-        return replica_id in self._pipelined
+    def pipelining(self, replica_id: str) -> int:
+        """How many requests the replica takes beyond its limit now (0: none)."""
+        return self._pipelined.get(replica_id, 0)
 
     def _service(self, name: str) -> _Service:
         state = self._services.get(name)
@@ -275,7 +282,7 @@ class Admission:
         self._draining.discard(replica_id)
         self._limits.pop(replica_id, None)
         self._templates.pop(replica_id, None)
-        self._pipelined.discard(replica_id)
+        self._pipelined.pop(replica_id, None)
         self._run_s.pop(replica_id, None)
         if not self.in_flight.get(replica_id):
             self.in_flight.pop(replica_id, None)
@@ -289,11 +296,11 @@ class Admission:
 
     def _free(self, service: str, version: int, pipelined: bool = False) -> str | None:
         """The least-loaded ready replica with a slot free (the first such, on a tie);
-        ``pipelined``: a fast replica's extra slot counts (a unary relayed request)."""
+        ``pipelined``: a fast replica's extra slots count (a unary relayed request)."""
         best: str | None = None
         best_load = 0
         in_flight, limits, draining = self.in_flight, self._limits, self._draining
-        fast = self._pipelined if pipelined else ()
+        extra = self._pipelined if pipelined else {}
         for r in self.supervisor.live():  # one pass: this runs for every request
             if r.state != "ready" or r.version != version or r.service != service:
                 continue
@@ -301,7 +308,7 @@ class Admission:
             if rid in draining:
                 continue
             load = in_flight.get(rid, 0)
-            limit = limits.get(rid, 1) + (1 if rid in fast else 0)
+            limit = limits.get(rid, 1) + extra.get(rid, 0)
             if load < limit and (best is None or load < best_load):
                 best, best_load = rid, load
         return best
@@ -313,7 +320,7 @@ class Admission:
 
     def try_acquire(self, service: str, version: int, pipelined: bool = False) -> str | None:
         """A slot taken now, or None when the request must queue (``acquire`` waits).
-        ``pipelined``: a unary relayed request, which may take a fast replica's extra slot."""
+        ``pipelined``: a unary relayed request, which may take a fast replica's extra slots."""
         state = self._service(service)
         state.last_request_at = time.time()
         if state.versions.get(version):  # the ones queued for this version go first

@@ -12,6 +12,7 @@ import pytest
 from modelport.errors import Kind, ModelportError
 from services.runtime.backends.process import ProcessBackend
 from services.runtime.dispatcher import Dispatcher
+from services.runtime.queue import PIPELINE_MAX
 from services.runtime.supervisor import Supervisor
 from tests.runtime.support import make_spec, run, wait_state
 
@@ -132,19 +133,21 @@ def test_a_draining_replica_finishes_its_requests_takes_no_more_and_stops(
     run(main())
 
 
-def test_a_fast_replica_takes_one_more_unary_request_until_a_stream_or_slow_calls(
+def test_a_fast_replica_takes_more_unary_requests_until_a_stream_or_slow_calls(
         shim_root: Path, tmp_path: Path) -> None:
-    """Pipelining: a replica whose calls are short takes one unary relayed request beyond
-    its concurrency (it waits in the worker); never for other callers, a batching
-    replica, a replica running a stream, or one whose calls grew long."""
+    """Pipelining: a replica whose calls are short takes unary relayed requests beyond its
+    concurrency (they wait in the worker), as many as fit the budget of its calls' time;
+    never for other callers, a batching replica, a replica running a stream, or one whose
+    calls grew long."""
     async def main() -> None:
         sup, d = await ready_replicas(tmp_path, shim_root, n=2)
         adm = d.admission
         try:
-            assert not adm.pipelining("slow-r0")  # unknown until calls are seen
+            assert adm.pipelining("slow-r0") == 0  # unknown until calls are seen
             for _ in range(6):
                 adm.observe_run("slow-r0", 0.0002)
-            assert adm.pipelining("slow-r0") and not adm.pipelining("slow-r1")
+            # the average came down from "unknown" to ~2.8 ms: one call fits the budget
+            assert adm.pipelining("slow-r0") == 1 and adm.pipelining("slow-r1") == 0
             first = adm.try_acquire("slow", 1, pipelined=True)
             second = adm.try_acquire("slow", 1, pipelined=True)
             assert {first, second} == {"slow-r0", "slow-r1"}  # the least loaded first
@@ -152,22 +155,33 @@ def test_a_fast_replica_takes_one_more_unary_request_until_a_stream_or_slow_call
             assert adm.try_acquire("slow", 1, pipelined=True) == "slow-r0"
             assert adm.in_flight["slow-r0"] == 2
             assert adm.try_acquire("slow", 1, pipelined=True) is None  # one extra, no more
-            d.release("slow-r0")
+            for _ in range(30):  # 0.2 ms calls: as many as fit 2 ms, at most PIPELINE_MAX
+                adm.observe_run("slow-r0", 0.0002)
+            assert adm.pipelining("slow-r0") == PIPELINE_MAX
+            while adm.try_acquire("slow", 1, pipelined=True) is not None:
+                pass
+            assert adm.in_flight["slow-r0"] == 1 + PIPELINE_MAX
+            for _ in range(30):  # 1 ms calls: two fit the budget
+                adm.observe_run("slow-r0", 0.001)
+            assert adm.pipelining("slow-r0") == 2
+            adm.observe_run("slow-r0", 0.007)  # between the bounds: stays on, one
+            assert adm.pipelining("slow-r0") == 1
+            for _ in range(PIPELINE_MAX):
+                d.release("slow-r0")
             adm.hold_exclusive("slow-r0")  # a stream took a slot: nothing queues behind it
-            assert not adm.pipelining("slow-r0")
+            assert adm.pipelining("slow-r0") == 0
             assert adm.try_acquire("slow", 1, pipelined=True) is None
             for _ in range(10):  # short calls again: back on, after a few
                 adm.observe_run("slow-r0", 0.0002)
-            assert adm.pipelining("slow-r0")
-            adm.observe_run("slow-r0", 0.007)  # between the bounds: stays on
-            assert adm.pipelining("slow-r0")
+            assert adm.pipelining("slow-r0") == 1
             for _ in range(6):
                 adm.observe_run("slow-r0", 0.5)
-            assert not adm.pipelining("slow-r0")
-            # a queued relayed request takes the extra slot when one frees up
-            for _ in range(20):
+            assert adm.pipelining("slow-r0") == 0
+            # a queued relayed request takes an extra slot when one frees up
+            for _ in range(30):
                 adm.observe_run("slow-r0", 0.0002)
-            assert adm.try_acquire("slow", 1, pipelined=True) == "slow-r0"  # 2 of 1+1
+            while adm.try_acquire("slow", 1, pipelined=True) is not None:
+                pass
             waiting = asyncio.create_task(d.pick("slow", 1, 10))
             await asyncio.sleep(0.05)
             d.release("slow-r1")
@@ -176,9 +190,9 @@ def test_a_fast_replica_takes_one_more_unary_request_until_a_stream_or_slow_call
             adm.configure("slow-r1", "slow", 1, pipelining=False)
             for _ in range(6):
                 adm.observe_run("slow-r1", 0.0002)
-            assert not adm.pipelining("slow-r1")
+            assert adm.pipelining("slow-r1") == 0
             adm.forget("slow-r0")
-            assert not adm.pipelining("slow-r0")
+            assert adm.pipelining("slow-r0") == 0
         finally:
             await sup.close()
 
