@@ -28,7 +28,7 @@ from modelport.worker import protocol as p
 from services import predict_frames as pf
 from services.frame_transport import FrameProtocol
 from services.runtime.observe import Observation
-from services.runtime.queue import Ticket
+from services.runtime.queue import PIPELINE_MAX_BYTES, Ticket
 from services.runtime.servicer import time_left
 from services.runtime.worker_link import Reply
 from services.telemetry import tracing
@@ -167,7 +167,7 @@ class _Relay(Ticket):
     """
 
     __slots__ = ("conn", "id", "header", "parts", "timeout", "obs", "replica", "call",
-                 "took", "done", "arrived", "resent")
+                 "took", "done", "arrived", "resent", "pipelined")
 
     def __init__(self, conn: _Connection, frame: p.Frame) -> None:
         header = frame.header
@@ -185,6 +185,7 @@ class _Relay(Ticket):
         self.took = 0.0
         self.done = False
         self.arrived = 0.0  # perf_counter() when it came: its timeout counts from here
+        self.pipelined = sum(map(len, frame.parts)) < PIPELINE_MAX_BYTES
         self.resent = False  # sent again after its worker died before starting it
 
     def start(self) -> None:
@@ -210,7 +211,7 @@ class _Relay(Ticket):
         assert obs is not None
         began = time.perf_counter()
         try:
-            replica = self.admission.try_acquire(self.service, self.version, True)
+            replica = self.admission.try_acquire(self.service, self.version, self.pipelined)
             if replica is None:
                 if obs.metrics is not None:
                     obs.metrics.waiting[(self.service, self.version)] += 1

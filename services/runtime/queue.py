@@ -14,9 +14,10 @@ the one before ends instead of after a round trip through this process (for a fa
 that round trip, not the model, bounds a replica's throughput). How many: as many as
 fit ``PIPELINE_BUDGET_S`` of its calls, at least one, at most ``PIPELINE_MAX``; so a
 request waits there at most about that budget (or one short call) longer than it would
-have here. Streams, batching replicas and slower models get none. If the worker dies,
-the ones that had not started yet are sent again (``data_socket._Relay``), so
-pipelining never loses a request.
+have here. Streams, batching replicas, slower models and requests of
+``PIPELINE_MAX_BYTES`` or more get none (large inputs would only wait in buffers). If
+the worker dies, the ones that had not started yet are sent again
+(``data_socket._Relay``), so pipelining never loses a request.
 
 A replica can be drained: it takes no new requests and the ones it has finish (rolling
 updates and scale-down stop replicas this way). A request whose version has no replica
@@ -56,6 +57,8 @@ PIPELINE_ABOVE_S = 0.010
 #: queued there: as many as this much of its calls' time, at least 1, at most PIPELINE_MAX
 PIPELINE_BUDGET_S = 0.002
 PIPELINE_MAX = 8
+#: a request with this many bytes of inputs or more is never pipelined
+PIPELINE_MAX_BYTES = 64 * 1024
 #: weight of the newest call in that average
 _RUN_WEIGHT = 0.2
 

@@ -26,6 +26,7 @@ from services.runtime.backends.process import ProcessBackend
 from services.runtime.data_socket import DataSocket
 from services.runtime.dispatcher import Dispatcher
 from services.runtime.metrics import RuntimeMetrics
+from services.runtime.queue import PIPELINE_MAX, PIPELINE_MAX_BYTES
 from services.runtime.servicer import RuntimeServicer
 from services.runtime.supervisor import Supervisor
 from tests.runtime.support import make_spec, run, wait_state
@@ -225,6 +226,34 @@ def test_a_request_pipelined_behind_one_that_kills_the_worker_is_sent_again(
                              code_class="2xx") == 9
             assert h.samples("modelport_runtime_requests_total", service=h.service,
                              code_class="5xx") == 1
+
+    run(main())
+
+
+def test_a_fast_replica_pipelines_small_requests_but_not_large_ones(
+        shim_root: Path, tmp_path: Path) -> None:
+    """Requests queue in a fast replica's worker (pipelining), except one whose inputs
+    are ``PIPELINE_MAX_BYTES`` or more: it waits here for a slot within the concurrency."""
+
+    async def main() -> None:
+        async with runtime(tmp_path, shim_root, "slow") as h:
+            admission = h.servicer.dispatcher.admission
+            for _ in range(30):  # as if its calls had been short
+                admission.observe_run(h.replica_id, 0.0002)
+            assert admission.pipelining(h.replica_id) == PIPELINE_MAX
+            holder = h.client.send("hold", h.service, {"seconds": Value.of_json(0.5)})
+            await until(lambda: admission.in_flight[h.replica_id] == 1, "the slot is taken")
+            small = h.client.send("small", h.service, {"seconds": Value.of_json(0)})
+            await until(lambda: admission.in_flight[h.replica_id] == 2,
+                        "the small one went to the worker")
+            big = h.client.send("big", h.service, {
+                "seconds": Value.of_raw_json(b"0" + b" " * PIPELINE_MAX_BYTES)})
+            await until(lambda: admission.queued(h.service) == 1, "the large one waits here")
+            assert admission.in_flight[h.replica_id] == 2
+            assert result_of(await holder).decoded() == {"slept": 0.5}
+            assert result_of(await small).decoded() == {"slept": 0}
+            assert result_of(await big).decoded() == {"slept": 0}
+            assert admission.in_flight[h.replica_id] == 0
 
     run(main())
 
