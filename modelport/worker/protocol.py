@@ -26,9 +26,11 @@ worker -> runtime
     ready        {package_kind, streaming}
     setup_failed {error}
     log          {level, message, id?}
-    output       {id, result, duration_ms}                 the one result of a request
+    output       {id, result, duration_ms, final?, timings?}  the one result of a request
     chunk        {id, result}                              one item of a streamed result
     done         {id, error?, duration_ms, timings?}       always the last frame of a request
+                 (an ``output`` with ``final: true`` is also the request's ``done``: one frame,
+                 one parse, for the common unary answer)
     health       {id, state, busy, queued}
 
 Inputs: ``{name: {"text": str} | {"json": value} | {"part": i} | {"json_part": i}}``
@@ -882,13 +884,20 @@ def log(level: str, message: str,
     return header, []
 
 
-def output(request_id: str, result: Result,
-           duration_ms: float | None = None) -> tuple[dict[str, Any], list[bytes]]:
+def output(request_id: str, result: Result, duration_ms: float | None = None,
+           final: bool = False, timings: dict[str, Any] | None = None
+           ) -> tuple[dict[str, Any], list[bytes]]:
+    """The result; ``final``: also the request's ``done`` (with ``timings``), so no
+    ``done`` frame follows."""
     parts: list[bytes] = []
     header: dict[str, Any] = {"kind": OUTPUT, "id": request_id,
                               "result": encode_result(result, parts)}
     if duration_ms is not None:
         header["duration_ms"] = duration_ms
+    if final:
+        header["final"] = True
+        if timings is not None:
+            header["timings"] = timings
     return header, parts
 
 

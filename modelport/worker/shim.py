@@ -508,10 +508,9 @@ class Shim:
             if isinstance(out, p.Result):
                 _check_size(out)
                 took = _ms(started)
-                # the result and its done frame in one write: one system call per request
+                # the result is also the request's done: one frame, one system call
                 try:
-                    self.channel.send_many([p.output(ctx.id, out, took),
-                                            p.done(ctx.id, None, took, ctx.timings())])
+                    self.channel.send(*p.output(ctx.id, out, took, True, ctx.timings()))
                 except OSError as exc:
                     raise Disconnected(str(exc)) from exc
                 return
@@ -582,8 +581,7 @@ class Shim:
                     "Cancelled", "the request was cancelled", "", p.ErrorCode.CANCELLED),
                     _ms(started), timings))
             elif isinstance(out, p.Result):
-                answers.append(p.output(ctx.id, out, _ms(started)))
-                answers.append(p.done(ctx.id, None, _ms(started), timings))
+                answers.append(p.output(ctx.id, out, _ms(started), True, timings))
             else:
                 _exit_if_out_of_memory(out)
                 error = error_from(out)

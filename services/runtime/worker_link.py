@@ -804,6 +804,10 @@ class WorkerLink:
                     Kind.INTERNAL, "worker.protocol_error", str(exc))))
                 return
             req.events.put_nowait(("output" if kind == p.OUTPUT else "chunk", payload))
+            if kind == p.OUTPUT and header.get("final") is True:  # also its done
+                req.finished = True
+                self._requests.pop(req.id, None)
+                req.events.put_nowait(("done", (duration, header.get("timings"))))
         elif kind == p.HEALTH:
             fut = self._probes.get(frame.id or "")
             if fut is not None and not fut.done():

@@ -30,6 +30,12 @@ def install_copy(dest: Path) -> Path:
     return dest
 
 
+
+def ends(frame: p.Frame) -> bool:
+    """Whether ``frame`` is its request's last: a ``done``, or an ``output`` marked final
+    (the usual unary answer, one frame)."""
+    return frame.kind == p.DONE or (frame.kind == p.OUTPUT and frame.header.get("final") is True)
+
 class ShimProcess:
     """``python -m modelport_worker.shim`` connected to a socket this test listens on."""
 
@@ -64,14 +70,16 @@ class ShimProcess:
         return frame
 
     def recv_until(self, kind: str, request_id: str | None = None) -> list[p.Frame]:
-        """Frames up to and including the first of ``kind`` (for ``request_id``), logs skipped."""
+        """Frames up to and including the first of ``kind`` (for ``request_id``), logs
+        skipped; ``done`` also stops at a final ``output`` (a request's end, see ``ends``)."""
         frames = []
         while True:
             frame = self.recv()
             if frame.kind == p.LOG:
                 continue
             frames.append(frame)
-            if frame.kind == kind and (request_id is None or frame.id == request_id):
+            if (frame.kind == kind or (kind == p.DONE and ends(frame))) and (
+                    request_id is None or frame.id == request_id):
                 return frames
 
     def setup(self) -> p.Frame:

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from modelport.worker import protocol as p
 from modelport.worker.protocol import Value
 from modelport.worker.shim import EXIT_SETUP_FAILED, PARK_AFTER_S
-from tests.worker.support import ShimProcess
+from tests.worker.support import ShimProcess, ends
 
 Start = Callable[..., ShimProcess]
 
@@ -27,11 +27,13 @@ def test_predict_sends_output_then_done(shim: Start) -> None:
     worker = shim("echo")
     worker.setup()
     worker.send(p.predict("r1", {"text": Value.of_text("hi"), "blob": Value.of_bytes(b"abc")}))
-    output, done = worker.recv_until("done", "r1")
-    assert output.kind == "output" and output.id == "r1"
+    (output,) = worker.recv_until("done", "r1")  # the result is also the request's end
+    assert output.kind == "output" and output.id == "r1" and output.header["final"] is True
     result = p.decode_result(output.header["result"], output.parts)
     assert result.decoded()["blob_len"] == 3
-    assert "error" not in done.header and done.header["duration_ms"] >= 0
+    assert "error" not in output.header and output.header["duration_ms"] >= 0
+    assert [phase[0] for phase in output.header["timings"]["phases"]][:2] == [
+        "queue", "preprocess"]
 
 
 def test_user_exception_is_done_with_error_and_traceback_in_log(shim: Start) -> None:
@@ -114,7 +116,7 @@ def test_shutdown_finishes_the_running_request_and_exits_zero(shim: Start) -> No
     worker.send(p.predict("b", {"seconds": Value.of_json(0)}))
     time.sleep(0.2)
     worker.send(p.shutdown())
-    frames = [f for f in worker.recv_until("done", "a") if f.kind == "done"]
+    frames = [f for f in worker.recv_until("done", "a") if ends(f)]
     by_id = {f.id: f for f in frames}
     assert by_id["b"].header["error"]["code"] == p.ErrorCode.SHUTTING_DOWN
     assert "error" not in by_id["a"].header
@@ -202,8 +204,8 @@ def test_frames_written_together_are_all_answered_in_order(shim: Start) -> None:
     data = b"".join(p.frame_bytes(*p.predict(i, {"text": Value.of_text(i)})) for i in ids)
     worker.channel.sock.sendall(data + p.frame_bytes(*p.health("h")))
     frames = worker.recv_until("done", ids[-1])
-    assert [f.id for f in frames if f.kind == "done"] == ids
-    assert all("error" not in f.header for f in frames if f.kind == "done")
+    assert [f.id for f in frames if ends(f)] == ids
+    assert all("error" not in f.header for f in frames if ends(f))
     if not any(f.kind == "health" for f in frames):  # answered as soon as it is read
         frames = worker.recv_until("health")
     assert [f.header for f in frames if f.kind == "health"][0]["queued"] <= len(ids)
