@@ -278,7 +278,9 @@ class _Relay(Ticket):
         self.conn.socket.servicer.dispatcher.release(self.replica, self.service)
 
     def _answered(self, outcome: Reply | ModelportError) -> None:
-        """The worker's answer (or failure): the slot goes to the next request first."""
+        """The worker's answer (or failure): written to the gateway first (the caller's
+        latency), then the slot goes to the next request and the metrics are recorded
+        (a pipelined worker already has its next requests)."""
         obs = self.obs
         assert obs is not None
         if isinstance(outcome, ModelportError):
@@ -289,10 +291,6 @@ class _Relay(Ticket):
             else:
                 self._failed(outcome)
             return
-        if outcome.duration_ms is not None:
-            self.admission.observe_run(self.replica, outcome.duration_ms / 1000)
-        obs.worker(outcome.timings, self.replica)
-        self._release()
         duration = outcome.duration_ms if outcome.duration_ms is not None else (
             time.perf_counter() - obs._start) * 1000
         try:
@@ -301,8 +299,12 @@ class _Relay(Ticket):
         except p.FrameTooLarge as exc:
             buffers = pf.failed(self.id, ModelportError(
                 Kind.MODEL, "model.output_too_large", str(exc), fix="return a smaller result"))
-        obs.end()
         self._answer(buffers)
+        if outcome.duration_ms is not None:
+            self.admission.observe_run(self.replica, outcome.duration_ms / 1000)
+        obs.worker(outcome.timings, self.replica)
+        self._release()
+        obs.end()
 
     def _resend(self) -> None:
         """Its worker died with it still queued there, unstarted (pipelining, or a
