@@ -17,7 +17,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
+from prometheus_client import CollectorRegistry, Counter, Gauge, ProcessCollector
+
+from services.telemetry.cheap_histogram import CheapHistogram
 
 #: seconds; spans sub-millisecond predictors to minute-long batch models
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
@@ -119,7 +121,7 @@ class GatewayStats:
             "modelport_requests", "Inference requests answered by the gateway, by service, "
             "version and HTTP status class (2xx/4xx/5xx)", ["service", "version", "code_class"],
             registry=self.registry)
-        self.latency = Histogram(
+        self.latency = CheapHistogram(
             "modelport_request_duration_seconds", "Inference request latency at the gateway, "
             "from the request's arrival to the end of its response", ["service", "version"],
             buckets=LATENCY_BUCKETS, registry=self.registry)

@@ -17,9 +17,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from bisect import bisect_left
 from collections import Counter as Tally
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 from prometheus_client import (
@@ -31,10 +30,9 @@ from prometheus_client import (
     generate_latest,
 )
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
-from prometheus_client.metrics import _use_created
 from prometheus_client.registry import Collector
-from prometheus_client.samples import Sample
-from prometheus_client.utils import floatToGoString
+
+from services.telemetry.cheap_histogram import CheapHistogram
 
 log = logging.getLogger(__name__)
 
@@ -47,38 +45,6 @@ BATCH_SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 
 def code_class(http_status: int) -> str:
     return f"{http_status // 100}xx"
-
-
-class CheapHistogram(Histogram):
-    """prometheus_client's Histogram, exposed the same, with an ``observe`` about four
-    times cheaper: a bisect and two additions instead of a lock taken per bucket and sum
-    (each request records up to seven observations). Observations and scrapes both run
-    in the runtime's event loop thread, so nothing needs a lock."""
-
-    def _metric_init(self) -> None:
-        super()._metric_init()
-        self._counts = [0.0] * len(self._upper_bounds)
-        self._total = 0.0
-
-    def observe(self, amount: float, exemplar: dict[str, str] | None = None) -> None:
-        if amount != amount:  # NaN falls in no bucket (as in the stock Histogram)
-            self._total += amount
-            return
-        self._counts[bisect_left(self._upper_bounds, amount)] += 1.0
-        self._total += amount
-
-    def _child_samples(self) -> Iterable[Sample]:
-        samples = []
-        acc = 0.0
-        for bound, n in zip(self._upper_bounds, self._counts, strict=True):
-            acc += n
-            samples.append(Sample("_bucket", {"le": floatToGoString(bound)}, acc, None, None))
-        samples.append(Sample("_count", {}, acc, None, None))
-        if self._upper_bounds[0] >= 0:
-            samples.append(Sample("_sum", {}, self._total, None, None))
-        if _use_created:
-            samples.append(Sample("_created", {}, self._created, None, None))
-        return tuple(samples)
 
 
 class RuntimeMetrics:

@@ -6,7 +6,8 @@ import re
 
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 
-from services.runtime.metrics import LATENCY_BUCKETS, CheapHistogram
+from services.runtime.metrics import LATENCY_BUCKETS
+from services.telemetry.cheap_histogram import CheapHistogram
 
 OBSERVED = [0.0, 0.0003, 0.0005, 0.0007, 0.001, 0.02, 0.02, 3.0, 119.0, 120.0, 500.0, -1.0]
 
