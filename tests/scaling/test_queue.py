@@ -158,8 +158,8 @@ def test_a_fast_replica_takes_more_unary_requests_until_a_stream_or_slow_calls(
             for _ in range(30):  # 0.2 ms calls: as many as fit 2 ms, at most PIPELINE_MAX
                 adm.observe_run("slow-r0", 0.0002)
             assert adm.pipelining("slow-r0") == PIPELINE_MAX
-            while adm.try_acquire("slow", 1, pipelined=True) is not None:
-                pass
+            taken = [adm.try_acquire("slow", 1, pipelined=True) for _ in range(PIPELINE_MAX)]
+            assert taken == ["slow-r0"] * (PIPELINE_MAX - 1) + [None]
             assert adm.in_flight["slow-r0"] == 1 + PIPELINE_MAX
             for _ in range(30):  # 1 ms calls: two fit the budget
                 adm.observe_run("slow-r0", 0.001)
@@ -180,8 +180,8 @@ def test_a_fast_replica_takes_more_unary_requests_until_a_stream_or_slow_calls(
             # a queued relayed request takes an extra slot when one frees up
             for _ in range(30):
                 adm.observe_run("slow-r0", 0.0002)
-            while adm.try_acquire("slow", 1, pipelined=True) is not None:
-                pass
+            taken = [adm.try_acquire("slow", 1, pipelined=True) for _ in range(PIPELINE_MAX)]
+            assert taken[0] == "slow-r0" and taken[-1] is None  # its extra slots, then full
             waiting = asyncio.create_task(d.pick("slow", 1, 10))
             await asyncio.sleep(0.05)
             d.release("slow-r1")
