@@ -19,7 +19,10 @@ def docker_spec(**fields: Any) -> str:
 
 
 def containers(client: Any, service: str) -> list[Any]:
-    return client.containers.list(all=True, filters={"label": f"modelport.service={service}"})
+    """The service's containers; one removed between docker's list and its inspect (the
+    SDK inspects each) is left out instead of failing with NotFound."""
+    return client.containers.list(all=True, filters={"label": f"modelport.service={service}"},
+                                  ignore_removed=True)
 
 
 def wait_until(check: Any, timeout_s: float = 120.0, what: str = "condition") -> Any:

@@ -319,7 +319,7 @@ class DockerBackend:
             return self._client
 
     def _remove_leftovers(self, client: Any) -> None:
-        for c in client.containers.list(all=True,
+        for c in client.containers.list(all=True, ignore_removed=True,  # (gone meanwhile)
                                         filters={"label": f"{LABEL_RUNTIME}={self.runtime}"}):
             log.info("removing container %s left by an earlier runtime", c.name)
             with contextlib.suppress(Exception):
