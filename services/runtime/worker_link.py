@@ -58,21 +58,19 @@ def describe_exit(code: int | None) -> str:
     return f"exited (code {code})"
 
 
-#: ``crashed_error``'s ``during`` for a request still queued in the worker behind another
-NOT_STARTED = "before it started this request (it was queued behind another one)"
-
-
 def crashed_error(code: int | None, request_id: str | None = None,
-                  during: str = "while handling this request") -> ModelportError:
-    """``worker.crashed``; ``details.started`` is False for a request the worker had not
-    started (``during=NOT_STARTED``), which may safely be sent again."""
+                  during: str = "while handling this request",
+                  started: bool = True) -> ModelportError:
+    """``worker.crashed``; ``started=False`` (``details.started``) for a request still
+    queued in the worker behind another, which may safely be sent again."""
     details: dict[str, Any] = {}
     if code is not None:
         details["exit_code"] = code
     if request_id:
         details["request_id"] = request_id
-    if during == NOT_STARTED:
+    if not started:
         details["started"] = False
+        during = "before it started this request (it was queued behind another one)"
     message = f"the model process {describe_exit(code)}" + (f" {during}" if during else "")
     return ModelportError(Kind.UNAVAILABLE, "worker.crashed", message, fix=_CRASH_FIX,
                           details=details)
@@ -759,8 +757,7 @@ class WorkerLink:
         # the oldest one still here can have started
         for n, req in enumerate(requests):
             req.finished = True
-            req.events.put_nowait(("failed", crashed_error(
-                code, req.id, "while handling this request" if n == 0 else NOT_STARTED)))
+            req.events.put_nowait(("failed", crashed_error(code, req.id, started=n == 0)))
         for fut in self._probes.values():
             if not fut.done():
                 fut.set_exception(crashed_error(code, during="during a health check"))

@@ -6,7 +6,7 @@ import asyncio
 import shutil
 import sys
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -37,6 +37,16 @@ def make_spec(package: str, tmp_path: Path, replica_id: str | None = None,
         startup_timeout_s=30.0)
     fields.update(overrides)
     return ReplicaSpec(**fields)
+
+
+async def until(check: Callable[[], Any], what: str, timeout_s: float = 15.0) -> None:
+    """Poll ``check()`` until it is true, bounded, so a broken path fails instead of
+    hanging."""
+    for _ in range(int(timeout_s / 0.005)):
+        if check():
+            return
+        await asyncio.sleep(0.005)
+    raise AssertionError(f"never happened: {what}")
 
 
 async def wait_state(sup: Supervisor, replica_id: str, *states: str,

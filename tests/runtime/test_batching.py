@@ -15,7 +15,7 @@ from modelport.worker.protocol import Value
 from services.runtime.backends.process import ProcessBackend
 from services.runtime.batching import BatchPolicy, admission_slots
 from services.runtime.supervisor import Supervisor
-from tests.runtime.support import PACKAGES, make_spec, run, wait_state
+from tests.runtime.support import PACKAGES, make_spec, run, until, wait_state
 
 RID = "batching-r1"
 
@@ -45,15 +45,6 @@ def inputs(x: Any, **extra: str) -> dict[str, Value]:
 async def predict(sup: Supervisor, request_id: str, x: Any, timeout_s: float | None = None,
                   **extra: str) -> Any:
     return (await sup.predict(RID, request_id, inputs(x, **extra), timeout_s)).decoded()
-
-
-async def until(check: Any, what: str) -> None:
-    """Poll ``check()`` (bounded, so a broken batcher fails instead of hanging)."""
-    for _ in range(2000):
-        if check():
-            return
-        await asyncio.sleep(0.005)
-    raise AssertionError(f"never happened: {what}")
 
 
 def batcher(sup: Supervisor) -> Any:

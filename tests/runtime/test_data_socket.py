@@ -29,7 +29,7 @@ from services.runtime.metrics import RuntimeMetrics
 from services.runtime.queue import PIPELINE_MAX, PIPELINE_MAX_BYTES
 from services.runtime.servicer import RuntimeServicer
 from services.runtime.supervisor import Supervisor
-from tests.runtime.support import make_spec, run, wait_state
+from tests.runtime.support import make_spec, run, until, wait_state
 
 
 class Client:
@@ -115,14 +115,6 @@ def result_of(frame: p.Frame) -> Any:
 def error_of(frame: p.Frame) -> dict[str, Any]:
     assert frame.kind == pf.FAILED, frame.header
     return frame.header["error"]
-
-
-async def until(check: Any, what: str) -> None:
-    for _ in range(3000):
-        if check():
-            return
-        await asyncio.sleep(0.005)
-    raise AssertionError(f"never happened: {what}")
 
 
 def test_text_json_and_binary_parts_cross_both_hops_as_frames(
