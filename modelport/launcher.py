@@ -9,7 +9,7 @@ gateway first, so no request arrives at a component that is already gone.
 (same pid), because the supervisor lives as long as the platform and the CLI's imports
 (typer, rich, httpx, grpc: about 45 MB) would stay resident in it for nothing. So this
 module imports only the standard library and small modelport modules: a component says
-it is ready through a pipe (MODELPORT_READY_FD, written by services/grpc_server.py once
+it is ready through a pipe (MODELPORT_READY_FD, written by services/rpc/server.py once
 it serves) rather than a gRPC health check, the gateway's /health is one plain HTTP
 request, and the two things that need the SDK run in short-lived children of their own:
 the admin bootstrap (`python -m modelport.launcher bootstrap`, a gRPC call) and
@@ -409,7 +409,7 @@ def _runtime_metrics(platform: Platform) -> str:
 def _bootstrap_main(address: str) -> int:
     """`bootstrap ADDRESS`: call the registry's Auth.Bootstrap, print {"created", "token"}."""
     from modelport.v1 import auth_pb2, auth_pb2_grpc
-    from services.grpc_server import channel
+    from services.rpc.server import channel
 
     async def call() -> auth_pb2.BootstrapResponse:
         async with channel(address) as ch:

@@ -43,7 +43,7 @@ from typing import Any
 from services.builder.buildlog import BuildLog, StepFailed
 from services.builder.pipconfig import redact
 from services.builder.venv import clean_environ, normalize_requirements
-from services.own_thread import in_own_thread
+from services.component.own_thread import in_own_thread
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ from services.builder.image import ImageBuilder
 from services.builder.servicer import BuilderServicer
 from services.builder.settings import BuilderSettings
 from services.builder.venv import VenvBuilder
-from services.grpc_server import GrpcServer, serve_until_signalled
+from services.rpc.server import GrpcServer, serve_until_signalled
 
 log = logging.getLogger(__name__)
 

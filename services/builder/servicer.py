@@ -9,7 +9,7 @@ import grpc
 from modelport.v1 import builder_pb2, builder_pb2_grpc
 from services.builder import errors
 from services.builder.cache import BuildCache, BuildRecord
-from services.grpc_errors import translate_errors
+from services.rpc.errors import translate_errors
 
 #: build targets this builder can produce
 TARGETS = ("process", "docker")

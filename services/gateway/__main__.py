@@ -1,6 +1,6 @@
 """`python -m services.gateway --home DIR [--port N] [--grpc-port N] [--port-file F]`"""
 
-from services.component_main import run_component
+from services.component.entry import run_component
 from services.gateway.server import serve
 from services.gateway.settings import GatewaySettings
 

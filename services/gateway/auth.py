@@ -40,8 +40,8 @@ from modelport.v1 import auth_pb2, auth_pb2_grpc
 from services.gateway.limits import Limits
 from services.gateway.rest.errors import error_response
 from services.gateway.single_flight import SingleFlight
-from services.grpc_errors import from_rpc_error
 from services.registry.auth import identity_metadata
+from services.rpc.errors import from_rpc_error
 
 log = logging.getLogger(__name__)
 

@@ -20,8 +20,8 @@ from services.gateway import telemetry
 from services.gateway.routing import Router, RouteTable
 from services.gateway.runtime_link import Answer, RuntimeLinks
 from services.gateway.single_flight import SingleFlight
-from services.grpc_errors import from_rpc_error
-from services.grpc_server import channel
+from services.rpc.errors import from_rpc_error
+from services.rpc.server import channel
 from services.telemetry import tracing
 
 _tracer = tracing.tracer("modelport.gateway")

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from modelport import __version__
 from modelport.errors import Kind, ModelportError, invalid, not_found
 from modelport.v1 import inference_pb2
+from services.component.lazy_imports import lazy_module
 from services.gateway.dataplane import DataPlane, InferenceRequest, InferenceResult, Route
-from services.lazy import lazy_module
 
 tz = lazy_module("services.gateway.tensors")  # numpy (10 MB) with the first OIP request
 
@@ -127,7 +127,7 @@ def registry_ready_probe(address: str) -> Callable[[], Awaitable[bool]]:
     import grpc
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-    from services.grpc_server import channel
+    from services.rpc.server import channel
 
     stub = health_pb2_grpc.HealthStub(channel(address))
 

@@ -1,4 +1,4 @@
-"""The gateway's end of a runtime's data socket (``services/predict_frames.py``).
+"""The gateway's end of a runtime's data socket (``services/wire/predict_frames.py``).
 
 One connection per runtime on this host, opened on first use and kept: requests are
 written as frames and matched to their answers by id, so any number can be in flight on
@@ -19,8 +19,8 @@ from typing import Any
 from modelport.errors import Kind, ModelportError
 from modelport.v1 import inference_pb2
 from modelport.worker import protocol as p
-from services import predict_frames as pf
-from services.frame_transport import FrameProtocol
+from services.wire import predict_frames as pf
+from services.wire.transport import FrameProtocol
 
 log = logging.getLogger(__name__)
 

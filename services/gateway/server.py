@@ -45,7 +45,7 @@ from services.gateway.stats import GatewayStats
 from services.gateway.streaming.websocket import WebSocketEndpoint
 from services.gateway.task_runner import TaskRunner
 from services.gateway.telemetry import AccessLog, GrpcTelemetryInterceptor, TelemetryMiddleware
-from services.grpc_server import GrpcServer, channel
+from services.rpc.server import GrpcServer, channel
 
 log = logging.getLogger(__name__)
 

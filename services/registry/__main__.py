@@ -1,6 +1,6 @@
 """`python -m services.registry --home DIR [--listen ADDR]`"""
 
-from services.component_main import run_component
+from services.component.entry import run_component
 from services.registry.server import serve
 from services.registry.settings import RegistrySettings
 

@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 import grpc
 
 from modelport.v1 import agents_pb2, agents_pb2_grpc, runtime_pb2
-from services.grpc_errors import translate_errors
 from services.registry.controller.placement import AgentView
+from services.rpc.errors import translate_errors
 
 log = logging.getLogger(__name__)
 

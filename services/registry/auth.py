@@ -41,9 +41,9 @@ from modelport.errors import (
     unauthenticated,
 )
 from modelport.v1 import auth_pb2, auth_pb2_grpc, registry_pb2
-from services.grpc_errors import abort, translate_errors
 from services.registry.store.auth import AuditRecord, AuthStore, KeyRecord, UserRecord
 from services.registry.store.base import Store
+from services.rpc.errors import abort, translate_errors
 
 TOKEN_RE = re.compile(r"^mp_([0-9a-f]{16})\.([A-Za-z0-9_-]{20,128})$")
 USERNAME_RE = re.compile(r"^[a-z][a-z0-9_.-]{1,31}$")

@@ -16,8 +16,8 @@ import grpc
 from google.protobuf.json_format import MessageToDict, ParseDict
 
 from modelport.v1 import gitops_pb2, gitops_pb2_grpc
-from services.grpc_errors import translate_errors
 from services.registry.store.base import EventRecord, Store
+from services.rpc.errors import translate_errors
 
 HISTORY = 20
 

@@ -15,7 +15,6 @@ from modelport.v1 import (
     registry_pb2_grpc,
     runtime_pb2_grpc,
 )
-from services.grpc_server import GrpcServer, channel, serve_until_signalled
 from services.registry.agents import AgentsServicer, AgentTable
 from services.registry.auth import AuthServicer, OwnershipInterceptor, load_signing_key
 from services.registry.blobs import PackageStore
@@ -31,6 +30,7 @@ from services.registry.store import SqliteStore
 from services.registry.store.auth import AuthStore
 from services.registry.store.tasks import SqliteTaskStore
 from services.registry.tasks import TaskQueue, TasksServicer
+from services.rpc.server import GrpcServer, channel, serve_until_signalled
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,6 @@ from modelport.errors import conflict, invalid, not_found, too_large, unavailabl
 from modelport.package import Package
 from modelport.spec.service import check_name
 from modelport.v1 import builder_pb2, builder_pb2_grpc, registry_pb2, registry_pb2_grpc
-from services.grpc_errors import translate_errors
 from services.registry.blobs import PackageStore
 from services.registry.metrics import METRICS
 from services.registry.serving import (
@@ -29,6 +28,7 @@ from services.registry.store.base import (
     Store,
     VersionRecord,
 )
+from services.rpc.errors import translate_errors
 
 
 def spec_to_dict(spec: registry_pb2.ServiceSpec, name: str) -> dict[str, Any]:

@@ -33,8 +33,8 @@ import grpc
 
 from modelport.errors import Kind, ModelportError, conflict, invalid, not_found
 from modelport.v1 import inference_pb2, registry_pb2, registry_pb2_grpc
-from services.grpc_errors import translate_errors
 from services.registry.store.tasks import TERMINAL, TaskRecord, TaskStore
+from services.rpc.errors import translate_errors
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """`python -m services.runtime --home DIR [--listen ADDR]`"""
 
-from services.component_main import run_component
+from services.component.entry import run_component
 from services.runtime.server import serve
 from services.runtime.settings import RuntimeSettings
 

@@ -18,7 +18,7 @@ from typing import Any
 import grpc
 
 from modelport.v1 import agents_pb2, agents_pb2_grpc, runtime_pb2
-from services.grpc_server import channel
+from services.rpc.server import channel
 from services.runtime import capacity
 
 log = logging.getLogger(__name__)

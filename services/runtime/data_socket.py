@@ -25,13 +25,13 @@ from typing import Any
 
 from modelport.errors import Kind, ModelportError
 from modelport.worker import protocol as p
-from services import predict_frames as pf
-from services.frame_transport import FrameProtocol
 from services.runtime.observe import Observation
 from services.runtime.queue import PIPELINE_MAX_BYTES, Ticket
 from services.runtime.servicer import time_left
 from services.runtime.worker_link import Reply
 from services.telemetry import tracing
+from services.wire import predict_frames as pf
+from services.wire.transport import FrameProtocol
 
 log = logging.getLogger(__name__)
 _tracer = tracing.tracer("modelport.runtime")

@@ -9,8 +9,7 @@ import logging
 
 from modelport.home import HomeLayout
 from modelport.v1 import runtime_pb2_grpc
-from services.grpc_server import GrpcServer, serve_until_signalled
-from services.predict_frames import data_socket_path
+from services.rpc.server import GrpcServer, serve_until_signalled
 from services.runtime import capacity, gpus, replica_log
 from services.runtime.agent import AgentClient, advertised
 from services.runtime.containment import Containment
@@ -20,6 +19,7 @@ from services.runtime.metrics import RuntimeMetrics, serve_metrics
 from services.runtime.servicer import RuntimeServicer
 from services.runtime.settings import RuntimeSettings
 from services.runtime.supervisor import Supervisor
+from services.wire.predict_frames import data_socket_path
 
 log = logging.getLogger(__name__)
 

@@ -14,8 +14,7 @@ import grpc
 from modelport.errors import ModelportError, not_found
 from modelport.v1 import inference_pb2, runtime_pb2, runtime_pb2_grpc
 from modelport.worker.protocol import Result, Value
-from services.grpc_errors import abort, translate_errors
-from services.predict_frames import to_output, to_values
+from services.rpc.errors import abort, translate_errors
 from services.runtime import capacity, replica_log
 from services.runtime.backends import ReplicaSpec
 from services.runtime.batching import BatchPolicy, admission_slots
@@ -25,6 +24,7 @@ from services.runtime.queue import Admission
 from services.runtime.supervisor import ReplicaInfo, Supervisor
 from services.runtime.worker_link import Reply
 from services.telemetry import logfiles
+from services.wire.predict_frames import to_output, to_values
 
 
 def replica_to_proto(r: ReplicaInfo, admission: Admission | None = None

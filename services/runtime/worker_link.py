@@ -2,7 +2,7 @@
 
 The runtime listens on a per-replica unix socket (``WorkerListener``) and the worker
 connects and says ``hello``. A ``WorkerLink`` then multiplexes requests by id; frames are
-cut and handled as they arrive (``services/frame_transport.py``), each settling its
+cut and handled as they arrive (``services/wire/transport.py``), each settling its
 request's future (unary) or queue (streams). When the connection drops or the process
 exits, every request in flight fails at once with ``worker.crashed``, carrying the exit
 code when it is known.
@@ -24,9 +24,9 @@ from typing import Any
 from modelport.errors import Kind, ModelportError
 from modelport.worker import protocol as p
 from modelport.worker.protocol import BatchItem, ErrorCode, Result, Value
-from services.frame_transport import FrameProtocol
 from services.runtime.containment import EXIT_MEMORY_LIMIT
 from services.runtime.deadlines import Deadlines
+from services.wire.transport import FrameProtocol
 
 log = logging.getLogger(__name__)
 
@@ -347,7 +347,7 @@ class WorkerLink:
     """Requests to one connected worker, multiplexed by id.
 
     Frames are cut from the byte stream and handled in the connection's ``data_received``
-    (``services/frame_transport.py``): no reader task, no await per frame. ``exit_code``
+    (``services/wire/transport.py``): no reader task, no await per frame. ``exit_code``
     (optional) resolves to the worker process's exit status; it lets a crash report name
     the exit code. ``on_log`` receives each ``log`` header.
     """

@@ -134,8 +134,8 @@ def test_json_inputs_make_the_same_frame_as_the_general_encoder() -> None:
     """The gateway builds a JSON request's frame itself; the runtime must get the very
     bytes ``predict_frames.predict`` would have sent (the wire format is shared)."""
     from modelport.v1 import inference_pb2 as ip
-    from services import predict_frames as pf
     from services.gateway.runtime_link import json_predict_frame
+    from services.wire import predict_frames as pf
 
     inputs = [ip.InputValue(name="x", json=b"1"), ip.InputValue(name="y", json=b'{"a": [1]}'),
               ip.InputValue(name="unset")]

@@ -22,7 +22,7 @@ from modelport.worker.kinds.base import RequestContext, ShimError
 from services.gateway import tensors as tz
 from services.gateway.grpc.oip import request_tensors
 from services.gateway.rest.oip import parse_request
-from services.predict_frames import to_output, to_values
+from services.wire.predict_frames import to_output, to_values
 
 NUMERIC = ["BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64",
            "FP16", "FP32", "FP64"]

@@ -20,8 +20,6 @@ import pytest
 from modelport.errors import ModelportError
 from modelport.worker import protocol as p
 from modelport.worker.protocol import Value
-from services import predict_frames as pf
-from services.frame_transport import FrameProtocol
 from services.runtime.backends.process import ProcessBackend
 from services.runtime.data_socket import DataSocket
 from services.runtime.dispatcher import Dispatcher
@@ -29,6 +27,8 @@ from services.runtime.metrics import RuntimeMetrics
 from services.runtime.queue import PIPELINE_MAX, PIPELINE_MAX_BYTES
 from services.runtime.servicer import RuntimeServicer
 from services.runtime.supervisor import Supervisor
+from services.wire import predict_frames as pf
+from services.wire.transport import FrameProtocol
 from tests.runtime.support import make_spec, run, until, wait_state
 
 

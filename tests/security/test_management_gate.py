@@ -28,7 +28,7 @@ def management_routes(tmp_path: Path) -> list[tuple[str, str]]:
     from services.gateway.dataplane import DataPlane
     from services.gateway.server import build_app
     from services.gateway.settings import GatewaySettings
-    from services.grpc_server import channel
+    from services.rpc.server import channel
 
     async def build() -> list[tuple[str, str]]:
         from modelport.v1 import registry_pb2_grpc

@@ -10,7 +10,7 @@ import grpc
 from modelport.errors import ModelportError
 from modelport.v1 import inference_pb2, inference_pb2_grpc
 from services.gateway.dataplane import DataPlane, InferenceRequest
-from services.grpc_errors import abort
+from services.rpc.errors import abort
 
 
 class InferenceServicer(inference_pb2_grpc.InferenceServicer):

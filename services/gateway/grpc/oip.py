@@ -16,9 +16,9 @@ import grpc
 from modelport.errors import ModelportError, invalid, too_large
 from modelport.inference import grpc_predict_v2_pb2 as pb
 from modelport.inference import grpc_predict_v2_pb2_grpc as pb_grpc
+from services.component.lazy_imports import lazy_module
 from services.gateway.oip import OipModels
-from services.grpc_errors import abort
-from services.lazy import lazy_module
+from services.rpc.errors import abort
 
 tz = lazy_module("services.gateway.tensors")  # numpy (10 MB) with the first OIP request
 

@@ -41,7 +41,7 @@ from services.gateway.auth import (
     principal_json,
 )
 from services.gateway.limits import Limits
-from services.grpc_errors import from_rpc_error
+from services.rpc.errors import from_rpc_error
 
 #: login attempts per second per client address (bursts of 10)
 LOGIN_RATE = 2.0

@@ -24,8 +24,8 @@ from starlette.routing import Route
 
 from modelport.errors import invalid, not_found
 from modelport.v1 import gitops_pb2, gitops_pb2_grpc, registry_pb2, registry_pb2_grpc
-from services.grpc_errors import from_rpc_error
-from services.grpc_server import channel
+from services.rpc.errors import from_rpc_error
+from services.rpc.server import channel
 
 #: service phase -> health, the second axis next to sync status (as in Argo CD)
 HEALTH = {"running": "Healthy", "pending": "Progressing", "deploying": "Progressing",

@@ -26,7 +26,7 @@ from services.gateway.rest.serving import (
     serving_spec_view,
     serving_status_view,
 )
-from services.grpc_errors import from_rpc_error
+from services.rpc.errors import from_rpc_error
 
 CHUNK = 1024 * 1024
 #: events a service view from GET /api/v1/services/{name} carries (newest last)

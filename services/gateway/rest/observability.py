@@ -31,7 +31,7 @@ from starlette.routing import Route
 from modelport.errors import invalid
 from modelport.v1 import registry_pb2, registry_pb2_grpc, runtime_pb2, runtime_pb2_grpc
 from services.gateway.stats import GatewayStats
-from services.grpc_errors import from_rpc_error
+from services.rpc.errors import from_rpc_error
 from services.telemetry import logfiles
 
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
@@ -79,7 +79,7 @@ class ObservabilityApi:
 
     def runtime(self) -> runtime_pb2_grpc.RuntimeStub:
         if self._runtime is None:
-            from services.grpc_server import channel
+            from services.rpc.server import channel
 
             self._runtime = runtime_pb2_grpc.RuntimeStub(channel(self.runtime_address))
         return self._runtime

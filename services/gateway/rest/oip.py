@@ -21,9 +21,9 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from modelport.errors import Kind, ModelportError, invalid, too_large
+from services.component.lazy_imports import lazy_module
 from services.gateway.oip import OipModels
 from services.gateway.rest.infer import _read_limited
-from services.lazy import lazy_module
 
 tz = lazy_module("services.gateway.tensors")  # numpy (10 MB) with the first OIP request
 

@@ -23,7 +23,7 @@ from starlette.routing import BaseRoute, Route
 
 from modelport import __version__
 from modelport.v1 import registry_pb2, registry_pb2_grpc
-from services.grpc_errors import from_rpc_error
+from services.rpc.errors import from_rpc_error
 
 REF = "#/components/schemas/"
 #: OIP datatype -> JSON schema of one element

@@ -34,7 +34,7 @@ from modelport.v1 import inference_pb2, registry_pb2, registry_pb2_grpc
 from services.gateway.dataplane import DataPlane, InferenceResult, Route
 from services.gateway.rest.errors import error_response
 from services.gateway.rest.infer import decode, envelope
-from services.grpc_errors import from_rpc_error
+from services.rpc.errors import from_rpc_error
 
 _KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
 

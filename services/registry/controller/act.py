@@ -41,7 +41,7 @@ class Actor:
             return self.runtime
         stub = self._stubs.get(address)
         if stub is None:
-            from services.grpc_server import channel
+            from services.rpc.server import channel
 
             stub = self._stubs[address] = runtime_pb2_grpc.RuntimeStub(channel(address))
         return stub

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from modelport.errors import Kind, ModelportError
-from services.own_thread import in_own_thread
+from services.component.own_thread import in_own_thread
 from services.runtime import containment, replica_log
 from services.runtime.backends import (
     MAX_SOCKET_PATH,

@@ -1,0 +1,1 @@
+"""What every component process is made of: its command line, threads of its own, lazy imports."""
