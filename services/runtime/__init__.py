@@ -2,5 +2,5 @@
 
 - ``supervisor.py``: replicas' lifecycle (start, health, restart with backoff, stop)
 - ``backends/``: where a replica runs (``process.py``: a local worker subprocess)
-- ``worker_link.py``: the runtime's end of the worker protocol
+- ``worker/``: the runtime's end of the worker protocol (link, requests in flight, listener, errors)
 """

@@ -45,7 +45,7 @@ from typing import Any
 from modelport.errors import Kind, ModelportError
 from modelport.worker.protocol import BatchItem, Result, Value
 from services.runtime.deadlines import Deadlines
-from services.runtime.worker_link import timeout_error
+from services.runtime.worker.errors import timeout_error
 
 log = logging.getLogger(__name__)
 

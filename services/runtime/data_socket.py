@@ -28,7 +28,7 @@ from modelport.worker import protocol as p
 from services.runtime.observe import Observation
 from services.runtime.queue import PIPELINE_MAX_BYTES, Ticket
 from services.runtime.servicer import time_left
-from services.runtime.worker_link import Reply
+from services.runtime.worker.requests import Reply
 from services.telemetry import tracing
 from services.wire import predict_frames as pf
 from services.wire.transport import FrameProtocol

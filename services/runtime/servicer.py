@@ -22,7 +22,7 @@ from services.runtime.dispatcher import Dispatcher
 from services.runtime.observe import Observation
 from services.runtime.queue import Admission
 from services.runtime.supervisor import ReplicaInfo, Supervisor
-from services.runtime.worker_link import Reply
+from services.runtime.worker.requests import Reply
 from services.telemetry import logfiles
 from services.wire.predict_frames import to_output, to_values
 

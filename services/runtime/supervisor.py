@@ -46,7 +46,8 @@ from services.runtime.batching import Batcher, BatchPolicy
 from services.runtime.containment import EXIT_MEMORY_LIMIT
 from services.runtime.gpus import GpuInventory
 from services.runtime.probes import Probes, startup_failure
-from services.runtime.worker_link import Reply, describe_exit
+from services.runtime.worker.errors import describe_exit
+from services.runtime.worker.requests import Reply
 from services.telemetry import tracing
 
 log = logging.getLogger(__name__)

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from services.runtime.worker_link import WorkerLink
+from services.runtime.worker.link import WorkerLink
 
 
 @dataclass

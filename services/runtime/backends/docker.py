@@ -40,12 +40,9 @@ from services.runtime.backends import (
     ReplicaSpec,
     short_private_path,
 )
-from services.runtime.worker_link import (
-    WorkerLink,
-    WorkerListener,
-    accept_unless_exited,
-    describe_exit,
-)
+from services.runtime.worker.errors import describe_exit
+from services.runtime.worker.link import WorkerLink
+from services.runtime.worker.listener import WorkerListener, accept_unless_exited
 
 log = logging.getLogger(__name__)
 

@@ -25,12 +25,9 @@ from services.runtime.backends import (
     short_private_path,
 )
 from services.runtime.containment import Containment
-from services.runtime.worker_link import (
-    WorkerLink,
-    WorkerListener,
-    accept_unless_exited,
-    describe_exit,
-)
+from services.runtime.worker.errors import describe_exit
+from services.runtime.worker.link import WorkerLink
+from services.runtime.worker.listener import WorkerListener, accept_unless_exited
 
 __all__ = ["ProcessBackend", "ProcessReplica", "ReplicaSpec", "build_env"]
 

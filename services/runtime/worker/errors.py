@@ -1,0 +1,134 @@
+"""What a worker's failure means to a caller: exit codes, worker errors and timeouts as
+ModelportErrors (each with the fix), written once for the link, the batcher and the backends."""
+
+from __future__ import annotations
+
+import signal
+from typing import Any
+
+from modelport.errors import Kind, ModelportError
+from modelport.worker.protocol import ErrorCode
+from services.runtime.containment import EXIT_MEMORY_LIMIT
+
+#: longest user error message passed on to clients; the full text is in the replica log
+MAX_ERROR_MESSAGE = 2000
+
+_CRASH_FIX = ("see the replica log for what the model printed before it exited; the replica "
+              "is restarted automatically")
+
+
+def describe_exit(code: int | None) -> str:
+    """``exited (code 1)`` / ``was killed by SIGKILL`` / ``exited``."""
+    if code is None:
+        return "exited"
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        return f"was killed by {name}"
+    if code == EXIT_MEMORY_LIMIT:
+        return "ran out of its memory limit and was stopped"
+    return f"exited (code {code})"
+
+
+def crashed_error(code: int | None, request_id: str | None = None,
+                  during: str = "while handling this request",
+                  started: bool = True) -> ModelportError:
+    """``worker.crashed``; ``started=False`` (``details.started``) for a request still
+    queued in the worker behind another, which may safely be sent again."""
+    details: dict[str, Any] = {}
+    if code is not None:
+        details["exit_code"] = code
+    if request_id:
+        details["request_id"] = request_id
+    if not started:
+        details["started"] = False
+        during = "before it started this request (it was queued behind another one)"
+    message = f"the model process {describe_exit(code)}" + (f" {during}" if during else "")
+    return ModelportError(Kind.UNAVAILABLE, "worker.crashed", message, fix=_CRASH_FIX,
+                          details=details)
+
+
+def error_from_worker(err: dict[str, Any], request_id: str = "") -> ModelportError:
+    """A ``done``/``setup_failed`` error from the worker as a ModelportError.
+
+    Errors the shim detected carry a ``code``; anything else is the user's exception and
+    becomes ``Kind.MODEL`` with ``Type: message`` (the traceback stays in the replica log).
+    """
+    code = err.get("code")
+    type_name = str(err.get("type") or "Exception")
+    message = str(err.get("message") or "")
+    if len(message) > MAX_ERROR_MESSAGE:
+        message = message[:MAX_ERROR_MESSAGE] + "... (truncated; full text in the replica log)"
+    details: dict[str, Any] = {"error_type": type_name}
+    if request_id:
+        details["request_id"] = request_id
+    where = f" (request {request_id})" if request_id else ""
+    if code == ErrorCode.INVALID_INPUT:
+        return ModelportError(Kind.INVALID, "request.invalid_input", message,
+                              fix="send the inputs declared in the package's config.json",
+                              details=details)
+    if code == ErrorCode.TIMEOUT:
+        return ModelportError(Kind.DEADLINE, "request.timeout", message,
+                              fix="raise timeout_s, or make the model faster", details=details)
+    if code == ErrorCode.CANCELLED:
+        return ModelportError(Kind.UNAVAILABLE, "request.cancelled", message, details=details)
+    if code in (ErrorCode.SHUTTING_DOWN, ErrorCode.NOT_READY):
+        return ModelportError(Kind.UNAVAILABLE, str(code), message,
+                              fix="retry; another replica or the restarted one will serve it",
+                              details=details)
+    if code == ErrorCode.DUPLICATE_ID:
+        return ModelportError(Kind.CONFLICT, "request.duplicate_id", message,
+                              fix="use a fresh request id per request", details=details)
+    if code == ErrorCode.OUTPUT_TOO_LARGE:
+        return ModelportError(Kind.MODEL, "model.output_too_large", message,
+                              fix="return a smaller result", details=details)
+    if code == ErrorCode.BATCH_INVALID:
+        return ModelportError(Kind.MODEL, "model.batch_invalid", f"{type_name}: {message}",
+                              fix="make predict_batch return a list with one result (or "
+                                  "Exception) per input, in input order", details=details)
+    if code == ErrorCode.OUTPUT_INVALID:
+        return ModelportError(Kind.MODEL, "model.output_invalid", f"{type_name}: {message}",
+                              fix="return JSON-serialisable values or bytes"
+                              " (see the replica log)", details=details)
+    if code == ErrorCode.ENTRYPOINT_FAILED:
+        return ModelportError(Kind.MODEL, "model.entrypoint_failed", message,
+                              fix=f"see the replica log for the entrypoint's output{where}",
+                              details=details)
+    return ModelportError(Kind.MODEL, "model.error", f"{type_name}: {message}",
+                          fix=f"the model's code raised; the traceback is in the replica "
+                              f"log{where}", details=details)
+
+
+def unavailable_error(message: str) -> ModelportError:
+    return ModelportError(Kind.UNAVAILABLE, "worker.unavailable", message,
+                          fix="retry; the runtime restarts the model process")
+
+
+def timeout_error(request_id: str, seconds: float) -> ModelportError:
+    """``request.timeout``: the model did not answer within ``seconds`` (the link's unary,
+    stream and batch calls and the batcher all say it the same way)."""
+    return ModelportError(Kind.DEADLINE, "request.timeout",
+                          f"the model did not answer within {seconds:g}s",
+                          fix="raise the service's timeout_s, or make predict faster",
+                          details={"request_id": request_id})
+
+
+def duplicate_error(request_id: str, name: str) -> ModelportError:
+    return ModelportError(Kind.CONFLICT, "request.duplicate_id",
+                          f"request {request_id!r} is already in flight on {name}",
+                          fix="use a fresh request id per request")
+
+
+def setup_error(err: dict[str, Any]) -> ModelportError:
+    type_name = str(err.get("type") or "Exception")
+    message = str(err.get("message") or "")[:MAX_ERROR_MESSAGE]
+    if type_name == "ConfigError":
+        return ModelportError(Kind.INVALID, "package.config_invalid", f"config.json: {message}",
+                              fix="fix the package's config.json and upload a new version",
+                              details={"error_type": type_name})
+    return ModelportError(Kind.MODEL, "worker.setup_failed", f"setup raised {type_name}: {message}",
+                          fix="see the replica log for the traceback",
+                          details={"error_type": type_name})
+

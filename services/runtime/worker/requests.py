@@ -1,0 +1,243 @@
+"""A worker's requests in flight, as the link's reader settles them: unary (``UnaryRequest``),
+streamed (``StreamRequest``) and batch items (``BatchItemRequest`` into an ``ItemSink``), and the
+answer shapes they settle with (``Reply``, a Result joined from chunks)."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from modelport.errors import Kind, ModelportError
+from modelport.worker import protocol as p
+from modelport.worker.protocol import BatchItem, Result
+from services.runtime.worker.errors import timeout_error
+
+if TYPE_CHECKING:
+    from services.runtime.worker.link import WorkerLink
+
+log = logging.getLogger(__name__)
+
+
+class Reply:
+    """A worker's answer to a relayed predict (``WorkerLink.relay``) as it came: the
+    ``result`` header and the parts it indexes (views into the received frame), so the
+    data socket hands them on to the gateway without decoding or encoding them again."""
+
+    __slots__ = ("result", "parts", "duration_ms", "timings")
+
+    def __init__(self, result: dict[str, Any], parts: list[Any],
+                 duration_ms: float | None = None, timings: Any = None) -> None:
+        self.result = result
+        self.parts = parts
+        self.duration_ms = duration_ms
+        self.timings = timings
+
+    @classmethod
+    def of(cls, result: Result) -> Reply:
+        """A decoded Result (chunks joined here) in the same shape."""
+        parts: list[Any] = []
+        return cls(p.encode_result(result, parts), parts, result.duration_ms, result.timings)
+
+    def decoded(self) -> Result:
+        """The answer as a Result (its parts copied out of the frame)."""
+        result = p.decode_result(self.result, [bytes(x) for x in self.parts])
+        return dataclasses.replace(result, duration_ms=self.duration_ms,
+                                   timings=self.timings)
+
+
+def plain_result(raw: Any, n_parts: int) -> bool:
+    """Whether ``raw`` is ``{json: i}`` or ``{bytes: i}`` with part i in the frame (the
+    common answer, checked without building a Result)."""
+    if type(raw) is not dict or len(raw) != 1:
+        return False
+    for tag, index in raw.items():
+        return (tag == "json" or tag == "bytes") and type(index) is int and (
+            0 <= index < n_parts)
+    return False
+
+
+class StreamRequest:
+    """One streamed request in flight: its events ("output" | "chunk" | "done" | "failed",
+    payload) in a queue its consumer reads."""
+
+    raw = False
+
+    def __init__(self, request_id: str) -> None:
+        self.id = request_id
+        self.events: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+        self.finished = False
+
+
+class ItemSink:
+    """A batch item's events, handled as they arrive: ``on_end(index, outcome)`` once."""
+
+    __slots__ = ("index", "on_end", "output", "chunks", "ended")
+
+    def __init__(self, index: int, on_end: Callable[[int, Any], None]) -> None:
+        self.index = index
+        self.on_end = on_end
+        self.output: Result | None = None
+        self.chunks: list[Result] = []
+        self.ended = False
+
+    def put_nowait(self, event: tuple[str, Any]) -> None:
+        kind, payload = event
+        if self.ended:
+            return
+        if kind == "output":
+            self.output = payload
+            return
+        if kind == "chunk":
+            self.chunks.append(payload)
+            return
+        self.ended = True
+        if kind == "done":
+            duration, timings = payload
+            try:
+                result = self.output if self.output is not None else join_chunks(self.chunks,
+                                                                           duration)
+            except ModelportError as err:
+                payload = err
+            else:
+                payload = dataclasses.replace(result, timings=timings) if timings else result
+        self.on_end(self.index, payload)
+
+
+class BatchItemRequest:
+    """A batch item in flight: looks like ``StreamRequest`` to the reader, but its events go
+    straight to an ``ItemSink``."""
+
+    __slots__ = ("id", "events", "finished")
+    raw = False
+
+    def __init__(self, request_id: str, sink: ItemSink) -> None:
+        self.id = request_id
+        self.events = sink
+        self.finished = False
+
+
+class UnaryRequest:
+    """A unary request in flight (``predict``, ``relay``, ``relay_call``): the reader hands
+    it each event as its frame arrives and it settles once, with a Result (or, ``raw``,
+    a Reply) or a ModelportError: into a future, or by calling ``on_end`` at once. Its
+    deadline (the link's ``Deadlines``) times it out; the future's cancellation (or
+    ``cancel()``) cancels it in the worker. No queue, generator, task or timer per
+    request: this is every unary request's path."""
+
+    __slots__ = ("id", "link", "future", "on_end", "raw", "output", "chunks", "finished",
+                 "timeout_s", "ended")
+
+    def __init__(self, link: WorkerLink, request_id: str, future: asyncio.Future[Any] | None,
+                 raw: bool, timeout_s: float | None,
+                 on_end: Callable[[Any], None] | None = None) -> None:
+        self.id = request_id
+        self.link = link
+        self.future = future
+        self.on_end = on_end
+        self.raw = raw
+        self.output: Any = None
+        self.chunks: list[Any] = []
+        self.finished = False  # no longer tracked by the link
+        self.timeout_s = timeout_s
+        self.ended = False  # on_end was called (or cancel() made sure it never will be)
+
+    @property
+    def pending(self) -> bool:
+        """Still waiting for its answer (``Deadlines`` skips it otherwise)."""
+        return not self.finished
+
+    @property
+    def events(self) -> UnaryRequest:
+        return self
+
+    def _settled(self) -> bool:
+        return self.ended if self.future is None else self.future.done()
+
+    def _settle(self, outcome: Any) -> None:
+        if self.future is not None:
+            if isinstance(outcome, ModelportError):
+                self.future.set_exception(outcome)
+            else:
+                self.future.set_result(outcome)
+            return
+        self.ended = True
+        try:
+            self.on_end(outcome)  # type: ignore[misc]
+        except Exception:  # the caller's bug: the connection (we are in its callback) lives
+            log.exception("%s: handling the answer to %s failed", self.link.name, self.id)
+
+    def put_nowait(self, event: tuple[str, Any]) -> None:
+        kind, payload = event
+        if self._settled():
+            return
+        if kind == "output":
+            self.output = payload
+            return
+        if kind == "chunk":
+            self.chunks.append(payload.decoded() if self.raw else payload)
+            return
+        if kind == "done":
+            duration, timings = payload
+            try:
+                outcome = self._joined(duration, timings)
+            except ModelportError as err:
+                outcome = err
+            self._settle(outcome)
+            return
+        self._settle(payload)
+
+    def _joined(self, duration: float | None, timings: Any) -> Any:
+        out = self.output
+        if self.raw:
+            if out is None:
+                out = Reply.of(join_chunks(self.chunks, duration))
+            out.timings = timings
+            return out
+        if out is None:
+            out = join_chunks(self.chunks, duration)
+        return dataclasses.replace(out, timings=timings) if timings else out
+
+    def expire(self) -> None:
+        """The timeout ran out: the caller hears ``request.timeout``; the worker, cancel."""
+        self.link._abandon(self)
+        if not self._settled():
+            self._settle(timeout_error(self.id, self.timeout_s or 0.0))
+
+    def ended_callback(self, future: asyncio.Future[Any]) -> None:
+        """The future is settled (or the caller cancelled it)."""
+        if not self.finished:  # cancelled by its caller: the worker drops or stops it
+            self.link._abandon(self)
+
+    def cancel(self) -> None:
+        """The caller went away (``relay_call``): no ``on_end``; the worker stops it."""
+        self.ended = True
+        self.link._abandon(self)
+
+
+def too_large_alone(item: BatchItem) -> bool:
+    """Whether this item alone breaks a frame limit."""
+    try:
+        p.encode_frame(*p.predict(item.id, item.inputs, item.timeout_s))
+    except p.FrameTooLarge:
+        return True
+    return False
+
+
+def join_chunks(chunks: list[Result], duration: float | None) -> Result:
+    if not chunks:
+        return Result("json", b"[]", duration)
+    kinds = {c.kind for c in chunks}
+    if kinds == {"json"}:
+        return Result("json", b"[" + b",".join(c.data for c in chunks) + b"]", duration)
+    if kinds == {"bytes"}:
+        return Result("bytes", b"".join(c.data for c in chunks), duration)
+    if "tensors" in kinds:
+        raise ModelportError(Kind.MODEL, "model.stream_tensors",
+                             "predict yielded tensors as a stream; a unary call cannot join "
+                             "them into one result", fix="call the streaming endpoint")
+    raise ModelportError(Kind.MODEL, "model.mixed_stream",
+                         "predict yielded both bytes and JSON values, which cannot be joined "
+                         "into one result", fix="call the streaming endpoint, or yield one kind")
