@@ -46,8 +46,11 @@ import traceback
 from typing import Any
 
 from . import protocol as p
+from .channel import SocketChannel
+from .frames import MAX_PART_BYTES, Frame, ProtocolError
 from .kinds import load_adapter
 from .kinds.base import RequestContext, ShimError, ms3
+from .values import Result, Value, decode_inputs
 
 _SHIM_DIR = os.path.dirname(os.path.abspath(__file__))
 #: how long the process lingers for model code to return once the runtime is gone
@@ -90,9 +93,9 @@ class Disconnected(OSError):
 class _Job:
     """A queued setup (no ctx), prediction (ctx and inputs) or batch (``batch``)."""
 
-    def __init__(self, frame: p.Frame, ctx: RequestContext | None = None,
-                 inputs: dict[str, p.Value] | None = None,
-                 batch: list[tuple[RequestContext, dict[str, p.Value]]] | None = None) -> None:
+    def __init__(self, frame: Frame, ctx: RequestContext | None = None,
+                 inputs: dict[str, Value] | None = None,
+                 batch: list[tuple[RequestContext, dict[str, Value]]] | None = None) -> None:
         self.frame = frame
         self.ctx = ctx
         self.inputs = inputs or {}
@@ -106,7 +109,7 @@ class _Job:
 
 
 class Shim:
-    def __init__(self, channel: p.SocketChannel, package_dir: str, kind: str | None = None):
+    def __init__(self, channel: SocketChannel, package_dir: str, kind: str | None = None):
         self.channel = channel
         self.package_dir = package_dir
         self.kind = kind
@@ -173,7 +176,7 @@ class Shim:
                 if frame is None:
                     return True
                 self.handle(frame)
-        except p.ProtocolError as exc:
+        except ProtocolError as exc:
             _stderr(f"protocol error from the runtime, exiting: {exc}")
         except OSError:
             pass
@@ -248,7 +251,7 @@ class Shim:
         self._current = None
         self._current_batch = []
 
-    def handle(self, frame: p.Frame) -> None:
+    def handle(self, frame: Frame) -> None:
         """One frame from the runtime (call holding ``_io``)."""
         kind = frame.kind
         if kind == p.PREDICT:
@@ -272,14 +275,14 @@ class Shim:
         else:
             self.log("warning", f"ignoring unknown message kind {kind!r} (newer runtime?)")
 
-    def _enqueue_predict(self, frame: p.Frame) -> None:
+    def _enqueue_predict(self, frame: Frame) -> None:
         request_id = frame.id
         if not isinstance(request_id, str) or not request_id:
             self.log("error", "predict without a request id ignored")
             return
         try:
-            inputs = p.decode_inputs(frame.header.get("inputs"), frame.parts)
-        except p.ProtocolError as exc:
+            inputs = decode_inputs(frame.header.get("inputs"), frame.parts)
+        except ProtocolError as exc:
             self.send(p.done(request_id, p.error_dict("InvalidInput", str(exc), "",
                                                      p.ErrorCode.INVALID_INPUT)))
             return
@@ -311,7 +314,7 @@ class Shim:
         current = [self._current] if self._current is not None else []
         return current + [ctx for ctx in self._current_batch if ctx is not self._current]
 
-    def _enqueue_batch(self, frame: p.Frame) -> None:
+    def _enqueue_batch(self, frame: Frame) -> None:
         """Queue a predict_batch as one job; an item that cannot run is answered alone."""
         items = frame.header.get("items")
         if not isinstance(items, list):
@@ -320,15 +323,15 @@ class Shim:
         timeout = frame.header.get("timeout_s")
         tensor_outputs = frame.header.get("tensor_outputs") is True
         answers: list[tuple[dict[str, Any], list[bytes]]] = []
-        batch: list[tuple[RequestContext, dict[str, p.Value]]] = []
+        batch: list[tuple[RequestContext, dict[str, Value]]] = []
         for raw in items:
             request_id = raw.get("id") if isinstance(raw, dict) else None
             if not isinstance(request_id, str) or not request_id:
                 self.log("error", "predict_batch item without a request id ignored")
                 continue
             try:
-                inputs = p.decode_inputs(raw.get("inputs"), frame.parts)
-            except p.ProtocolError as exc:
+                inputs = decode_inputs(raw.get("inputs"), frame.parts)
+            except ProtocolError as exc:
                 answers.append(p.done(request_id, p.error_dict(
                     "InvalidInput", str(exc), "", p.ErrorCode.INVALID_INPUT)))
                 continue
@@ -336,7 +339,7 @@ class Shim:
             ctx = RequestContext(request_id, own if isinstance(own, (int, float)) else None)
             ctx.tensor_outputs = raw.get("tensor_outputs", tensor_outputs) is True
             batch.append((ctx, inputs))
-        accepted: list[tuple[RequestContext, dict[str, p.Value]]] = []
+        accepted: list[tuple[RequestContext, dict[str, Value]]] = []
         for ctx, inputs in batch:
             if self._stopping:
                 error = p.error_dict("ShuttingDown", "the worker is shutting down", "",
@@ -462,7 +465,7 @@ class Shim:
         finally:
             self._main_done.set()
 
-    def _setup(self, frame: p.Frame) -> bool:
+    def _setup(self, frame: Frame) -> bool:
         if self.adapter is not None:
             self.send(p.ready(self.adapter.kind, bool(self.adapter.streaming)))
             return True
@@ -505,7 +508,7 @@ class Shim:
                 raise ShimError(p.ErrorCode.NOT_READY, "NotReady",
                                 "predict arrived before setup finished")
             out = self.adapter.predict(job.inputs, ctx)
-            if isinstance(out, p.Result):
+            if isinstance(out, Result):
                 _check_size(out)
                 took = _ms(started)
                 # the result is also the request's done: one frame, one system call
@@ -570,7 +573,7 @@ class Shim:
         size = len(job.batch)
         shared = collections.Counter(id(out) for out in outcomes)
         for (ctx, _), out in zip(job.batch, outcomes):
-            if isinstance(out, p.Result):
+            if isinstance(out, Result):
                 try:
                     _check_size(out)
                 except ShimError as exc:
@@ -580,7 +583,7 @@ class Shim:
                 answers.append(p.done(ctx.id, p.error_dict(
                     "Cancelled", "the request was cancelled", "", p.ErrorCode.CANCELLED),
                     _ms(started), timings))
-            elif isinstance(out, p.Result):
+            elif isinstance(out, Result):
                 answers.append(p.output(ctx.id, out, _ms(started), True, timings))
             else:
                 _exit_if_out_of_memory(out)
@@ -667,14 +670,14 @@ def _exit_if_out_of_memory(exc: BaseException) -> None:
             os._exit(EXIT_MEMORY_LIMIT)
 
 
-def _check_size(result: p.Result) -> None:
-    if result.kind != "tensors" and len(result.data) <= p.MAX_PART_BYTES:
+def _check_size(result: Result) -> None:
+    if result.kind != "tensors" and len(result.data) <= MAX_PART_BYTES:
         return
     size = max(result.sizes(), default=0)
-    if size > p.MAX_PART_BYTES:
+    if size > MAX_PART_BYTES:
         raise ShimError(p.ErrorCode.OUTPUT_TOO_LARGE, "OutputTooLarge",
                         f"the result is {size} bytes, over the "
-                        f"{p.MAX_PART_BYTES}-byte limit")
+                        f"{MAX_PART_BYTES}-byte limit")
 
 
 def _ms(started: float) -> float:
@@ -723,7 +726,7 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         _stderr(f"cannot connect to the runtime at {args.socket}: {exc}")
         return 2
-    channel = p.SocketChannel(sock)
+    channel = SocketChannel(sock)
     try:
         return Shim(channel, package_dir, args.kind).run()
     finally:

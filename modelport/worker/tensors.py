@@ -12,9 +12,8 @@ Stdlib only (numpy is imported lazily), Python >= 3.8.
 from __future__ import annotations
 
 import struct
+from dataclasses import dataclass
 from typing import Any
-
-from .protocol import Result, Tensor, dumps_json
 
 #: OIP datatype -> (struct format character, numpy dtype name)
 DATATYPES = {
@@ -33,6 +32,19 @@ _FROM_NUMPY = {
     ("i", 1): "INT8", ("i", 2): "INT16", ("i", 4): "INT32", ("i", 8): "INT64",
     ("f", 2): "FP16", ("f", 4): "FP32", ("f", 8): "FP64",
 }
+
+
+@dataclass(frozen=True)
+class Tensor:
+    """A tensor as raw bytes (OIP layout: row-major, little-endian; BYTES elements each a
+    4-byte little-endian length, then the bytes). ``data`` may be any bytes-like object,
+    so an array's memory is sent without a copy. ``datatype`` None marks an output value
+    the model returned as JSON (``data`` is raw UTF-8 JSON, ``shape`` empty)."""
+
+    datatype: Any  # str | None
+    shape: Any  # sequence of int
+    data: Any  # bytes-like
+    name: str = ""
 
 
 class TensorError(ValueError):
@@ -188,22 +200,6 @@ def _little() -> bool:
     return sys.byteorder == "little"
 
 
-def _is_numpy(value: Any) -> bool:
+def is_numpy(value: Any) -> bool:
     np = _numpy()
     return np is not None and isinstance(value, (np.ndarray, np.generic))
-
-
-def to_tensor_result(value: Any, default: Any) -> Result | None:
-    """What predict returned, as named tensors, when it holds numpy arrays: a dict's array
-    values become raw tensors and its other values JSON (the gateway makes those tensors);
-    a lone array becomes one unnamed tensor. None: nothing to gain, send plain JSON."""
-    if isinstance(value, dict) and any(_is_numpy(v) for v in value.values()):
-        tensors = []
-        for key, item in value.items():
-            t = from_array(str(key), item) if _is_numpy(item) else None
-            tensors.append(t or Tensor(None, (), dumps_json(item, default=default), str(key)))
-        return Result.of_tensors(tensors)
-    if _is_numpy(value):
-        t = from_array("", value)
-        return Result.of_tensors([t]) if t is not None else None
-    return None

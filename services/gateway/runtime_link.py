@@ -19,6 +19,8 @@ from typing import Any
 from modelport.errors import Kind, ModelportError
 from modelport.v1 import inference_pb2
 from modelport.worker import protocol as p
+from modelport.worker.frames import Frame, FrameTooLarge, encode_frame
+from modelport.worker.values import decode_result
 from services.wire import predict_frames as pf
 from services.wire.transport import FrameProtocol
 
@@ -54,14 +56,14 @@ def json_predict_frame(request_id: str, service: str, version: int,
     header["version"] = version
     if trace:
         header["trace"] = trace
-    return p.encode_frame(header, parts)
+    return encode_frame(header, parts)
 
 
 class _Expired(Exception):
     """The runtime did not answer in time (the request's timeout and a grace)."""
 
 
-def _expire(future: asyncio.Future[p.Frame]) -> None:
+def _expire(future: asyncio.Future[Frame]) -> None:
     if not future.done():
         future.set_exception(_Expired())
 
@@ -84,7 +86,7 @@ class RuntimeLink:
         self.path = path
         self._conn: FrameProtocol | None = None
         #: request id -> (its answer, the connection it went out on)
-        self._pending: dict[str, tuple[asyncio.Future[p.Frame], FrameProtocol]] = {}
+        self._pending: dict[str, tuple[asyncio.Future[Frame], FrameProtocol]] = {}
         self._lock = asyncio.Lock()
 
     async def _connected(self) -> FrameProtocol:
@@ -126,14 +128,14 @@ class RuntimeLink:
             if buffers is None:
                 buffers = pf.predict(request_id, service, version, pf.to_values(inputs),
                                      timeout_s, tensor_outputs, trace)
-        except p.FrameTooLarge as exc:
+        except FrameTooLarge as exc:
             raise ModelportError(Kind.TOO_LARGE, "request.too_large", str(exc),
                                  fix="send smaller inputs") from None
         conn = self._conn
         if conn is None or conn.closed:
             conn = await self._connected()
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[p.Frame] = loop.create_future()
+        future: asyncio.Future[Frame] = loop.create_future()
         self._pending[request_id] = (future, conn)
         answered = False
         timer: asyncio.TimerHandle | None = None
@@ -158,11 +160,11 @@ class RuntimeLink:
         header = frame.header
         if frame.kind == pf.FAILED:
             raise ModelportError.from_dict(header.get("error") or {})
-        return Answer(pf.to_output(p.decode_result(header.get("result"), frame.parts)),
+        return Answer(pf.to_output(decode_result(header.get("result"), frame.parts)),
                       int(header.get("version") or version), str(header.get("replica_id", "")),
                       float(header.get("duration_ms") or 0.0))
 
-    def _answered(self, frame: p.Frame) -> None:
+    def _answered(self, frame: Frame) -> None:
         pending = self._pending.get(frame.id or "")
         if pending is not None and not pending[0].done():
             pending[0].set_result(frame)

@@ -43,7 +43,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from modelport.errors import Kind, ModelportError
-from modelport.worker.protocol import BatchItem, Result, Value
+from modelport.worker.values import BatchItem, Result, Value
 from services.runtime.deadlines import Deadlines
 from services.runtime.worker.errors import timeout_error
 

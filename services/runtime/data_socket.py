@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from modelport.errors import Kind, ModelportError
-from modelport.worker import protocol as p
+from modelport.worker.frames import Frame, FrameTooLarge, ProtocolError
 from services.runtime.observe import Observation
 from services.runtime.queue import PIPELINE_MAX_BYTES, Ticket
 from services.runtime.servicer import time_left
@@ -79,7 +79,7 @@ class _Connection:
         self.running: dict[str, asyncio.Task[None] | _Relay] = {}
         self.loop = asyncio.get_running_loop()  # asked once: each call costs a getpid()
 
-    def _received(self, frame: p.Frame) -> None:
+    def _received(self, frame: Frame) -> None:
         rid = frame.id or ""
         if frame.kind == pf.PREDICT and rid and rid not in self.running:
             if not tracing.enabled():  # spans need a context per request: a task's
@@ -98,7 +98,7 @@ class _Connection:
                 f"request {rid!r} is already in flight on this runtime",
                 fix="use a fresh request id per request")))
 
-    def _relay(self, frame: p.Frame) -> None:
+    def _relay(self, frame: Frame) -> None:
         relay = _Relay(self, frame)
         try:
             relay.start()
@@ -117,7 +117,7 @@ class _Connection:
             task.cancel()
         self.socket._connections.discard(self)
 
-    async def _predict(self, frame: p.Frame) -> None:
+    async def _predict(self, frame: Frame) -> None:
         """Relay one request: its ``inputs`` and parts go to the worker as they came, the
         worker's result and parts come back into the answer; nothing is decoded into
         Values or encoded again on the way (``RuntimeServicer.relay``)."""
@@ -141,7 +141,7 @@ class _Connection:
         except ModelportError as err:
             self.frames.write(pf.failed(rid, err))
             return
-        except p.ProtocolError as exc:
+        except ProtocolError as exc:
             self.frames.write(pf.failed(rid, ModelportError(
                 Kind.INVALID, "request.invalid_input", f"malformed request frame: {exc}")))
             return
@@ -149,7 +149,7 @@ class _Connection:
             time.perf_counter() - start) * 1000
         try:
             buffers = pf.relayed(rid, reply.result, reply.parts, version, replica, duration)
-        except p.FrameTooLarge as exc:
+        except FrameTooLarge as exc:
             self.frames.write(pf.failed(rid, ModelportError(
                 Kind.MODEL, "model.output_too_large", str(exc), fix="return a smaller result")))
             return
@@ -169,7 +169,7 @@ class _Relay(Ticket):
     __slots__ = ("conn", "id", "header", "parts", "timeout", "obs", "replica", "call",
                  "took", "done", "arrived", "resent", "pipelined")
 
-    def __init__(self, conn: _Connection, frame: p.Frame) -> None:
+    def __init__(self, conn: _Connection, frame: Frame) -> None:
         header = frame.header
         servicer = conn.socket.servicer
         super().__init__(servicer.dispatcher.admission, str(header.get("service") or ""),
@@ -195,7 +195,7 @@ class _Relay(Ticket):
             pf.check_inputs(header.get("inputs"), self.parts)
             self.version = int(header.get("version") or 0)
             self.timeout = float(header.get("timeout_s") or 0.0)
-        except (p.ProtocolError, TypeError, ValueError) as exc:
+        except (ProtocolError, TypeError, ValueError) as exc:
             self._answer(pf.failed(self.id, ModelportError(
                 Kind.INVALID, "request.invalid_input", f"malformed request frame: {exc}")))
             return
@@ -296,7 +296,7 @@ class _Relay(Ticket):
         try:
             buffers = pf.relayed(self.id, outcome.result, outcome.parts, self.version,
                                  self.replica, duration)
-        except p.FrameTooLarge as exc:
+        except FrameTooLarge as exc:
             buffers = pf.failed(self.id, ModelportError(
                 Kind.MODEL, "model.output_too_large", str(exc), fix="return a smaller result"))
         self._answer(buffers)

@@ -13,7 +13,7 @@ import grpc
 
 from modelport.errors import ModelportError, not_found
 from modelport.v1 import inference_pb2, runtime_pb2, runtime_pb2_grpc
-from modelport.worker.protocol import Result, Value
+from modelport.worker.values import Result, Value
 from services.rpc.errors import abort, translate_errors
 from services.runtime import capacity, replica_log
 from services.runtime.backends import ReplicaSpec

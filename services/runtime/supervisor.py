@@ -39,7 +39,7 @@ from opentelemetry import context as otel_context
 
 import modelport.worker
 from modelport.errors import Kind, ModelportError
-from modelport.worker.protocol import Result, Value, decode_inputs
+from modelport.worker.values import Result, Value, decode_inputs
 from services.runtime import replica_log
 from services.runtime.backends import Backend, ReplicaHandle, ReplicaSpec
 from services.runtime.batching import Batcher, BatchPolicy

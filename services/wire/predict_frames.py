@@ -27,7 +27,8 @@ from typing import Any
 from modelport.errors import ModelportError
 from modelport.v1 import inference_pb2
 from modelport.worker import protocol as p
-from modelport.worker.protocol import Result, Value
+from modelport.worker.frames import encode_frame
+from modelport.worker.values import Result, Value, decode_inputs, encode_result
 
 PREDICT = "predict"
 CANCEL = "cancel"
@@ -87,27 +88,27 @@ def predict(request_id: str, service: str, version: int, inputs: dict[str, Value
     header["version"] = version
     if trace:
         header["trace"] = trace
-    return p.encode_frame(header, parts)
+    return encode_frame(header, parts)
 
 
 def cancel(request_id: str) -> list[bytes]:
-    return p.encode_frame({"kind": CANCEL, "id": request_id})
+    return encode_frame({"kind": CANCEL, "id": request_id})
 
 
 def answer(request_id: str, result: Result, version: int, replica_id: str,
            duration_ms: float) -> list[bytes]:
     parts: list[bytes] = []
     header: dict[str, Any] = {"kind": ANSWER, "id": request_id,
-                              "result": p.encode_result(result, parts), "version": version,
+                              "result": encode_result(result, parts), "version": version,
                               "replica_id": replica_id, "duration_ms": duration_ms}
-    return p.encode_frame(header, parts)
+    return encode_frame(header, parts)
 
 
 def relayed(request_id: str, result: dict[str, Any], parts: list[Any], version: int,
             replica_id: str, duration_ms: float) -> list[bytes]:
     """``answer`` for a worker's result handed on as it came (the worker's ``result``
     header and its parts, neither decoded nor copied: their indexes stay valid)."""
-    return p.encode_frame({"kind": ANSWER, "id": request_id, "result": result,
+    return encode_frame({"kind": ANSWER, "id": request_id, "result": result,
                            "version": version, "replica_id": replica_id,
                            "duration_ms": duration_ms}, parts)
 
@@ -130,8 +131,8 @@ def check_inputs(inputs: Any, parts: list[Any]) -> None:
             break
         else:
             return
-    p.decode_inputs(inputs, parts)  # the full check says what is wrong (or accepts it)
+    decode_inputs(inputs, parts)  # the full check says what is wrong (or accepts it)
 
 
 def failed(request_id: str, error: ModelportError) -> list[bytes]:
-    return p.encode_frame({"kind": FAILED, "id": request_id, "error": error.to_dict()})
+    return encode_frame({"kind": FAILED, "id": request_id, "error": error.to_dict()})

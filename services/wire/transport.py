@@ -15,7 +15,14 @@ import asyncio
 import struct
 from collections.abc import Callable
 
-from modelport.worker import protocol as p
+from modelport.worker.frames import (
+    MAX_HEADER_BYTES,
+    MAX_PART_BYTES,
+    Frame,
+    FrameTooLarge,
+    ProtocolError,
+    parse_header,
+)
 
 _LEN = struct.Struct(">I")
 
@@ -23,9 +30,9 @@ _LEN = struct.Struct(">I")
 class FrameProtocol(asyncio.Protocol):
     """Calls ``on_frame(frame)`` per complete frame and ``on_lost(error or None)`` once."""
 
-    def __init__(self, on_frame: Callable[[p.Frame], None],
+    def __init__(self, on_frame: Callable[[Frame], None],
                  on_lost: Callable[[Exception | None], None], *,
-                 max_header: int = p.MAX_HEADER_BYTES, max_part: int = p.MAX_PART_BYTES
+                 max_header: int = MAX_HEADER_BYTES, max_part: int = MAX_PART_BYTES
                  ) -> None:
         self.on_frame = on_frame
         self.on_lost = on_lost
@@ -58,12 +65,12 @@ class FrameProtocol(asyncio.Protocol):
             while end - pos >= 4:
                 (n,) = _LEN.unpack_from(buf, pos)
                 if n > self.max_header:
-                    raise p.FrameTooLarge(f"frame header is {n} bytes, over the "
+                    raise FrameTooLarge(f"frame header is {n} bytes, over the "
                                           f"{self.max_header}-byte limit")
                 if end - pos < 4 + n:
                     self._need = 4 + n
                     break
-                header, sizes = p.parse_header(bytes(view[pos + 4:pos + 4 + n]),
+                header, sizes = parse_header(bytes(view[pos + 4:pos + 4 + n]),
                                                max_part=self.max_part)
                 total = 4 + n + sum(sizes)
                 if end - pos < total:
@@ -75,8 +82,8 @@ class FrameProtocol(asyncio.Protocol):
                     parts.append(view[offset:offset + size])
                     offset += size
                 pos += total
-                self.on_frame(p.Frame(header, parts))
-        except p.ProtocolError as exc:
+                self.on_frame(Frame(header, parts))
+        except ProtocolError as exc:
             self._chunks, self._size = [], 0
             self._lose(exc)
             if self.transport is not None:

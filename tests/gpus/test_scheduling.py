@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from modelport.worker.protocol import Value
+from modelport.worker.values import Value
 from services.runtime.gpus import Gpu, GpuInventory
 from services.runtime.supervisor import Supervisor
 from tests.runtime.support import make_spec, run, wait_state

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from modelport.worker import protocol as p
-from modelport.worker.protocol import Value
+from modelport.worker.values import Value
 from tests.worker.support import ShimProcess, install_copy
 
 PACKAGES = Path(__file__).parent / "packages"

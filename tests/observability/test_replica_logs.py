@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from modelport.worker.protocol import Value
+from modelport.worker.values import Value
 from services.runtime import replica_log
 from services.runtime.backends.process import ProcessBackend
 from services.runtime.supervisor import Supervisor

@@ -17,8 +17,12 @@ from modelport.inference import grpc_predict_v2_pb2 as pb
 from modelport.v1 import inference_pb2
 from modelport.worker import protocol as p
 from modelport.worker import tensors as wt
+from modelport.worker.channel import SocketChannel
+from modelport.worker.frames import decode_frame, frame_bytes
 from modelport.worker.kinds import predictor
 from modelport.worker.kinds.base import RequestContext, ShimError
+from modelport.worker.tensors import Tensor
+from modelport.worker.values import Value, decode_inputs, decode_result, to_tensor_result
 from services.gateway import tensors as tz
 from services.gateway.grpc.oip import request_tensors
 from services.gateway.rest.oip import parse_request
@@ -203,7 +207,7 @@ def test_json_bytes_that_are_not_text_go_out_as_base64() -> None:
 def test_worker_reads_gateway_bytes_as_the_same_array(datatype: str) -> None:
     array = sample(datatype)
     raw = bytes(tz.Tensor("x", datatype, [2, 3], array=array).to_raw())
-    t = p.Tensor(datatype, (2, 3), bytearray(raw))
+    t = Tensor(datatype, (2, 3), bytearray(raw))
     assert wt.to_array(t).tolist() == array.tolist()
     as_lists = wt.to_list(t)  # stdlib path, for environments without numpy
     expected = array.tolist() if datatype != "BYTES" else [
@@ -215,14 +219,14 @@ def test_worker_arrays_over_received_parts_are_writable_views() -> None:
     a, b = socket.socketpair()
     with a, b:
         x = np.arange(4, dtype=np.float32)
-        header, parts = p.predict("r1", {"x": p.Value.of_tensor("FP32", [2, 2], x.tobytes())},
+        header, parts = p.predict("r1", {"x": Value.of_tensor("FP32", [2, 2], x.tobytes())},
                                   tensor_outputs=True)
-        sender = threading.Thread(target=p.SocketChannel(a).send, args=(header, parts))
+        sender = threading.Thread(target=SocketChannel(a).send, args=(header, parts))
         sender.start()
-        frame = p.SocketChannel(b).recv()
+        frame = SocketChannel(b).recv()
         sender.join()
     assert frame is not None and frame.header["tensor_outputs"] is True
-    value = p.decode_inputs(frame.header["inputs"], frame.parts)["x"]
+    value = decode_inputs(frame.header["inputs"], frame.parts)["x"]
     array = wt.to_array(value.payload)
     assert array.base is not None and array.flags.writeable
     array += 1
@@ -230,12 +234,12 @@ def test_worker_arrays_over_received_parts_are_writable_views() -> None:
 
 
 def test_tensor_results_round_trip_through_a_frame() -> None:
-    result = wt.to_tensor_result({"y": np.float32([[1, 2]]), "label": "ok",
+    result = to_tensor_result({"y": np.float32([[1, 2]]), "label": "ok",
                                   "n": np.int64(3)}, None)
     assert result is not None and result.kind == "tensors"
     header, parts = p.output("r1", result, 1.5)
-    frame = p.decode_frame(p.frame_bytes(header, parts))
-    back = p.decode_result(frame.header["result"], frame.parts)
+    frame = decode_frame(frame_bytes(header, parts))
+    back = decode_result(frame.header["result"], frame.parts)
     y, label, n = back.tensors
     assert (y.name, y.datatype, list(y.shape), bytes(y.data)) == (
         "y", "FP32", [1, 2], np.float32([[1, 2]]).tobytes())
@@ -249,8 +253,8 @@ def test_tensor_results_round_trip_through_a_frame() -> None:
 
 
 def test_plain_results_stay_json_when_nothing_is_an_array() -> None:
-    assert wt.to_tensor_result({"a": 1}, None) is None
-    lone = wt.to_tensor_result(np.arange(3, dtype=np.int16), None)
+    assert to_tensor_result({"a": 1}, None) is None
+    lone = to_tensor_result(np.arange(3, dtype=np.int16), None)
     assert lone is not None and lone.tensors[0].datatype == "INT16"
 
 
@@ -259,7 +263,7 @@ def spec(**raw: Any) -> predictor.InputSpec:
 
 
 def test_predictor_converts_tensor_values_by_declared_type() -> None:
-    fp64 = p.Value.of_tensor("FP64", [2], np.float64([1, 2]).tobytes())
+    fp64 = Value.of_tensor("FP64", [2], np.float64([1, 2]).tobytes())
     out = predictor.convert(spec(type="tensor", dtype="FP32", shape=[-1]), fp64)
     assert out.dtype == np.float32 and out.tolist() == [1, 2]
     with pytest.raises(ShimError, match="cannot be cast"):
@@ -267,9 +271,9 @@ def test_predictor_converts_tensor_values_by_declared_type() -> None:
     with pytest.raises(ShimError, match=r"has shape \[2\], but config.json declares"):
         predictor.convert(spec(type="tensor", shape=[-1, 2]), fp64)
     assert predictor.convert(spec(type="json"), fp64) == [1.0, 2.0]
-    one = p.Value.of_tensor("INT32", [1], np.int32([7]).tobytes())
+    one = Value.of_tensor("INT32", [1], np.int32([7]).tobytes())
     assert predictor.convert(spec(type="number"), one) == 7
-    word = p.Value.of_tensor("BYTES", [1], wt.join_bytes(["héllo"]))
+    word = Value.of_tensor("BYTES", [1], wt.join_bytes(["héllo"]))
     assert predictor.convert(spec(type="text"), word) == "héllo"
     assert predictor.convert(spec(type="file"), word) == "héllo".encode()
     with pytest.raises(ShimError, match="needs a BYTES tensor"):
@@ -283,8 +287,8 @@ def test_gateway_to_worker_round_trip_keeps_the_bytes() -> None:
     req = inference_pb2.PredictRequest(inputs=[value])
     wire = inference_pb2.PredictRequest.FromString(req.SerializeToString())
     header, parts = p.predict("r", to_values(list(wire.inputs)))
-    frame = p.decode_frame(p.frame_bytes(header, parts))
-    got = wt.to_array(p.decode_inputs(frame.header["inputs"], frame.parts)["x"].payload)
+    frame = decode_frame(frame_bytes(header, parts))
+    got = wt.to_array(decode_inputs(frame.header["inputs"], frame.parts)["x"].payload)
     assert got.dtype == np.float32 and np.array_equal(got, x)
 
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from modelport.errors import Kind, ModelportError
-from modelport.worker.protocol import Value
+from modelport.worker.values import Value
 from services.runtime.backends.process import ProcessBackend
 from services.runtime.batching import BatchPolicy, admission_slots
 from services.runtime.supervisor import Supervisor

@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 
 from modelport.errors import ModelportError
-from modelport.worker import protocol as p
-from modelport.worker.protocol import Value
+from modelport.worker.frames import Frame, encode_frame
+from modelport.worker.values import Value, decode_result, encode_inputs
 from services.runtime.backends.process import ProcessBackend
 from services.runtime.data_socket import DataSocket
 from services.runtime.dispatcher import Dispatcher
@@ -36,7 +36,7 @@ class Client:
     """The gateway's end of a data socket: frames out, answers kept by id, in order."""
 
     def __init__(self) -> None:
-        self.inbox: dict[str, asyncio.Queue[p.Frame]] = {}
+        self.inbox: dict[str, asyncio.Queue[Frame]] = {}
         self.frames = FrameProtocol(self._frame, lambda _exc: None)
 
     @classmethod
@@ -45,10 +45,10 @@ class Client:
         await asyncio.get_running_loop().create_unix_connection(lambda: self.frames, str(path))
         return self
 
-    def box(self, request_id: str) -> asyncio.Queue[p.Frame]:
+    def box(self, request_id: str) -> asyncio.Queue[Frame]:
         return self.inbox.setdefault(request_id, asyncio.Queue())
 
-    def _frame(self, frame: p.Frame) -> None:
+    def _frame(self, frame: Frame) -> None:
         self.box(frame.id or "").put_nowait(frame)
 
     def send(self, request_id: str, service: str, inputs: dict[str, Value],
@@ -58,7 +58,7 @@ class Client:
         return self.box(request_id).get()
 
     def send_raw(self, header: dict[str, Any], parts: list[bytes]) -> Any:
-        self.frames.write(p.encode_frame(header, parts))
+        self.frames.write(encode_frame(header, parts))
         return self.box(header["id"]).get()
 
     def cancel(self, request_id: str) -> None:
@@ -107,12 +107,12 @@ async def runtime(tmp_path: Path, shim_root: Path, package: str, concurrency: in
         await sup.close()
 
 
-def result_of(frame: p.Frame) -> Any:
+def result_of(frame: Frame) -> Any:
     assert frame.kind == pf.ANSWER, frame.header
-    return p.decode_result(frame.header["result"], [bytes(x) for x in frame.parts])
+    return decode_result(frame.header["result"], [bytes(x) for x in frame.parts])
 
 
-def error_of(frame: p.Frame) -> dict[str, Any]:
+def error_of(frame: Frame) -> dict[str, Any]:
     assert frame.kind == pf.FAILED, frame.header
     return frame.header["error"]
 
@@ -318,11 +318,11 @@ def test_relay_on_the_link_reports_a_crash_with_the_exit_code(shim_root: Path,
         try:
             await handle.link.setup(timeout_s=30)
             parts: list[Any] = []
-            inputs = p.encode_inputs({"text": Value.of_text("hi")}, parts)
+            inputs = encode_inputs({"text": Value.of_text("hi")}, parts)
             reply = await handle.link.relay("ok", inputs, parts, 10.0)
             assert reply.decoded().decoded()["ok"] == "hi"
             parts = []
-            inputs = p.encode_inputs({"text": Value.of_text("die")}, parts)
+            inputs = encode_inputs({"text": Value.of_text("die")}, parts)
             with pytest.raises(ModelportError) as err:
                 await handle.link.relay("die", inputs, parts, 10.0)
             assert err.value.code == "worker.crashed"

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from modelport.errors import Kind, ModelportError
-from modelport.worker.protocol import Value
+from modelport.worker.values import Value
 from services.runtime.backends.process import ProcessBackend, build_env, socket_path
 from tests.runtime.support import alive, gone, make_spec, run
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from modelport.errors import Kind, ModelportError
-from modelport.worker.protocol import Value
+from modelport.worker.values import Value
 from services.runtime.backends.process import ProcessBackend
 from services.runtime.supervisor import Supervisor, install_shim, restart_delay
 from tests.runtime.support import gone, make_spec, run, wait_state

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from modelport.errors import Kind, ModelportError
-from modelport.worker.protocol import Result, Value
+from modelport.worker.values import Result, Value
 from services.runtime.backends import ReplicaSpec
 from services.runtime.backends.process import ProcessBackend, ProcessReplica
 from tests.runtime.support import log_text, make_spec, run

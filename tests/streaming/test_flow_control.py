@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from modelport.worker import protocol as p
-from modelport.worker.protocol import Value
+from modelport.worker.values import Value, decode_result
 from tests.streaming.conftest import TICKER, model_log, wait_until_still
 from tests.worker.support import ShimProcess, install_copy
 
@@ -34,7 +34,7 @@ def _chunks(worker: ShimProcess, count: int) -> list[int]:
     while len(got) < count:
         frame = worker.recv()
         if frame.kind == p.CHUNK:
-            got.append(p.decode_result(frame.header["result"], frame.parts).decoded()["i"])
+            got.append(decode_result(frame.header["result"], frame.parts).decoded()["i"])
     return got
 
 

@@ -11,6 +11,8 @@ import tempfile
 from pathlib import Path
 
 from modelport.worker import protocol as p
+from modelport.worker.channel import SocketChannel
+from modelport.worker.frames import Frame
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ROOT / "tests" / "packages"
@@ -31,7 +33,7 @@ def install_copy(dest: Path) -> Path:
 
 
 
-def ends(frame: p.Frame) -> bool:
+def ends(frame: Frame) -> bool:
     """Whether ``frame`` is its request's last: a ``done``, or an ``output`` marked final
     (the usual unary answer, one frame)."""
     return frame.kind == p.DONE or (frame.kind == p.OUTPUT and frame.header.get("final") is True)
@@ -59,17 +61,17 @@ class ShimProcess:
                                      stderr=self._log, stdin=subprocess.DEVNULL)
         conn, _ = self.server.accept()
         conn.settimeout(30)
-        self.channel = p.SocketChannel(conn)
+        self.channel = SocketChannel(conn)
 
     def send(self, message: tuple[dict, list[bytes]]) -> None:
         self.channel.send(*message)
 
-    def recv(self) -> p.Frame:
+    def recv(self) -> Frame:
         frame = self.channel.recv()
         assert frame is not None, "the worker closed the connection"
         return frame
 
-    def recv_until(self, kind: str, request_id: str | None = None) -> list[p.Frame]:
+    def recv_until(self, kind: str, request_id: str | None = None) -> list[Frame]:
         """Frames up to and including the first of ``kind`` (for ``request_id``), logs
         skipped; ``done`` also stops at a final ``output`` (a request's end, see ``ends``)."""
         frames = []
@@ -82,7 +84,7 @@ class ShimProcess:
                     request_id is None or frame.id == request_id):
                 return frames
 
-    def setup(self) -> p.Frame:
+    def setup(self) -> Frame:
         hello = self.recv()
         assert hello.kind == p.HELLO
         self.send(p.setup())

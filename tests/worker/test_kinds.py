@@ -16,7 +16,8 @@ import pytest
 from modelport.worker import kinds
 from modelport.worker.kinds import file_contract, predictor
 from modelport.worker.kinds.base import ConfigError, RequestContext, ShimError, to_result
-from modelport.worker.protocol import ErrorCode, Result, Value
+from modelport.worker.protocol import ErrorCode
+from modelport.worker.values import Result, Value
 
 np = pytest.importorskip("numpy")
 

@@ -13,8 +13,22 @@ from pathlib import Path
 
 import pytest
 
+from modelport.worker import frames as frames_module
 from modelport.worker import protocol as p
-from modelport.worker.protocol import Result, Value
+from modelport.worker.channel import SocketChannel, read_frame, write_frame
+from modelport.worker.frames import (
+    MAX_HEADER_BYTES,
+    MAX_PART_BYTES,
+    FrameTooLarge,
+    ProtocolError,
+    decode_frame,
+    encode_frame,
+    frame_bytes,
+    parse_header,
+)
+from modelport.worker.json_codec import dumps_json
+from modelport.worker.tensors import Tensor
+from modelport.worker.values import BatchItem, Result, Value, decode_inputs, decode_result
 
 GOLDEN = Path(__file__).parent / "golden"
 #: set MODELPORT_UPDATE_GOLDEN=1 to rewrite the golden files after a deliberate change
@@ -36,10 +50,10 @@ FRAMES = {
     "predict_tensor": p.predict("req-1", {"x": Value.of_tensor(
         "FP32", [1, 2], b"\x00\x00\x80\x3f\x00\x00\x00\x40")}, tensor_outputs=True),
     "predict_batch": p.predict_batch([
-        p.BatchItem("req-1", {"x": Value.of_json(1)}),
-        p.BatchItem("req-2", {"x": Value.of_raw_json(b"2"), "image": Value.of_bytes(b"\x00\x01")},
+        BatchItem("req-1", {"x": Value.of_json(1)}),
+        BatchItem("req-2", {"x": Value.of_raw_json(b"2"), "image": Value.of_bytes(b"\x00\x01")},
                     timeout_s=5.0),
-        p.BatchItem("req-3", {"text": Value.of_text("hi")}, timeout_s=30.0, tensor_outputs=True),
+        BatchItem("req-3", {"text": Value.of_text("hi")}, timeout_s=30.0, tensor_outputs=True),
     ], timeout_s=30.0),
     "health": p.health("h1"),
     "shutdown": p.shutdown(),
@@ -52,7 +66,7 @@ FRAMES = {
     "output_json": p.output("req-1", Result.of_json({"label": "positive", "score": 0.5}), 12.5),
     "output_bytes": p.output("req-1", Result.of_bytes(b"\x00\x01\x02\xff")),
     "output_tensors": p.output("req-1", Result.of_tensors([
-        p.Tensor("INT8", (2,), b"\x01\xff", "y"), p.Tensor(None, (), b'"ok"', "label")])),
+        Tensor("INT8", (2,), b"\x01\xff", "y"), Tensor(None, (), b'"ok"', "label")])),
     "chunk": p.chunk("req-1", Result.of_json({"token": "hi"})),
     "done": p.done("req-1", duration_ms=3.25),
     "done_timings": p.done("req-1", duration_ms=3.25, timings={
@@ -68,7 +82,7 @@ FRAMES = {
 
 @pytest.mark.parametrize("name", sorted(FRAMES))
 def test_frame_matches_golden_file(name: str) -> None:
-    data = p.frame_bytes(*FRAMES[name])
+    data = frame_bytes(*FRAMES[name])
     path = GOLDEN / f"{name}.bin"
     if UPDATE:
         path.write_bytes(data)
@@ -81,7 +95,7 @@ def test_frame_matches_golden_file(name: str) -> None:
 @pytest.mark.parametrize("name", sorted(FRAMES))
 def test_golden_file_decodes_back(name: str) -> None:
     header, parts = FRAMES[name]
-    frame = p.decode_frame((GOLDEN / f"{name}.bin").read_bytes())
+    frame = decode_frame((GOLDEN / f"{name}.bin").read_bytes())
     assert frame.header == json.loads(json.dumps(header))
     assert frame.parts == [bytes(x) for x in parts]
 
@@ -91,23 +105,23 @@ def test_stdlib_json_writes_and_reads_the_golden_bytes(name: str,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     """A model's environment has no orjson: the shim's own encoder and decoder must give
     the same frames."""
-    monkeypatch.setattr(p, "_orjson", None)
+    monkeypatch.setattr(frames_module, "fast_json", None)
     golden = (GOLDEN / f"{name}.bin").read_bytes()
-    assert p.frame_bytes(*FRAMES[name]) == golden
-    assert p.decode_frame(golden).header == json.loads(json.dumps(FRAMES[name][0]))
+    assert frame_bytes(*FRAMES[name]) == golden
+    assert decode_frame(golden).header == json.loads(json.dumps(FRAMES[name][0]))
 
 
 @pytest.mark.parametrize("raw", [b"", b"{", b'{"kind":"x"} trailing', b"\xff{}", b"[1,]"])
 def test_stdlib_header_decoder_refuses_what_json_refuses(
         raw: bytes, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(p, "_orjson", None)
-    with pytest.raises(p.ProtocolError, match="not UTF-8 JSON"):
-        p.parse_header(raw)
+    monkeypatch.setattr(frames_module, "fast_json", None)
+    with pytest.raises(ProtocolError, match="not UTF-8 JSON"):
+        parse_header(raw)
 
 
 def test_stdlib_header_decoder_allows_whitespace(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(p, "_orjson", None)
-    assert p.parse_header(b' { "kind" : "health", "id": "h" }\n')[0] == {"kind": "health",
+    monkeypatch.setattr(frames_module, "fast_json", None)
+    assert parse_header(b' { "kind" : "health", "id": "h" }\n')[0] == {"kind": "health",
                                                                           "id": "h"}
 
 
@@ -115,16 +129,16 @@ def test_json_results_refuse_circular_values_with_a_value_error() -> None:
     loop: list = []
     loop.append(loop)
     with pytest.raises(ValueError, match="Circular reference"):
-        p.dumps_json(loop)
+        dumps_json(loop)
 
 
 def test_every_message_kind_has_a_golden_frame() -> None:
-    covered = {p.decode_frame((GOLDEN / f"{n}.bin").read_bytes()).kind for n in FRAMES}
+    covered = {decode_frame((GOLDEN / f"{n}.bin").read_bytes()).kind for n in FRAMES}
     assert set(p.TO_WORKER) | set(p.TO_RUNTIME) <= covered
 
 
 def test_binary_parts_are_raw_not_base64() -> None:
-    data = p.frame_bytes(*FRAMES["predict"])
+    data = frame_bytes(*FRAMES["predict"])
     assert b"\x89PNG\r\n\x1a\n\x00" in data
     (n,) = struct.unpack(">I", data[:4])
     header = json.loads(data[4:4 + n])
@@ -137,16 +151,16 @@ def test_inputs_round_trip() -> None:
     inputs = {"t": Value.of_text("x"), "b": Value.of_bytes(b"\x00"), "j": Value.of_json([1]),
               "r": Value.of_raw_json(b"[2]")}
     header, parts = p.predict("r", inputs)
-    frame = p.decode_frame(p.frame_bytes(header, parts))
-    decoded = p.decode_inputs(frame.header["inputs"], frame.parts)
+    frame = decode_frame(frame_bytes(header, parts))
+    decoded = decode_inputs(frame.header["inputs"], frame.parts)
     assert decoded == inputs
     assert [v.decoded() for v in decoded.values()] == ["x", b"\x00", [1], [2]]
 
 
 def test_result_json_is_encoded_once_and_passed_raw() -> None:
     header, parts = p.output("r", Result.of_json({"é": [1, 2]}))
-    frame = p.decode_frame(p.frame_bytes(header, parts))
-    result = p.decode_result(frame.header["result"], frame.parts)
+    frame = decode_frame(frame_bytes(header, parts))
+    result = decode_result(frame.header["result"], frame.parts)
     assert result == Result("json", '{"é":[1,2]}'.encode())
     assert result.decoded() == {"é": [1, 2]}
 
@@ -169,25 +183,25 @@ def test_value_and_result_check_their_kinds() -> None:
 
 
 def test_a_part_over_the_limit_is_refused_before_sending() -> None:
-    with pytest.raises(p.FrameTooLarge, match="binary part 0 is 11 bytes, over the 10-byte"):
-        p.encode_frame({"kind": "x"}, [b"x" * 11], max_part=10)
+    with pytest.raises(FrameTooLarge, match="binary part 0 is 11 bytes, over the 10-byte"):
+        encode_frame({"kind": "x"}, [b"x" * 11], max_part=10)
 
 
 def test_a_header_over_the_limit_is_refused_before_sending() -> None:
-    with pytest.raises(p.FrameTooLarge, match="frame header is .* over the 100-byte limit"):
-        p.encode_frame({"kind": "x", "big": "y" * 200}, max_header=100)
+    with pytest.raises(FrameTooLarge, match="frame header is .* over the 100-byte limit"):
+        encode_frame({"kind": "x", "big": "y" * 200}, max_header=100)
 
 
 def test_a_declared_header_over_the_limit_is_refused_before_reading_it() -> None:
-    data = struct.pack(">I", p.MAX_HEADER_BYTES + 1)
-    with pytest.raises(p.FrameTooLarge, match="frame header is"):
-        p.decode_frame(data)
+    data = struct.pack(">I", MAX_HEADER_BYTES + 1)
+    with pytest.raises(FrameTooLarge, match="frame header is"):
+        decode_frame(data)
 
 
 def test_a_declared_part_over_the_limit_is_refused() -> None:
-    raw = json.dumps({"kind": "x", "parts": [p.MAX_PART_BYTES + 1]}).encode()
-    with pytest.raises(p.FrameTooLarge, match="binary part 0"):
-        p.decode_frame(struct.pack(">I", len(raw)) + raw)
+    raw = json.dumps({"kind": "x", "parts": [MAX_PART_BYTES + 1]}).encode()
+    with pytest.raises(FrameTooLarge, match="binary part 0"):
+        decode_frame(struct.pack(">I", len(raw)) + raw)
 
 
 @pytest.mark.parametrize("header, message", [
@@ -198,21 +212,21 @@ def test_a_declared_part_over_the_limit_is_refused() -> None:
     (b'{"kind": "x", "parts": "3"}', "must be a list"),
 ])
 def test_malformed_headers_are_protocol_errors(header: bytes, message: str) -> None:
-    with pytest.raises(p.ProtocolError, match=message):
-        p.decode_frame(struct.pack(">I", len(header)) + header)
+    with pytest.raises(ProtocolError, match=message):
+        decode_frame(struct.pack(">I", len(header)) + header)
 
 
 def test_truncated_frames_are_protocol_errors() -> None:
-    data = p.frame_bytes(*FRAMES["output_bytes"])
-    with pytest.raises(p.ProtocolError, match="truncated"):
-        p.decode_frame(data[:-1])
+    data = frame_bytes(*FRAMES["output_bytes"])
+    with pytest.raises(ProtocolError, match="truncated"):
+        decode_frame(data[:-1])
 
 
 def test_an_input_pointing_at_a_missing_part_is_a_protocol_error() -> None:
-    with pytest.raises(p.ProtocolError, match="refers to part 3"):
-        p.decode_inputs({"image": {"part": 3}}, [])
-    with pytest.raises(p.ProtocolError, match="unknown encoding"):
-        p.decode_inputs({"image": {"base64": "AA=="}}, [])
+    with pytest.raises(ProtocolError, match="refers to part 3"):
+        decode_inputs({"image": {"part": 3}}, [])
+    with pytest.raises(ProtocolError, match="unknown encoding"):
+        decode_inputs({"image": {"base64": "AA=="}}, [])
 
 
 # ---------------------------------------------------------------------- sync and async I/O
@@ -220,7 +234,7 @@ def test_an_input_pointing_at_a_missing_part_is_a_protocol_error() -> None:
 
 def test_socket_channel_round_trip_with_a_large_part() -> None:
     a, b = socket.socketpair()
-    left, right = p.SocketChannel(a), p.SocketChannel(b)
+    left, right = SocketChannel(a), SocketChannel(b)
     blob = os.urandom(3 * 1024 * 1024)
     sender = threading.Thread(target=lambda: [left.send(*p.output("r", Result.of_bytes(blob))),
                                               left.send(*p.done("r"))])
@@ -237,10 +251,10 @@ def test_socket_channel_round_trip_with_a_large_part() -> None:
 
 def test_socket_channel_reports_eof_inside_a_frame() -> None:
     a, b = socket.socketpair()
-    a.sendall(p.frame_bytes(*FRAMES["predict"])[:10])
+    a.sendall(frame_bytes(*FRAMES["predict"])[:10])
     a.close()
-    with pytest.raises(p.ProtocolError, match="middle of a frame"):
-        p.SocketChannel(b).recv()
+    with pytest.raises(ProtocolError, match="middle of a frame"):
+        SocketChannel(b).recv()
     b.close()
 
 
@@ -250,16 +264,16 @@ def test_asyncio_helpers_round_trip() -> None:
         ra, wa = await asyncio.open_unix_connection(sock=a)
         rb, wb = await asyncio.open_unix_connection(sock=b)
         header, parts = FRAMES["predict"]
-        await p.write_frame(wa, header, parts)
-        frame = await p.read_frame(rb)
+        await write_frame(wa, header, parts)
+        frame = await read_frame(rb)
         assert frame is not None
         assert frame.kind == "predict" and frame.id == "req-1"
-        assert p.decode_inputs(frame.header["inputs"], frame.parts)["image"].payload == (
+        assert decode_inputs(frame.header["inputs"], frame.parts)["image"].payload == (
             b"\x89PNG\r\n\x1a\n\x00")
-        wa.write(p.frame_bytes(*FRAMES["done"])[:7])
+        wa.write(frame_bytes(*FRAMES["done"])[:7])
         wa.close()
-        with pytest.raises(p.ProtocolError, match="middle of a frame"):
-            await p.read_frame(rb)
+        with pytest.raises(ProtocolError, match="middle of a frame"):
+            await read_frame(rb)
         wb.close()
 
     asyncio.run(main())
@@ -287,11 +301,11 @@ def test_socket_channel_cuts_frames_from_any_split_of_the_stream() -> None:
     # one header larger than the receive buffer: the buffer grows for it, then shrinks
     messages.append(({"kind": "predict", "id": "huge", "pad": "x" * 600_000}, [b"tail"]))
     messages.append(({"kind": "done", "id": "last"}, []))
-    data = b"".join(p.frame_bytes(h, parts) for h, parts in messages)
+    data = b"".join(frame_bytes(h, parts) for h, parts in messages)
     a, b = socket.socketpair()
     sender = threading.Thread(target=_send_in_pieces, args=(a, data, 3))
     sender.start()
-    channel = p.SocketChannel(b)
+    channel = SocketChannel(b)
     got = []
     while (frame := channel.recv()) is not None:
         got.append(frame)
@@ -304,8 +318,8 @@ def test_socket_channel_cuts_frames_from_any_split_of_the_stream() -> None:
 
 def test_socket_channel_next_frame_never_blocks() -> None:
     a, b = socket.socketpair()
-    channel = p.SocketChannel(b)
-    data = p.frame_bytes(*p.output("r", Result.of_bytes(b"x" * 100_000)))
+    channel = SocketChannel(b)
+    data = frame_bytes(*p.output("r", Result.of_bytes(b"x" * 100_000)))
     a.sendall(data[:50_000])
     assert channel.fill()
     assert channel.next_frame() is None and channel.partial()

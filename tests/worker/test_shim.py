@@ -6,8 +6,9 @@ import time
 from collections.abc import Callable
 
 from modelport.worker import protocol as p
-from modelport.worker.protocol import Value
+from modelport.worker.frames import frame_bytes
 from modelport.worker.shim import EXIT_SETUP_FAILED, PARK_AFTER_S
+from modelport.worker.values import Value, decode_result
 from tests.worker.support import ShimProcess, ends
 
 Start = Callable[..., ShimProcess]
@@ -29,7 +30,7 @@ def test_predict_sends_output_then_done(shim: Start) -> None:
     worker.send(p.predict("r1", {"text": Value.of_text("hi"), "blob": Value.of_bytes(b"abc")}))
     (output,) = worker.recv_until("done", "r1")  # the result is also the request's end
     assert output.kind == "output" and output.id == "r1" and output.header["final"] is True
-    result = p.decode_result(output.header["result"], output.parts)
+    result = decode_result(output.header["result"], output.parts)
     assert result.decoded()["blob_len"] == 3
     assert "error" not in output.header and output.header["duration_ms"] >= 0
     assert [phase[0] for phase in output.header["timings"]["phases"]][:2] == [
@@ -74,7 +75,7 @@ def test_streaming_sends_chunks_then_done(shim: Start) -> None:
     worker.send(p.predict("s", {"n": Value.of_json(3)}))
     frames = worker.recv_until("done", "s")
     assert [f.kind for f in frames] == ["chunk", "chunk", "chunk", "done"]
-    assert [p.decode_result(f.header["result"], f.parts).decoded()["i"]
+    assert [decode_result(f.header["result"], f.parts).decoded()["i"]
             for f in frames[:3]] == [0, 1, 2]
 
 
@@ -101,7 +102,7 @@ def test_print_in_model_code_goes_to_the_log_not_the_socket(shim: Start) -> None
     worker.setup()
     worker.send(p.predict("r", {"text": Value.of_text("loud")}))
     output = worker.recv_until("output", "r")[-1]
-    assert p.decode_result(output.header["result"], output.parts).decoded() == {"ok": "loud"}
+    assert decode_result(output.header["result"], output.parts).decoded() == {"ok": "loud"}
     worker.send(p.shutdown())
     assert worker.close() == 0
     log = worker.log_text()
@@ -165,7 +166,7 @@ def test_file_contract_kind_through_the_shim(shim: Start) -> None:
     assert worker.setup().header["package_kind"] == "file_contract"
     worker.send(p.predict("r", {"image": Value.of_bytes(b"img"), "2.txt": Value.of_text("t")}))
     output = worker.recv_until("output", "r")[-1]
-    assert p.decode_result(output.header["result"], output.parts).decoded()["image_bytes"] == 3
+    assert decode_result(output.header["result"], output.parts).decoded()["image_bytes"] == 3
     assert "inference.py: a line on stderr" in worker.log_text()
 
 
@@ -201,8 +202,8 @@ def test_frames_written_together_are_all_answered_in_order(shim: Start) -> None:
     worker = shim("echo")
     worker.setup()
     ids = [f"r{i}" for i in range(40)]
-    data = b"".join(p.frame_bytes(*p.predict(i, {"text": Value.of_text(i)})) for i in ids)
-    worker.channel.sock.sendall(data + p.frame_bytes(*p.health("h")))
+    data = b"".join(frame_bytes(*p.predict(i, {"text": Value.of_text(i)})) for i in ids)
+    worker.channel.sock.sendall(data + frame_bytes(*p.health("h")))
     frames = worker.recv_until("done", ids[-1])
     assert [f.id for f in frames if ends(f)] == ids
     assert all("error" not in f.header for f in frames if ends(f))
@@ -214,13 +215,13 @@ def test_frames_written_together_are_all_answered_in_order(shim: Start) -> None:
 def test_a_frame_arriving_in_small_pieces(shim: Start) -> None:
     worker = shim("echo")
     worker.setup()
-    data = p.frame_bytes(*p.predict("slowly", {"text": Value.of_text("x" * 300),
+    data = frame_bytes(*p.predict("slowly", {"text": Value.of_text("x" * 300),
                                                "blob": Value.of_bytes(bytes(range(256)))}))
     for i in range(0, len(data), 7):
         worker.channel.sock.sendall(data[i:i + 7])
         time.sleep(0.001)
     output = worker.recv_until("output", "slowly")[-1]
-    assert p.decode_result(output.header["result"], output.parts).decoded()["blob_len"] == 256
+    assert decode_result(output.header["result"], output.parts).decoded()["blob_len"] == 256
 
 
 def test_the_worker_exits_when_the_runtime_goes_away_during_a_long_call(shim: Start) -> None:

@@ -7,8 +7,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from modelport.worker import protocol as p
-from modelport.worker.protocol import BatchItem, Value
+from modelport.worker.frames import Frame
 from modelport.worker.shim import EXIT_SETUP_FAILED
+from modelport.worker.values import BatchItem, Value, decode_result
 from tests.worker.support import ShimProcess, ends
 
 Start = Callable[..., ShimProcess]
@@ -20,9 +21,9 @@ def item(request_id: str, x: object, **extra: str) -> BatchItem:
     return BatchItem(request_id, inputs)
 
 
-def answers(worker: ShimProcess, ids: list[str]) -> dict[str, list[p.Frame]]:
+def answers(worker: ShimProcess, ids: list[str]) -> dict[str, list[Frame]]:
     """Every frame for each id until its ``done`` (logs and other frames skipped)."""
-    out: dict[str, list[p.Frame]] = {i: [] for i in ids}
+    out: dict[str, list[Frame]] = {i: [] for i in ids}
     left = set(ids)
     while left:
         frame = worker.recv()
@@ -33,11 +34,11 @@ def answers(worker: ShimProcess, ids: list[str]) -> dict[str, list[p.Frame]]:
     return out
 
 
-def value(frames: list[p.Frame]) -> object:
+def value(frames: list[Frame]) -> object:
     (output,) = frames  # the result is also the item's end
     assert output.kind == p.OUTPUT and ends(output) and "error" not in output.header, (
         output.header)
-    return p.decode_result(output.header["result"], output.parts).decoded()
+    return decode_result(output.header["result"], output.parts).decoded()
 
 
 def busy_with(worker: ShimProcess, request_id: str) -> dict:

@@ -21,7 +21,9 @@ import threading
 import time
 from typing import Any
 
-from ..protocol import ErrorCode, Result, dumps_json
+from ..json_codec import dumps_json
+from ..protocol import ErrorCode
+from ..values import Result
 
 
 class ShimError(Exception):
@@ -105,7 +107,7 @@ class RequestContext:
     stream window (chunks it may send ahead of the runtime's credit; None = no limit)."""
 
     #: the caller (Open Inference Protocol) wants named tensors back where the model
-    #: returns numpy arrays (see ``tensors.to_tensor_result``)
+    #: returns numpy arrays (see ``values.to_tensor_result``)
     tensor_outputs = False
 
     def __init__(self, request_id: str, timeout_s: float | None = None,

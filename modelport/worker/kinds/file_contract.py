@@ -31,7 +31,8 @@ import threading
 import time
 from typing import Any
 
-from ..protocol import ErrorCode, Result, Value
+from ..protocol import ErrorCode
+from ..values import Result, Value
 from .base import ConfigError, RequestContext, ShimError, decode_base64, invalid_input
 
 DEFAULT_TIMEOUT_S = 60.0

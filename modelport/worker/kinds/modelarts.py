@@ -45,7 +45,7 @@ import sys
 import types
 from typing import Any
 
-from ..protocol import Value
+from ..values import Value
 from .base import ConfigError, RequestContext, to_result
 
 SERVICE_MODULE = "customize_service"

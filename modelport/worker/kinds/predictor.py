@@ -27,7 +27,8 @@ from collections.abc import Iterator
 from typing import Any
 
 from .. import tensors
-from ..protocol import ErrorCode, Result, Value
+from ..protocol import ErrorCode
+from ..values import Result, Value, to_tensor_result
 from .base import (
     ConfigError,
     RequestContext,
@@ -291,7 +292,7 @@ def _results(items: Any, encode: Any = to_result) -> Iterator[Result]:
 
 def _encode_tensors(value: Any) -> Result:
     """For the Open Inference Protocol: numpy arrays as raw tensors, the rest as JSON."""
-    return tensors.to_tensor_result(value, json_default) or to_result(value)
+    return to_tensor_result(value, json_default) or to_result(value)
 
 
 def _sync_iter(agen: Any) -> Iterator[Any]:

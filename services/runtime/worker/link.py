@@ -20,7 +20,8 @@ from typing import Any
 
 from modelport.errors import Kind, ModelportError
 from modelport.worker import protocol as p
-from modelport.worker.protocol import BatchItem, Result, Value
+from modelport.worker.frames import Frame, FrameTooLarge, ProtocolError, encode_frame
+from modelport.worker.values import BatchItem, Result, Value, decode_result
 from services.runtime.deadlines import Deadlines
 from services.runtime.worker.errors import (
     crashed_error,
@@ -63,7 +64,7 @@ class WorkerLink:
     def __init__(self, frames: FrameProtocol, hello: dict[str, Any], *, name: str = "worker",
                  exit_code: asyncio.Future[int] | None = None,
                  on_log: Callable[[dict[str, Any]], None] | None = None,
-                 early: list[p.Frame] | None = None,
+                 early: list[Frame] | None = None,
                  lost: tuple[Exception | None] | None = None) -> None:
         self.name = name
         self.hello = hello
@@ -277,8 +278,8 @@ class WorkerLink:
         while live:
             try:
                 header, parts = p.predict_batch([items[i] for i in live], timeout_s)
-                return p.encode_frame(header, parts)
-            except p.FrameTooLarge as exc:
+                return encode_frame(header, parts)
+            except FrameTooLarge as exc:
                 alone = [i for i in live if too_large_alone(items[i])]
                 fix = ("send smaller inputs" if alone else "lower batching.max_batch_size in "
                        "config.json: these requests together are over a frame limit")
@@ -345,8 +346,8 @@ class WorkerLink:
         if request_id in self._requests:
             raise duplicate_error(request_id, self.name)
         try:
-            buffers = p.encode_frame(header, parts)
-        except p.FrameTooLarge as exc:
+            buffers = encode_frame(header, parts)
+        except FrameTooLarge as exc:
             raise ModelportError(Kind.TOO_LARGE, "request.too_large", str(exc),
                                  fix="send smaller inputs") from None
         self._requests[request_id] = req
@@ -426,7 +427,7 @@ class WorkerLink:
         """Write one frame now (dropped when the connection is gone: whoever waits for
         its answer is failed by the crash)."""
         header, parts = message
-        self._frames.write(p.encode_frame(header, parts))
+        self._frames.write(encode_frame(header, parts))
 
     def _send_quietly(self, message: tuple[dict[str, Any], list[bytes]]) -> None:
         if not self.closed:
@@ -435,7 +436,7 @@ class WorkerLink:
     def _lost(self, exc: Exception | None) -> None:
         """The connection ended (EOF, a socket error, or a protocol error we closed it
         for): fail what is in flight, with the exit code if it comes soon."""
-        if isinstance(exc, p.ProtocolError):
+        if isinstance(exc, ProtocolError):
             log.error("%s: protocol error, dropping the connection: %s", self.name, exc)
         if self.closed or self._exit_wait is not None:
             return
@@ -473,7 +474,7 @@ class WorkerLink:
             self._setup.set_exception(crashed_error(code, during="during setup"))
             self._setup.exception()  # retrieved here, so an abandoned setup logs nothing
 
-    def _dispatch(self, frame: p.Frame) -> None:
+    def _dispatch(self, frame: Frame) -> None:
         kind, header = frame.kind, frame.header
         if kind == p.OUTPUT or kind == p.CHUNK or kind == p.DONE:
             req = self._requests.get(header.get("id") or "")
@@ -496,13 +497,13 @@ class WorkerLink:
             try:
                 if req.raw:
                     if not plain_result(raw, len(frame.parts)):
-                        p.decode_result(raw, frame.parts)  # raises what is wrong with it
+                        decode_result(raw, frame.parts)  # raises what is wrong with it
                     payload: Any = Reply(raw, frame.parts, duration)
                 else:
-                    payload = p.decode_result(raw, [bytes(x) for x in frame.parts])
+                    payload = decode_result(raw, [bytes(x) for x in frame.parts])
                     if duration is not None:
                         payload = dataclasses.replace(payload, duration_ms=duration)
-            except p.ProtocolError as exc:
+            except ProtocolError as exc:
                 req.finished = True
                 del self._requests[req.id]
                 req.events.put_nowait(("failed", ModelportError(

@@ -12,6 +12,7 @@ from typing import Any
 
 from modelport.errors import Kind, ModelportError
 from modelport.worker import protocol as p
+from modelport.worker.frames import Frame, ProtocolError
 from services.runtime.worker.link import WorkerLink
 from services.wire.transport import FrameProtocol
 
@@ -22,11 +23,11 @@ class _Arrival:
 
     def __init__(self) -> None:
         self.frames = FrameProtocol(self._frame, self._lost)
-        self.hello: asyncio.Future[p.Frame | None] = asyncio.get_running_loop().create_future()
-        self.early: list[p.Frame] = []
+        self.hello: asyncio.Future[Frame | None] = asyncio.get_running_loop().create_future()
+        self.early: list[Frame] = []
         self.lost: tuple[Exception | None] | None = None
 
-    def _frame(self, frame: p.Frame) -> None:
+    def _frame(self, frame: Frame) -> None:
         if not self.hello.done():
             self.hello.set_result(frame)
         else:
@@ -35,7 +36,7 @@ class _Arrival:
     def _lost(self, exc: Exception | None) -> None:
         self.lost = (exc,)
         if not self.hello.done():
-            if isinstance(exc, p.ProtocolError):
+            if isinstance(exc, ProtocolError):
                 self.hello.set_exception(exc)
             else:
                 self.hello.set_result(None)
@@ -78,7 +79,7 @@ class WorkerListener:
             raise ModelportError(Kind.DEADLINE, "worker.start_timeout",
                                  f"the model process did not connect within {timeout_s:g}s",
                                  fix="see the replica log; raise startup_timeout_s") from None
-        except p.ProtocolError as exc:
+        except ProtocolError as exc:
             raise ModelportError(Kind.UNAVAILABLE, "worker.protocol_error",
                                  f"bad first message from the model process: {exc}") from None
         if frame is None or frame.kind != p.HELLO:

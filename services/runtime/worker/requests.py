@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 from modelport.errors import Kind, ModelportError
 from modelport.worker import protocol as p
-from modelport.worker.protocol import BatchItem, Result
+from modelport.worker.frames import FrameTooLarge, encode_frame
+from modelport.worker.values import BatchItem, Result, decode_result, encode_result
 from services.runtime.worker.errors import timeout_error
 
 if TYPE_CHECKING:
@@ -39,11 +40,11 @@ class Reply:
     def of(cls, result: Result) -> Reply:
         """A decoded Result (chunks joined here) in the same shape."""
         parts: list[Any] = []
-        return cls(p.encode_result(result, parts), parts, result.duration_ms, result.timings)
+        return cls(encode_result(result, parts), parts, result.duration_ms, result.timings)
 
     def decoded(self) -> Result:
         """The answer as a Result (its parts copied out of the frame)."""
-        result = p.decode_result(self.result, [bytes(x) for x in self.parts])
+        result = decode_result(self.result, [bytes(x) for x in self.parts])
         return dataclasses.replace(result, duration_ms=self.duration_ms,
                                    timings=self.timings)
 
@@ -220,8 +221,8 @@ class UnaryRequest:
 def too_large_alone(item: BatchItem) -> bool:
     """Whether this item alone breaks a frame limit."""
     try:
-        p.encode_frame(*p.predict(item.id, item.inputs, item.timeout_s))
-    except p.FrameTooLarge:
+        encode_frame(*p.predict(item.id, item.inputs, item.timeout_s))
+    except FrameTooLarge:
         return True
     return False
 
