@@ -37,22 +37,28 @@ import collections
 import gc
 import os
 import platform
-import select
-import socket
 import sys
 import threading
 import time
-import traceback
 from typing import Any
 
 from . import protocol as p
 from .channel import SocketChannel
-from .frames import MAX_PART_BYTES, Frame, ProtocolError
+from .exit_codes import EXIT_SETUP_FAILED
+from .failures import check_size, error_from
+from .frames import Frame, ProtocolError
 from .kinds import load_adapter
 from .kinds.base import RequestContext, ShimError, ms3
+from .process import (
+    connect,
+    enter_package,
+    exit_if_out_of_memory,
+    limit_self,
+    readable_poller,
+    stderr_line,
+)
 from .values import Result, Value, decode_inputs
 
-_SHIM_DIR = os.path.dirname(os.path.abspath(__file__))
 #: how long the process lingers for model code to return once the runtime is gone
 ORPHAN_GRACE_S = 2.0
 #: how often the watch thread looks whether model code is still in the same call; a call
@@ -60,30 +66,6 @@ ORPHAN_GRACE_S = 2.0
 WATCH_INTERVAL_S = 0.02
 #: after this long with no model call, the watch thread sleeps until the next call starts
 PARK_AFTER_S = 1.0
-#: exit status after setup_failed (the runtime restarts the process to retry)
-EXIT_SETUP_FAILED = 3
-#: the model ran out of the memory limit the runtime set (MODELPORT_MEMORY_LIMIT, an
-#: RLIMIT_DATA): the worker stops at once and the runtime reports it as such
-EXIT_MEMORY_LIMIT = 86
-
-
-def _stderr(message: str) -> None:
-    sys.stderr.write(f"[modelport-worker] {message}\n")
-    sys.stderr.flush()
-
-
-def _user_traceback(exc: BaseException) -> str:
-    """The traceback from the first frame outside the shim: the user's own code."""
-    tb = exc.__traceback__
-    while tb is not None and tb.tb_frame.f_code.co_filename.startswith(_SHIM_DIR):
-        tb = tb.tb_next
-    return "".join(traceback.format_exception(type(exc), exc, tb or exc.__traceback__))
-
-
-def error_from(exc: BaseException) -> dict[str, Any]:
-    if isinstance(exc, ShimError):
-        return p.error_dict(exc.type_name, exc.message, "", exc.code)
-    return p.error_dict(type(exc).__name__, str(exc), _user_traceback(exc))
 
 
 class Disconnected(OSError):
@@ -154,7 +136,7 @@ class Shim:
             raise Disconnected(str(exc)) from exc
 
     def log(self, level: str, message: str, request_id: str | None = None) -> None:
-        _stderr(message)
+        stderr_line(message)
         try:
             self.send(p.log(level, message, request_id))
         except OSError:
@@ -168,7 +150,7 @@ class Shim:
         try:
             if not self.channel.fill():
                 if self.channel.partial():
-                    _stderr("protocol error from the runtime, exiting: the connection "
+                    stderr_line("protocol error from the runtime, exiting: the connection "
                             "closed in the middle of a frame")
                 return False
             while True:
@@ -177,7 +159,7 @@ class Shim:
                     return True
                 self.handle(frame)
         except ProtocolError as exc:
-            _stderr(f"protocol error from the runtime, exiting: {exc}")
+            stderr_line(f"protocol error from the runtime, exiting: {exc}")
         except OSError:
             pass
         return False
@@ -185,7 +167,7 @@ class Shim:
     def watch_loop(self) -> None:
         """The watch thread: reads the socket while one model call runs long (see the
         module docstring); costs nothing per short call."""
-        poll = _readable_poller(self.channel.fileno())
+        poll = readable_poller(self.channel.fileno())
         seen = -1  # the call running at the last look, -1 for none
         last_calls, last_active = 0, time.monotonic()
         while True:
@@ -419,7 +401,7 @@ class Shim:
         """The watch thread saw the runtime go while model code runs: give the model
         ``ORPHAN_GRACE_S`` to return, then exit without it."""
         if not self._main_done.wait(ORPHAN_GRACE_S):
-            _stderr("the runtime closed the connection; exiting without waiting for the model")
+            stderr_line("the runtime closed the connection; exiting without waiting for the model")
             os._exit(0)
 
     # ------------------------------------------------------------------ main thread
@@ -457,10 +439,10 @@ class Shim:
                 try:
                     self.adapter.close()
                 except Exception as exc:  # noqa: BLE001 - a failing close must not hide exit
-                    _stderr(f"close() raised {type(exc).__name__}: {exc}")
+                    stderr_line(f"close() raised {type(exc).__name__}: {exc}")
             return 0
         except OSError as exc:  # the socket broke while sending
-            _stderr(f"lost the runtime connection: {exc}")
+            stderr_line(f"lost the runtime connection: {exc}")
             return 0
         finally:
             self._main_done.set()
@@ -479,10 +461,10 @@ class Shim:
         except BaseException as exc:  # noqa: BLE001 - SystemExit in setup is a failure too
             if isinstance(exc, KeyboardInterrupt):
                 raise
-            _exit_if_out_of_memory(exc)
+            exit_if_out_of_memory(exc)
             self.state = "failed"
             error = error_from(exc)
-            _stderr(f"setup failed: {error['type']}: {error['message']}")
+            stderr_line(f"setup failed: {error['type']}: {error['message']}")
             if error["traceback"]:
                 sys.stderr.write(error["traceback"])
                 sys.stderr.flush()
@@ -509,7 +491,7 @@ class Shim:
                                 "predict arrived before setup finished")
             out = self.adapter.predict(job.inputs, ctx)
             if isinstance(out, Result):
-                _check_size(out)
+                check_size(out)
                 took = _ms(started)
                 # the result is also the request's done: one frame, one system call
                 try:
@@ -525,14 +507,14 @@ class Shim:
         except BaseException as exc:  # noqa: BLE001 - SystemExit in predict is a failure too
             if isinstance(exc, KeyboardInterrupt):
                 raise
-            _exit_if_out_of_memory(exc)
+            exit_if_out_of_memory(exc)
             error = error_from(exc)
             if error["traceback"]:
                 sys.stderr.write(f"[modelport-worker] request {ctx.id} failed:\n"
                                  f"{error['traceback']}")
                 sys.stderr.flush()
             else:
-                _stderr(f"request {ctx.id} failed: {error['type']}: {error['message']}")
+                stderr_line(f"request {ctx.id} failed: {error['type']}: {error['message']}")
             self.send(p.done(ctx.id, error, _ms(started), ctx.timings()))
             return
         self.send(p.done(ctx.id, None, _ms(started), ctx.timings()))
@@ -575,7 +557,7 @@ class Shim:
         for (ctx, _), out in zip(job.batch, outcomes):
             if isinstance(out, Result):
                 try:
-                    _check_size(out)
+                    check_size(out)
                 except ShimError as exc:
                     out = exc
             timings = dict(ctx.timings(), batch=size)
@@ -586,7 +568,7 @@ class Shim:
             elif isinstance(out, Result):
                 answers.append(p.output(ctx.id, out, _ms(started), True, timings))
             else:
-                _exit_if_out_of_memory(out)
+                exit_if_out_of_memory(out)
                 error = error_from(out)
                 self._log_failure(ctx.id, out, error, logged, shared[id(out)])
                 answers.append(p.done(ctx.id, error, _ms(started), timings))
@@ -606,7 +588,7 @@ class Shim:
             sys.stderr.write(f"[modelport-worker] {who} failed:\n{error['traceback']}")
             sys.stderr.flush()
         else:
-            _stderr(f"{who} failed: {error['type']}: {error['message']}")
+            stderr_line(f"{who} failed: {error['type']}: {error['message']}")
 
     def _stream(self, ctx: RequestContext, items: Any) -> None:
         self._wake_watcher()  # credit and cancel must get through while the model streams
@@ -614,7 +596,7 @@ class Shim:
             for result in items:
                 if not ctx.may_send():  # waits while the runtime's window is full
                     raise ShimError(p.ErrorCode.CANCELLED, "Cancelled", "the request was cancelled")
-                _check_size(result)
+                check_size(result)
                 self._emit(p.chunk(ctx.id, result))
         finally:
             close = getattr(items, "close", None)
@@ -622,93 +604,8 @@ class Shim:
                 close()
 
 
-def _readable_poller(fd: int) -> Any:
-    """``wait(timeout_s) -> bool``: whether ``fd`` has data (or hung up) within the time."""
-    if hasattr(select, "poll"):
-        poller = select.poll()
-        poller.register(fd, select.POLLIN)
-        return lambda timeout_s: bool(poller.poll(int(timeout_s * 1000)))
-    return lambda timeout_s: bool(select.select([fd], [], [], timeout_s)[0])
-
-
-def _limit_self() -> None:
-    """The limits the runtime asks for (services/runtime/containment.py), set on this
-    process before any model code runs; an unprivileged worker cannot raise them again."""
-    import resource
-
-    env = os.environ
-    limits = [(resource.RLIMIT_CORE, 0)]
-    for name, which in (("MODELPORT_MEMORY_LIMIT", resource.RLIMIT_DATA),
-                        ("MODELPORT_MAX_OPEN_FILES", resource.RLIMIT_NOFILE),
-                        ("MODELPORT_MAX_PROCESSES", resource.RLIMIT_NPROC)):
-        if env.get(name, "").isdigit():
-            limits.append((which, int(env[name])))
-    for which, value in limits:
-        soft, hard = resource.getrlimit(which)
-        if hard != resource.RLIM_INFINITY:
-            value = min(value, hard)
-        try:
-            resource.setrlimit(which, (value, value))
-        except (OSError, ValueError) as exc:
-            _stderr(f"could not set resource limit {which}: {exc}")
-    if env.get("MODELPORT_NO_NEW_PRIVS"):
-        try:  # nothing the model runs can gain privileges (setuid binaries)
-            import ctypes
-
-            ctypes.CDLL(None, use_errno=True).prctl(38, 1, 0, 0, 0)  # PR_SET_NO_NEW_PRIVS
-        except (OSError, AttributeError):
-            _stderr("could not set no_new_privs")
-
-
-def _exit_if_out_of_memory(exc: BaseException) -> None:
-    """Under a memory limit a MemoryError stops the worker (without allocating more)."""
-    if isinstance(exc, MemoryError) and os.environ.get("MODELPORT_MEMORY_LIMIT"):
-        try:
-            os.write(2, b"[modelport-worker] MemoryError: the model ran out of its memory "
-                        b"limit; stopping the worker\n")
-        finally:
-            os._exit(EXIT_MEMORY_LIMIT)
-
-
-def _check_size(result: Result) -> None:
-    if result.kind != "tensors" and len(result.data) <= MAX_PART_BYTES:
-        return
-    size = max(result.sizes(), default=0)
-    if size > MAX_PART_BYTES:
-        raise ShimError(p.ErrorCode.OUTPUT_TOO_LARGE, "OutputTooLarge",
-                        f"the result is {size} bytes, over the "
-                        f"{MAX_PART_BYTES}-byte limit")
-
-
 def _ms(started: float) -> float:
     return ms3(time.monotonic() - started)
-
-
-def connect(path: str, timeout_s: float = 10.0) -> socket.socket:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            sock.connect(path)
-            return sock
-        except (FileNotFoundError, ConnectionRefusedError):
-            sock.close()
-            if time.monotonic() >= deadline:
-                raise
-            time.sleep(0.05)
-
-
-def _enter_package(package_dir: str) -> None:
-    """Make the package directory the working directory, but not an import path.
-
-    ``python -m`` puts the starting directory first on sys.path; the runtime starts the
-    worker elsewhere and the shim drops that entry, so a ``json.py`` in a package cannot
-    shadow the stdlib the shim uses. The kind adapter adds the package's own code
-    directory when it loads the user's modules.
-    """
-    start = os.getcwd()
-    sys.path[:] = [entry for entry in sys.path if entry not in ("", ".", start)]
-    os.chdir(package_dir)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -718,13 +615,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--package", required=True, help="the package directory")
     parser.add_argument("--kind", default=None, help="package kind (detected when omitted)")
     args = parser.parse_args(argv)
-    _limit_self()
+    limit_self()
     package_dir = os.path.abspath(args.package)
-    _enter_package(package_dir)
+    enter_package(package_dir)
     try:
         sock = connect(args.socket)
     except OSError as exc:
-        _stderr(f"cannot connect to the runtime at {args.socket}: {exc}")
+        stderr_line(f"cannot connect to the runtime at {args.socket}: {exc}")
         return 2
     channel = SocketChannel(sock)
     try:

@@ -21,7 +21,7 @@ Resource limits apply to process workers whoever runs them: ``RLIMIT_DATA`` from
 reservations would break), open files and processes, which the worker shim sets on itself
 before it loads any model code, with core dumps off and ``no_new_privs`` (``Launch``). A
 worker that runs out of its memory is stopped and its replica restarts, with the reason
-in the events (``EXIT_MEMORY_LIMIT`` from the shim).
+in the events (``EXIT_MEMORY_LIMIT``, ``modelport/worker/exit_codes.py``).
 """
 
 from __future__ import annotations
@@ -40,8 +40,6 @@ from modelport.errors import Kind, ModelportError
 
 log = logging.getLogger(__name__)
 
-#: the worker shim exits with this when the model ran out of its memory limit
-EXIT_MEMORY_LIMIT = 86
 DEFAULT_ID_BASE = 100_000
 DEFAULT_ID_COUNT = 50_000
 #: fallback ids for user namespaces that map only the first 65536

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from modelport import signing
+from modelport.worker import exit_codes
 from services.gateway.limits import Limits, TokenBucket
 from services.registry.auth import ReplayCache, role_scopes
 from services.registry.store.auth import AuthStore, KeyRecord, UserRecord
@@ -113,10 +114,11 @@ def test_memory_sizes() -> None:
     assert containment.parse_memory("") == 0
 
 
-def test_the_shim_and_the_runtime_agree_on_the_memory_exit_code() -> None:
-    from modelport.worker import shim
+def test_the_runtime_reports_the_shims_memory_exit_as_a_memory_limit() -> None:
+    from services.runtime.worker.errors import describe_exit
 
-    assert shim.EXIT_MEMORY_LIMIT == containment.EXIT_MEMORY_LIMIT
+    assert "memory limit" in describe_exit(exit_codes.EXIT_MEMORY_LIMIT)
+    assert "memory" not in describe_exit(1)
 
 
 def test_the_shim_limits_itself_before_model_code(tmp_path: Path) -> None:
@@ -124,17 +126,17 @@ def test_the_shim_limits_itself_before_model_code(tmp_path: Path) -> None:
     stops it with the code the runtime reports as 'memory limit'."""
     root = str(Path(__file__).resolve().parents[2])
     code = (f"import resource, sys; sys.path.insert(0, {root!r})\n"
-            "from modelport.worker import shim\nshim._limit_self()\n"
+            "from modelport.worker import process\nprocess.limit_self()\n"
             "print(resource.getrlimit(resource.RLIMIT_NOFILE)[1],"
             " resource.getrlimit(resource.RLIMIT_CORE)[1], flush=True)\n"
             "try:\n    x = [bytearray(2**20) for _ in range(10**6)]\n"
-            "except BaseException as exc:\n    shim._exit_if_out_of_memory(exc)\n")
+            "except BaseException as exc:\n    process.exit_if_out_of_memory(exc)\n")
     env = {"PATH": os.environ["PATH"], "MODELPORT_MEMORY_LIMIT": str(200 * 2**20),
            "MODELPORT_MAX_OPEN_FILES": "64"}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          env=env, timeout=60)
     assert out.stdout.split() == ["64", "0"]
-    assert out.returncode == containment.EXIT_MEMORY_LIMIT, out.stderr
+    assert out.returncode == exit_codes.EXIT_MEMORY_LIMIT, out.stderr
     assert "memory limit" in out.stderr
 
 

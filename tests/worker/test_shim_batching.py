@@ -7,8 +7,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from modelport.worker import protocol as p
+from modelport.worker.exit_codes import EXIT_SETUP_FAILED
 from modelport.worker.frames import Frame
-from modelport.worker.shim import EXIT_SETUP_FAILED
 from modelport.worker.values import BatchItem, Value, decode_result
 from tests.worker.support import ShimProcess, ends
 

@@ -7,8 +7,8 @@ import signal
 from typing import Any
 
 from modelport.errors import Kind, ModelportError
+from modelport.worker.exit_codes import EXIT_MEMORY_LIMIT
 from modelport.worker.protocol import ErrorCode
-from services.runtime.containment import EXIT_MEMORY_LIMIT
 
 #: longest user error message passed on to clients; the full text is in the replica log
 MAX_ERROR_MESSAGE = 2000
