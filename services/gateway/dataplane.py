@@ -66,7 +66,7 @@ class InferenceResult:
 
 
 class DataPlane:
-    #: services/gateway/auth.py InferenceGate: auth -> limits, the first stage of every call
+    #: services/gateway/auth/gate.py InferenceGate: auth -> limits, the first stage of every call
     #: (None: open, as in unit tests); a re-route inside one call does not pass it again
     gate: Any = None
 

@@ -23,7 +23,14 @@ from modelport.errors import ModelportError
 from modelport.home import HomeLayout
 from modelport.inference import grpc_predict_v2_pb2_grpc
 from modelport.v1 import auth_pb2, auth_pb2_grpc, inference_pb2_grpc, registry_pb2_grpc
-from services.gateway import auth as security
+from services.gateway.auth.asgi import AuthMiddleware
+from services.gateway.auth.authenticator import Authenticator
+from services.gateway.auth.gate import InferenceGate
+from services.gateway.auth.grpc_credentials import (
+    GrpcCredentialsInterceptor,
+    identity_interceptors,
+)
+from services.gateway.auth.principal import CREDENTIALS, INTERNAL
 from services.gateway.dataplane import DataPlane
 from services.gateway.grpc import oip as grpc_oip
 from services.gateway.grpc.inference import InferenceServicer
@@ -84,8 +91,8 @@ def build_app(settings: GatewaySettings, dataplane: DataPlane,
                         methods=["GET"]))
     # auth: the data plane's first stage, and the management API's one gate (+ audit)
     auth_stub = auth_pb2_grpc.AuthStub(channel(settings.registry_address))
-    gate = dataplane.gate = dataplane.gate or security.InferenceGate(
-        auth_stub, security.Authenticator(auth_stub, settings.auth_cache_s),
+    gate = dataplane.gate = dataplane.gate or InferenceGate(
+        auth_stub, Authenticator(auth_stub, settings.auth_cache_s),
         enabled=settings.auth, policy_ttl_s=settings.route_ttl_s)
     routes[-1:-1] = AuthApi(auth_stub, gate.authenticator, settings.allow_registration).routes()
 
@@ -98,7 +105,7 @@ def build_app(settings: GatewaySettings, dataplane: DataPlane,
     return Starlette(routes=routes, exception_handlers={ModelportError: handle_modelport_error,
                                                         Exception: handle_unexpected},
                      middleware=[Middleware(
-                         security.AuthMiddleware, gate=gate, routes=routes, audit=audit,
+                         AuthMiddleware, gate=gate, routes=routes, audit=audit,
                          enabled=settings.auth, webhook_secret=bool(
                              settings.gitops_webhook_secret),
                          max_signed_body=settings.max_body_bytes)])
@@ -115,7 +122,7 @@ class _Uvicorn(uvicorn.Server):
 async def serve(settings: GatewaySettings) -> None:
     settings = settings.resolved()
     registry = registry_pb2_grpc.RegistryStub(channel(
-        settings.registry_address, security.identity_interceptors()))
+        settings.registry_address, identity_interceptors()))
     dataplane = DataPlane(registry, settings.route_ttl_s)
     tasks_stub = registry_pb2_grpc.TasksStub(channel(settings.registry_address))
     runner = TaskRunner(tasks_stub, dataplane, settings.task_concurrency, task_view=task_view)
@@ -127,12 +134,12 @@ async def serve(settings: GatewaySettings) -> None:
                     access_log)
     # tasks were admitted (auth, limits) when submitted; the runner is the gateway itself
     runner_ctx = contextvars.copy_context()
-    runner_ctx.run(security.CREDENTIALS.set, security.INTERNAL)
+    runner_ctx.run(CREDENTIALS.set, INTERNAL)
     runner_task = asyncio.create_task(runner.run(), context=runner_ctx)
 
     grpc_server = GrpcServer(f"{settings.host}:{settings.grpc_port}", public=True,
                              interceptors=[GrpcTelemetryInterceptor(stats, access_log),
-                                           security.GrpcCredentialsInterceptor()])
+                                           GrpcCredentialsInterceptor()])
     grpc_server.add(inference_pb2_grpc.add_InferenceServicer_to_server,
                     InferenceServicer(dataplane), ["modelport.v1.Inference"])
     grpc_server.add(grpc_predict_v2_pb2_grpc.add_GRPCInferenceServiceServicer_to_server,

@@ -15,7 +15,7 @@ import pytest
 from starlette.routing import Route
 
 import modelport
-from services.gateway.auth import PUBLIC_ROUTES
+from services.gateway.auth.asgi import PUBLIC_ROUTES
 from tests.conftest import RunningPlatform
 from tests.security.conftest import ensure
 

@@ -14,7 +14,7 @@
 | PUT | /api/v1/users/{username}/password | the user or an admin | new password |
 | GET | /api/v1/audit | admin | the audit log, newest first |
 
-Who may call what is decided by services/gateway/auth.py before these handlers run; they
+Who may call what is decided by services/gateway/auth/ before these handlers run; they
 only add what depends on the body (a key's scopes within the caller's own).
 """
 
@@ -32,10 +32,10 @@ from starlette.routing import Route
 
 from modelport.errors import forbidden, invalid
 from modelport.v1 import auth_pb2, auth_pb2_grpc
-from services.gateway.auth import (
+from services.gateway.auth.authenticator import Authenticator
+from services.gateway.auth.principal import (
     CSRF_COOKIE,
     SESSION_COOKIE,
-    Authenticator,
     Principal,
     csrf_token,
     principal_json,

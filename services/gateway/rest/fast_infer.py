@@ -26,7 +26,7 @@ from starlette.requests import ClientDisconnect
 
 from modelport import signing
 from modelport.errors import ModelportError
-from services.gateway.auth import CREDENTIALS, Credentials
+from services.gateway.auth.principal import CREDENTIALS, Credentials
 from services.gateway.dataplane import DataPlane, InferenceRequest
 from services.gateway.rest.errors import error_response, unexpected_response
 from services.gateway.rest.infer import (
