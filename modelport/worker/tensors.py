@@ -26,7 +26,7 @@ DATATYPES = {
     "BYTES": ("", "object"),
 }
 #: numpy dtype (kind, itemsize) -> OIP datatype
-_FROM_NUMPY = {
+FROM_NUMPY = {
     ("b", 1): "BOOL",
     ("u", 1): "UINT8", ("u", 2): "UINT16", ("u", 4): "UINT32", ("u", 8): "UINT64",
     ("i", 1): "INT8", ("i", 2): "INT16", ("i", 4): "INT32", ("i", 8): "INT64",
@@ -105,8 +105,8 @@ def _check(t: Tensor) -> str:
     if fmt:
         want = element_count(t.shape) * struct.calcsize(fmt)
         if memoryview(t.data).nbytes != want:
-            raise TensorError(f"{t.datatype} tensor of shape {list(t.shape)} needs {want} "
-                              f"bytes, got {memoryview(t.data).nbytes}")
+            raise TensorError(f"a {t.datatype} tensor of shape {list(t.shape)} is {want} "
+                              f"bytes, but {memoryview(t.data).nbytes} were sent")
     return fmt
 
 
@@ -185,7 +185,7 @@ def from_array(name: str, array: Any) -> Tensor | None:
         if not all(isinstance(i, (str, bytes)) for i in items):
             return None
         return Tensor("BYTES", shape, join_bytes(items), name)
-    datatype = _FROM_NUMPY.get((arr.dtype.kind, arr.dtype.itemsize))
+    datatype = FROM_NUMPY.get((arr.dtype.kind, arr.dtype.itemsize))
     if datatype is None:
         return None
     if arr.dtype.byteorder == ">" or (arr.dtype.byteorder == "=" and not _little()):

@@ -32,10 +32,10 @@ from services.gateway.auth.grpc_credentials import (
 )
 from services.gateway.auth.principal import CREDENTIALS, INTERNAL
 from services.gateway.dataplane import DataPlane
-from services.gateway.grpc import oip as grpc_oip
+from services.gateway.grpc import oip_service as grpc_oip
 from services.gateway.grpc.inference import InferenceServicer
 from services.gateway.http1 import HttpProtocol
-from services.gateway.oip import OipModels, registry_ready_probe
+from services.gateway.oip.models import OipModels, registry_ready_probe
 from services.gateway.rest.auth import AuthApi
 from services.gateway.rest.errors import handle_modelport_error, handle_unexpected
 from services.gateway.rest.fast_infer import FastInfer
@@ -44,7 +44,7 @@ from services.gateway.rest.infer import InferEndpoint
 from services.gateway.rest.kserve_v1 import KServeV1Api
 from services.gateway.rest.management import ManagementApi
 from services.gateway.rest.observability import ObservabilityApi
-from services.gateway.rest.oip import OipRestApi
+from services.gateway.rest.oip_routes import OipRestApi
 from services.gateway.rest.openapi import OpenApi
 from services.gateway.rest.tasks import TaskApi, task_view
 from services.gateway.settings import GatewaySettings

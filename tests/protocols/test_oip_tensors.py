@@ -1,4 +1,4 @@
-"""Tensor converters, in process: gateway (services/gateway/tensors.py), the worker's
+"""Tensor converters, in process: gateway (services/gateway/oip/tensors.py), the worker's
 (modelport/worker/tensors.py) and the frames between them, each as a round trip."""
 
 from __future__ import annotations
@@ -23,9 +23,9 @@ from modelport.worker.kinds import predictor
 from modelport.worker.kinds.base import RequestContext, ShimError
 from modelport.worker.tensors import Tensor
 from modelport.worker.values import Value, decode_inputs, decode_result, to_tensor_result
-from services.gateway import tensors as tz
-from services.gateway.grpc.oip import request_tensors
-from services.gateway.rest.oip import parse_request
+from services.gateway.grpc.oip_service import request_tensors
+from services.gateway.oip import tensors as tz
+from services.gateway.rest.oip_routes import parse_request
 from services.wire.predict_frames import to_output, to_values
 
 NUMERIC = ["BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64",

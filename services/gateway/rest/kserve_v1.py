@@ -27,9 +27,9 @@ from starlette.routing import Route
 from modelport.errors import ModelportError, invalid, too_large
 from services.gateway.dataplane import DataPlane, InferenceRequest
 from services.gateway.dataplane import Route as DataRoute
-from services.gateway.oip import OipModels
+from services.gateway.oip.models import OipModels
 from services.gateway.rest.infer import _read_limited, _value
-from services.gateway.rest.oip import error_response
+from services.gateway.rest.oip_routes import error_response
 
 #: most per-instance calls one request runs at once
 CONCURRENCY = 8

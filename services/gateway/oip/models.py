@@ -1,5 +1,5 @@
-"""Open Inference Protocol v2 semantics shared by the REST (``rest/oip.py``) and gRPC
-(``grpc/oip.py``) adapters: server and model readiness, model metadata from the
+"""Open Inference Protocol v2 semantics shared by the REST (``rest/oip_routes.py``) and gRPC
+(``grpc/oip_service.py``) adapters: server and model readiness, model metadata from the
 service's declared interface, and one ``infer`` over the DataPlane.
 
 An OIP model is a modelport service; an OIP model version is a modelport version number
@@ -19,7 +19,7 @@ from modelport.v1 import inference_pb2
 from services.component.lazy_imports import lazy_module
 from services.gateway.dataplane import DataPlane, InferenceRequest, InferenceResult, Route
 
-tz = lazy_module("services.gateway.tensors")  # numpy (10 MB) with the first OIP request
+tz = lazy_module("services.gateway.oip.tensors")  # numpy (10 MB) with the first OIP request
 
 SERVER_NAME = "modelport"
 EXTENSIONS = ["binary_tensor_data"]

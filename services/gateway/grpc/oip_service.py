@@ -1,5 +1,5 @@
 """Public gRPC ``inference.GRPCInferenceService`` (Open Inference Protocol v2) on the
-gateway's gRPC port: protobuf in, the shared OIP semantics (``services/gateway/oip.py``)
+gateway's gRPC port: protobuf in, the shared OIP semantics (``services/gateway/oip/models.py``)
 over the one data plane, protobuf out.
 
 Outputs always travel in ``raw_output_contents`` (as Triton answers), which both
@@ -17,10 +17,10 @@ from modelport.errors import ModelportError, invalid, too_large
 from modelport.inference import grpc_predict_v2_pb2 as pb
 from modelport.inference import grpc_predict_v2_pb2_grpc as pb_grpc
 from services.component.lazy_imports import lazy_module
-from services.gateway.oip import OipModels
+from services.gateway.oip.models import OipModels
 from services.rpc.errors import abort
 
-tz = lazy_module("services.gateway.tensors")  # numpy (10 MB) with the first OIP request
+tz = lazy_module("services.gateway.oip.tensors")  # numpy (10 MB) with the first OIP request
 
 SERVICE_NAME = "inference.GRPCInferenceService"
 

@@ -22,10 +22,10 @@ from starlette.types import Receive, Scope, Send
 
 from modelport.errors import Kind, ModelportError, invalid, too_large
 from services.component.lazy_imports import lazy_module
-from services.gateway.oip import OipModels
+from services.gateway.oip.models import OipModels
 from services.gateway.rest.infer import _read_limited
 
-tz = lazy_module("services.gateway.tensors")  # numpy (10 MB) with the first OIP request
+tz = lazy_module("services.gateway.oip.tensors")  # numpy (10 MB) with the first OIP request
 
 HEADER_LENGTH = "inference-header-content-length"
 _SHAPE_FIX = 'send {"inputs": [{"name", "datatype", "shape", "data"}]}'

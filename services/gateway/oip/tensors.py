@@ -1,7 +1,9 @@
 """Open Inference Protocol tensors: decoded from REST JSON / binary parts and gRPC, turned
 into the data plane's InputValues, and model outputs turned back into named tensors.
 
-One ``Tensor`` type for both protocol adapters (``rest/oip.py``, ``grpc/oip.py``). Binary
+One ``Tensor`` type for both protocol adapters (``rest/oip_routes.py``,
+``grpc/oip_service.py``). The datatype table and the BYTES layout are the worker's
+(``modelport/worker/tensors.py``), so both ends of the wire read bytes one way. Binary
 data stays binary: a tensor that arrived as raw bytes (the REST binary-data extension or
 gRPC ``raw_input_contents``) reaches the worker as the same bytes in ``InputValue.tensor``,
 where it becomes a numpy array with ``np.frombuffer``; numpy outputs come back the same
@@ -25,7 +27,6 @@ from __future__ import annotations
 
 import base64
 import math
-import struct
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,19 +35,12 @@ import orjson
 
 from modelport.errors import Kind, ModelportError, invalid
 from modelport.v1 import inference_pb2
+from modelport.worker import tensors as codec
 
-#: OIP datatype -> numpy dtype (little-endian, as the binary layout is)
-DATATYPES: dict[str, np.dtype] = {
-    "BOOL": np.dtype("?"),
-    "UINT8": np.dtype("<u1"), "UINT16": np.dtype("<u2"), "UINT32": np.dtype("<u4"),
-    "UINT64": np.dtype("<u8"),
-    "INT8": np.dtype("<i1"), "INT16": np.dtype("<i2"), "INT32": np.dtype("<i4"),
-    "INT64": np.dtype("<i8"),
-    "FP16": np.dtype("<f2"), "FP32": np.dtype("<f4"), "FP64": np.dtype("<f8"),
-    "BYTES": np.dtype(object),
-}
-_FROM_NUMPY = {(dt.kind, dt.itemsize): name for name, dt in DATATYPES.items()
-               if name != "BYTES"}
+#: OIP datatype -> numpy dtype (little-endian, as the binary layout is), from the one
+#: datatype table in the worker's codec
+DATATYPES: dict[str, np.dtype] = {name: np.dtype(numpy_name).newbyteorder("<")
+                                  for name, (_, numpy_name) in codec.DATATYPES.items()}
 #: what metadata advertises for a declared input/output of each modelport type
 _TYPE_TENSOR = {"text": ("BYTES", [1]), "image": ("BYTES", [1]), "file": ("BYTES", [1]),
                 "number": ("FP64", [1]), "json": ("BYTES", [-1])}
@@ -89,50 +83,25 @@ class Tensor:
 
 
 def split_bytes(name: str, data: bytes | memoryview, count: int) -> list[bytes]:
-    """A BYTES tensor's raw data (4-byte little-endian length, then the bytes, per element)."""
-    view = memoryview(data).cast("B")
-    out, pos = [], 0
-    while pos < len(view):
-        if pos + 4 > len(view):
-            raise _bad(name, "its BYTES data ends inside an element's 4-byte length")
-        (n,) = struct.unpack_from("<I", view, pos)
-        pos += 4
-        if pos + n > len(view):
-            raise _bad(name, f"a BYTES element says {n} bytes but only {len(view) - pos} are "
-                       "left")
-        out.append(bytes(view[pos:pos + n]))
-        pos += n
-    if len(out) != count:
-        raise _bad(name, f"its BYTES data holds {len(out)} elements; the shape needs {count}")
-    return out
-
-
-def join_bytes(items: Any) -> bytes:
-    parts = []
-    for item in items:
-        data = item if isinstance(item, bytes) else str(item).encode()
-        parts += [struct.pack("<I", len(data)), data]
-    return b"".join(parts)
+    """A BYTES tensor's elements (the worker's codec), as an error that names the input."""
+    try:
+        return codec.split_bytes(memoryview(data).cast("B"), count)
+    except codec.TensorError as exc:
+        raise _bad(name, str(exc)) from None
 
 
 def _raw_array(name: str, datatype: str, shape: list[int], raw: bytes | memoryview
                ) -> np.ndarray:
-    count = math.prod(shape)
-    if datatype == "BYTES":
-        out = np.empty(count, dtype=object)
-        out[:] = split_bytes(name, raw, count)
-        return out.reshape(shape)
-    dtype = DATATYPES[datatype]
-    want = count * dtype.itemsize
-    if memoryview(raw).nbytes != want:
-        raise _bad(name, f"a {datatype} tensor of shape {shape} is {want} bytes, but "
-                   f"{memoryview(raw).nbytes} were sent")
-    return np.frombuffer(raw, dtype=dtype).reshape(shape)
+    """The worker's decoding (a view for numbers, split elements for BYTES)."""
+    try:
+        return codec.to_array(codec.Tensor(datatype, shape, memoryview(raw).cast("B")))
+    except codec.TensorError as exc:
+        raise _bad(name, str(exc)) from None
 
 
 def _array_raw(array: np.ndarray, datatype: str) -> bytes | memoryview:
     if datatype == "BYTES":
-        return join_bytes(_as_bytes(x) for x in array.reshape(-1).tolist())
+        return codec.join_bytes(_as_bytes(x) for x in array.reshape(-1).tolist())
     arr = np.ascontiguousarray(array, dtype=DATATYPES[datatype])
     return memoryview(arr).cast("B")
 
@@ -208,15 +177,9 @@ def _has_float(data: Any) -> bool:
 
 
 def from_raw(name: str, datatype: str, shape: list[int], raw: bytes | memoryview) -> Tensor:
-    """A tensor from raw bytes; sizes are checked now, nothing is decoded or copied."""
+    """A tensor from raw bytes; sizes (and BYTES framing) are checked now, by decoding."""
     t = Tensor(name, datatype, shape, raw=raw)
-    if datatype == "BYTES":
-        t.to_array()  # checks the element framing and count
-    else:
-        want = t.count * DATATYPES[datatype].itemsize
-        if memoryview(raw).nbytes != want:
-            raise _bad(name, f"a {datatype} tensor of shape {shape} is {want} bytes, but "
-                       f"{memoryview(raw).nbytes} were sent")
+    t.to_array()
     return t
 
 
@@ -307,7 +270,7 @@ def _objects(items: list[bytes]) -> np.ndarray:
 
 
 def from_array(name: str, array: np.ndarray) -> Tensor:
-    datatype = _FROM_NUMPY.get((array.dtype.kind, array.dtype.itemsize))
+    datatype = codec.FROM_NUMPY.get((array.dtype.kind, array.dtype.itemsize))
     if datatype is None:
         raise ModelportError(Kind.MODEL, "oip.output_dtype",
                              f"output {name!r} has dtype {array.dtype}, which the Open "
