@@ -49,7 +49,7 @@ Timings (``done``, always last): ``{"t0": unix seconds the predict arrived, "pha
 what the kind adapter measured (``preprocess``, ``predict``, ``postprocess``; ``stream``
 for a streamed result); the runtime turns them into trace spans and metrics.
 Results: ``{"json": i}`` (part i holds raw UTF-8 JSON) or ``{"bytes": i}``.
-Batches (adaptive batching, ``services/runtime/batching.py``): a ``predict_batch`` frame
+Batches (adaptive batching, ``services/runtime/dataplane/batching.py``): a ``predict_batch`` frame
 carries several requests whose inputs index into the frame's one list of parts; an item's
 ``timeout_s``/``tensor_outputs`` override the frame's. The worker runs them as one call
 of the model's ``predict_batch`` and answers every item on its own, exactly like a

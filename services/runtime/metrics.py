@@ -50,9 +50,9 @@ def code_class(http_status: int) -> str:
 class RuntimeMetrics:
     """What the runtime records as requests pass and replicas come and go."""
 
-    def __init__(self, supervisor: Any, dispatcher: Any) -> None:
+    def __init__(self, supervisor: Any, admission: Any) -> None:
         self.supervisor = supervisor
-        self.dispatcher = dispatcher
+        self.admission = admission
         self.registry = CollectorRegistry()
         ProcessCollector(namespace="modelport_runtime", registry=self.registry)
         r = self.registry
@@ -181,7 +181,7 @@ class _LiveCollector(Collector):
 
     def collect(self) -> Iterator[Any]:
         replicas = self.m.supervisor.list()
-        in_flight = dict(self.m.dispatcher.in_flight)
+        in_flight = dict(self.m.admission.in_flight)
         states = GaugeMetricFamily("modelport_replicas", "Replicas on this runtime by state",
                                    labels=["service", "version", "state"])
         ready = GaugeMetricFamily("modelport_replicas_ready", "Ready replicas on this runtime",

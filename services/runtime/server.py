@@ -1,4 +1,4 @@
-"""Composition root of the runtime: supervisor, dispatcher and the gRPC servicer."""
+"""Composition root of the runtime: supervisor, admission and the gRPC servicer."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from services.rpc.server import GrpcServer, serve_until_signalled
 from services.runtime import capacity, gpus, replica_log
 from services.runtime.agent import AgentClient, advertised
 from services.runtime.containment import Containment
-from services.runtime.data_socket import DataSocket
-from services.runtime.dispatcher import Dispatcher
+from services.runtime.dataplane.admission import Admission
+from services.runtime.dataplane.data_socket import DataSocket
 from services.runtime.metrics import RuntimeMetrics, serve_metrics
 from services.runtime.servicer import RuntimeServicer
 from services.runtime.settings import RuntimeSettings
@@ -36,10 +36,10 @@ async def serve(settings: RuntimeSettings) -> None:
         id_base=settings.worker_id_base, id_count=settings.worker_id_count,
         open_files=settings.worker_open_files, processes=settings.worker_processes)
     log.info("runtime placing replicas on %s", capacity.describe(supervisor.gpus))
-    dispatcher = Dispatcher(supervisor, settings.ready_wait_s)
-    metrics = RuntimeMetrics(supervisor, dispatcher)
+    admission = Admission(supervisor, settings.ready_wait_s)
+    metrics = RuntimeMetrics(supervisor, admission)
     supervisor.metrics = metrics
-    servicer = RuntimeServicer(supervisor, dispatcher)
+    servicer = RuntimeServicer(supervisor, admission)
     servicer.metrics = metrics
     server = GrpcServer(settings.listen)
     server.add(runtime_pb2_grpc.add_RuntimeServicer_to_server, servicer,

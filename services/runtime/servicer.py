@@ -17,10 +17,9 @@ from modelport.worker.values import Result, Value
 from services.rpc.errors import abort, translate_errors
 from services.runtime import capacity, replica_log
 from services.runtime.backends import ReplicaSpec
-from services.runtime.batching import BatchPolicy, admission_slots
-from services.runtime.dispatcher import Dispatcher
-from services.runtime.observe import Observation
-from services.runtime.queue import Admission
+from services.runtime.dataplane.admission import Admission
+from services.runtime.dataplane.batching import BatchPolicy, admission_slots
+from services.runtime.dataplane.observation import Observation
 from services.runtime.supervisor import ReplicaInfo, Supervisor
 from services.runtime.worker.requests import Reply
 from services.telemetry import logfiles
@@ -54,9 +53,9 @@ class RuntimeServicer(runtime_pb2_grpc.RuntimeServicer):
     #: services/runtime/metrics.py RuntimeMetrics (set by server.py); None records nothing
     metrics: Any = None
 
-    def __init__(self, supervisor: Supervisor, dispatcher: Dispatcher) -> None:
+    def __init__(self, supervisor: Supervisor, admission: Admission) -> None:
         self.supervisor = supervisor
-        self.dispatcher = dispatcher
+        self.admission = admission
 
     @translate_errors
     async def StartReplica(self, request: runtime_pb2.StartReplicaRequest,
@@ -73,11 +72,11 @@ class RuntimeServicer(runtime_pb2_grpc.RuntimeServicer):
             timeout_s=request.timeout_s or 60.0, runtime=runtime,
             image=request.artifact if runtime == "docker" else "",
             resources={"cpu": request.cpu, "memory": request.memory, "gpu": request.gpu})
-        self.dispatcher.admission.configure(
+        self.admission.configure(
             request.replica_id, request.service,
             admission_slots(spec.config, request.max_concurrency), request.queue_size,
             request.template, pipelining=BatchPolicy.from_config(spec.config) is None)
-        return replica_to_proto(await self.supervisor.start(spec), self.dispatcher.admission)
+        return replica_to_proto(await self.supervisor.start(spec), self.admission)
 
     @translate_errors
     async def StopReplica(self, request: runtime_pb2.StopReplicaRequest,
@@ -86,10 +85,10 @@ class RuntimeServicer(runtime_pb2_grpc.RuntimeServicer):
         if info is None:
             return runtime_pb2.Replica(id=request.replica_id, state="stopped")
         if request.drain_s > 0 and info.state != "stopped":  # in-flight requests finish first
-            self.dispatcher.admission.stop_later(request.replica_id, request.drain_s)
-            return replica_to_proto(info, self.dispatcher.admission)
+            self.admission.stop_later(request.replica_id, request.drain_s)
+            return replica_to_proto(info, self.admission)
         await self.supervisor.stop(request.replica_id)
-        self.dispatcher.admission.forget(request.replica_id)
+        self.admission.forget(request.replica_id)
         info = self.supervisor.get(request.replica_id) or info
         return replica_to_proto(info)
 
@@ -104,7 +103,7 @@ class RuntimeServicer(runtime_pb2_grpc.RuntimeServicer):
                            ) -> runtime_pb2.ListReplicasResponse:
         reps = [r for r in self.supervisor.list()
                 if not request.service or r.service == request.service]
-        admission = self.dispatcher.admission
+        admission = self.admission
         return runtime_pb2.ListReplicasResponse(
             replicas=[replica_to_proto(r, admission) for r in reps],
             loads=[runtime_pb2.ServiceLoad(service=ld.service, in_flight=ld.in_flight,
@@ -160,13 +159,13 @@ class RuntimeServicer(runtime_pb2_grpc.RuntimeServicer):
         replica, ``call(replica, time left)`` (the worker round trip), the slot back.
         Raises ModelportError."""
         obs = Observation(self.metrics, service, version, request_id)
-        admission = self.dispatcher.admission
+        admission = self.admission
         with obs:
             try:
                 queued_at = time.monotonic()
                 rid = obs.take(admission)
                 if rid is None:
-                    rid = await obs.pick(self.dispatcher, timeout_s)
+                    rid = await obs.pick(self.admission, timeout_s)
                 took = time.monotonic()
                 try:
                     with obs.call(rid) as span:
@@ -175,7 +174,7 @@ class RuntimeServicer(runtime_pb2_grpc.RuntimeServicer):
                     obs.worker(result.timings, rid, span)
                 finally:
                     admission.observe_hold(service, time.monotonic() - took)
-                    self.dispatcher.release(rid, service)
+                    self.admission.release(rid, service)
             except ModelportError as err:
                 obs.failed(err)
                 raise
@@ -209,8 +208,8 @@ class RuntimeServicer(runtime_pb2_grpc.RuntimeServicer):
         with obs:
             try:
                 queued_at = time.monotonic()
-                rid = await obs.pick(self.dispatcher, request.timeout_s)
-                self.dispatcher.admission.hold_exclusive(rid)  # none queue behind a stream
+                rid = await obs.pick(self.admission, request.timeout_s)
+                self.admission.hold_exclusive(rid)  # none queue behind a stream
                 try:
                     with obs.call(rid) as span:
                         async for chunk in self.supervisor.predict_stream(
@@ -222,7 +221,7 @@ class RuntimeServicer(runtime_pb2_grpc.RuntimeServicer):
                                                              version=request.version,
                                                              output=to_output(chunk))
                 finally:
-                    self.dispatcher.release(rid, request.service)
+                    self.admission.release(rid, request.service)
                 yield inference_pb2.PredictChunk(request_id=request.request_id,
                                                  version=request.version, final=True)
             except ModelportError as err:

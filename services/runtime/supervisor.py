@@ -43,7 +43,7 @@ from modelport.worker.exit_codes import EXIT_MEMORY_LIMIT
 from modelport.worker.values import Result, Value, decode_inputs
 from services.runtime import replica_log
 from services.runtime.backends import Backend, ReplicaHandle, ReplicaSpec
-from services.runtime.batching import Batcher, BatchPolicy
+from services.runtime.dataplane.batching import Batcher, BatchPolicy
 from services.runtime.gpus import GpuInventory
 from services.runtime.probes import Probes, startup_failure
 from services.runtime.worker.errors import describe_exit

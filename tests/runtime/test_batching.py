@@ -13,7 +13,7 @@ import pytest
 from modelport.errors import Kind, ModelportError
 from modelport.worker.values import Value
 from services.runtime.backends.process import ProcessBackend
-from services.runtime.batching import BatchPolicy, admission_slots
+from services.runtime.dataplane.batching import BatchPolicy, admission_slots
 from services.runtime.supervisor import Supervisor
 from tests.runtime.support import PACKAGES, make_spec, run, until, wait_state
 

@@ -21,10 +21,9 @@ from modelport.errors import ModelportError
 from modelport.worker.frames import Frame, encode_frame
 from modelport.worker.values import Value, decode_result, encode_inputs
 from services.runtime.backends.process import ProcessBackend
-from services.runtime.data_socket import DataSocket
-from services.runtime.dispatcher import Dispatcher
+from services.runtime.dataplane.admission import PIPELINE_MAX, PIPELINE_MAX_BYTES, Admission
+from services.runtime.dataplane.data_socket import DataSocket
 from services.runtime.metrics import RuntimeMetrics
-from services.runtime.queue import PIPELINE_MAX, PIPELINE_MAX_BYTES
 from services.runtime.servicer import RuntimeServicer
 from services.runtime.supervisor import Supervisor
 from services.wire import predict_frames as pf
@@ -87,13 +86,13 @@ class Harness:
 async def runtime(tmp_path: Path, shim_root: Path, package: str, concurrency: int = 1,
                   queue_size: int = 0) -> AsyncIterator[Harness]:
     sup = Supervisor(tmp_path / "work", ProcessBackend(shim_root))  # type: ignore[arg-type]
-    dispatcher = Dispatcher(sup)
-    metrics = RuntimeMetrics(sup, dispatcher)
+    admission = Admission(sup)
+    metrics = RuntimeMetrics(sup, admission)
     sup.metrics = metrics
-    servicer = RuntimeServicer(sup, dispatcher)
+    servicer = RuntimeServicer(sup, admission)
     servicer.metrics = metrics
     spec = make_spec(package, tmp_path)
-    dispatcher.admission.configure(spec.replica_id, spec.service, concurrency, queue_size)
+    admission.configure(spec.replica_id, spec.service, concurrency, queue_size)
     data = DataSocket(servicer, tmp_path / "rt.data")
     try:
         await sup.start(spec)
@@ -179,7 +178,7 @@ def test_a_worker_killed_mid_request_answers_worker_crashed(shim_root: Path,
             assert err["code"] == "worker.crashed"
             assert "killed by SIGKILL" in err["message"]
             assert err["details"]["exit_code"] == -signal.SIGKILL
-            assert h.servicer.dispatcher.admission.in_flight[h.replica_id] == 0
+            assert h.servicer.admission.in_flight[h.replica_id] == 0
             assert h.samples("modelport_runtime_requests_total", service=h.service,
                              code_class="5xx") == 1
 
@@ -194,7 +193,7 @@ def test_a_request_pipelined_behind_one_that_kills_the_worker_is_sent_again(
 
     async def main() -> None:
         async with runtime(tmp_path, shim_root, "killed_in_predict") as h:
-            admission = h.servicer.dispatcher.admission
+            admission = h.servicer.admission
             first_pid = 0
             for n in range(8):  # short calls: the replica starts pipelining
                 first_pid = result_of(await h.client.send(
@@ -229,7 +228,7 @@ def test_a_fast_replica_pipelines_small_requests_but_not_large_ones(
 
     async def main() -> None:
         async with runtime(tmp_path, shim_root, "slow") as h:
-            admission = h.servicer.dispatcher.admission
+            admission = h.servicer.admission
             for _ in range(30):  # as if its calls had been short
                 admission.observe_run(h.replica_id, 0.0002)
             assert admission.pipelining(h.replica_id) == PIPELINE_MAX
@@ -254,7 +253,7 @@ def test_queue_timeout_cancel_and_worker_timeout_release_their_slots(
         shim_root: Path, tmp_path: Path) -> None:
     async def main() -> None:
         async with runtime(tmp_path, shim_root, "slow") as h:
-            admission = h.servicer.dispatcher.admission
+            admission = h.servicer.admission
             holder = h.client.send("hold", h.service, {"seconds": Value.of_json(1.0)})
             await until(lambda: admission.in_flight[h.replica_id] == 1, "the slot is taken")
             # queued behind it: times out in the queue
@@ -292,7 +291,7 @@ def test_queue_timeout_cancel_and_worker_timeout_release_their_slots(
 def test_a_full_queue_is_refused_at_once(shim_root: Path, tmp_path: Path) -> None:
     async def main() -> None:
         async with runtime(tmp_path, shim_root, "slow", queue_size=1) as h:
-            admission = h.servicer.dispatcher.admission
+            admission = h.servicer.admission
             holder = h.client.send("hold", h.service, {"seconds": Value.of_json(0.5)})
             await until(lambda: admission.in_flight[h.replica_id] == 1, "the slot is taken")
             queued = h.client.send("queued", h.service, {"seconds": Value.of_json(0)})

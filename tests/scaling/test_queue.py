@@ -1,6 +1,7 @@
-"""Per-replica concurrency limits and the bounded per-service queue (services/runtime/queue.py),
-with real replicas under a real supervisor: FIFO, 429 when full, 504 when a queued request
-runs out of time, least-loaded choice, draining."""
+"""Per-replica concurrency limits and the bounded per-service queue
+(services/runtime/dataplane/admission.py), with real replicas under a real supervisor:
+FIFO, 429 when full, 504 when a queued request runs out of time, least-loaded choice,
+draining."""
 
 from __future__ import annotations
 
@@ -11,23 +12,22 @@ import pytest
 
 from modelport.errors import Kind, ModelportError
 from services.runtime.backends.process import ProcessBackend
-from services.runtime.dispatcher import Dispatcher
-from services.runtime.queue import PIPELINE_MAX
+from services.runtime.dataplane.admission import PIPELINE_MAX, Admission
 from services.runtime.supervisor import Supervisor
 from tests.runtime.support import make_spec, run, wait_state
 
 
 async def ready_replicas(tmp_path: Path, shim_root: Path, n: int = 1, concurrency: int = 1,
-                         queue_size: int = 0) -> tuple[Supervisor, Dispatcher]:
+                         queue_size: int = 0) -> tuple[Supervisor, Admission]:
     sup = Supervisor(tmp_path / "work", ProcessBackend(shim_root), health_interval_s=0)
-    dispatcher = Dispatcher(sup, ready_wait_s=30)
+    admission = Admission(sup, ready_wait_s=30)
     for i in range(n):
         rid = f"slow-r{i}"
-        dispatcher.admission.configure(rid, "slow", concurrency, queue_size)
+        admission.configure(rid, "slow", concurrency, queue_size)
         await sup.start(make_spec("slow", tmp_path, replica_id=rid))
     for i in range(n):
         await wait_state(sup, f"slow-r{i}", "ready")
-    return sup, dispatcher
+    return sup, admission
 
 
 def test_one_request_per_replica_and_the_rest_wait_in_order(shim_root: Path,
@@ -35,19 +35,19 @@ def test_one_request_per_replica_and_the_rest_wait_in_order(shim_root: Path,
     async def main() -> None:
         sup, d = await ready_replicas(tmp_path, shim_root)
         try:
-            held = await d.pick("slow", 1, 10)
+            held = await d.acquire("slow", 1, 10)
             granted: list[str] = []
 
             async def wait(name: str) -> None:
-                rid = await d.pick("slow", 1, 10)
+                rid = await d.acquire("slow", 1, 10)
                 granted.append(name)
                 await asyncio.sleep(0.01)
                 d.release(rid)
 
             tasks = [asyncio.create_task(wait(n)) for n in ("first", "second", "third")]
             await asyncio.sleep(0.2)
-            assert granted == [] and d.admission.queued("slow") == 3
-            loads = {ld.service: ld for ld in d.admission.loads()}
+            assert granted == [] and d.queued("slow") == 3
+            loads = {ld.service: ld for ld in d.loads()}
             assert loads["slow"].in_flight == 1 and loads["slow"].queued == 3
             assert loads["slow"].last_request_at > 0
             d.release(held)
@@ -65,23 +65,23 @@ def test_full_queue_is_429_and_a_queued_request_can_time_out(shim_root: Path,
     async def main() -> None:
         sup, d = await ready_replicas(tmp_path, shim_root, queue_size=1)
         try:
-            held = await d.pick("slow", 1, 10)
-            waiting = asyncio.create_task(d.pick("slow", 1, 10))
+            held = await d.acquire("slow", 1, 10)
+            waiting = asyncio.create_task(d.acquire("slow", 1, 10))
             await asyncio.sleep(0.1)
             with pytest.raises(ModelportError) as full:
-                await d.pick("slow", 1, 10)
+                await d.acquire("slow", 1, 10)
             assert full.value.kind is Kind.EXHAUSTED and full.value.code == "queue.full"
             assert full.value.http_status == 429
             assert full.value.details["retry_after_s"] >= 1
-            assert d.admission.loads()[0].rejected == 1
+            assert d.loads()[0].rejected == 1
             d.release(held)
             d.release(await waiting)
-            held = await d.pick("slow", 1, 10)
+            held = await d.acquire("slow", 1, 10)
             with pytest.raises(ModelportError) as late:
-                await d.pick("slow", 1, 0.3)
+                await d.acquire("slow", 1, 0.3)
             assert late.value.kind is Kind.DEADLINE and late.value.code == "queue.timeout"
             assert late.value.http_status == 504 and "queue" in late.value.message
-            assert d.admission.queued("slow") == 0  # it left the queue
+            assert d.queued("slow") == 0  # it left the queue
             d.release(held)
         finally:
             await sup.close()
@@ -93,10 +93,10 @@ def test_concurrency_limit_and_least_loaded_choice(shim_root: Path, tmp_path: Pa
     async def main() -> None:
         sup, d = await ready_replicas(tmp_path, shim_root, n=2, concurrency=2)
         try:
-            picks = [await d.pick("slow", 1, 10) for _ in range(4)]
+            picks = [await d.acquire("slow", 1, 10) for _ in range(4)]
             assert sorted(picks) == ["slow-r0", "slow-r0", "slow-r1", "slow-r1"]
             assert picks[0] != picks[1]  # the less loaded one first
-            fifth = asyncio.create_task(d.pick("slow", 1, 10))
+            fifth = asyncio.create_task(d.acquire("slow", 1, 10))
             await asyncio.sleep(0.1)
             assert not fifth.done()  # both replicas at their limit of 2
             d.release(picks[3])
@@ -112,10 +112,10 @@ def test_a_draining_replica_finishes_its_requests_takes_no_more_and_stops(
     async def main() -> None:
         sup, d = await ready_replicas(tmp_path, shim_root)
         try:
-            held = await d.pick("slow", 1, 10)
-            waiter = asyncio.create_task(d.pick("slow", 1, 10))
+            held = await d.acquire("slow", 1, 10)
+            waiter = asyncio.create_task(d.acquire("slow", 1, 10))
             await asyncio.sleep(0.1)
-            draining = asyncio.create_task(d.admission.drain_and_stop(held, 30))
+            draining = asyncio.create_task(d.drain_and_stop(held, 30))
             with pytest.raises(ModelportError) as moved:
                 await waiter  # nothing left here for it: the gateway routes it again
             assert moved.value.code == "replica.none"
@@ -125,7 +125,7 @@ def test_a_draining_replica_finishes_its_requests_takes_no_more_and_stops(
             await asyncio.wait_for(draining, 30)
             assert sup.get(held).state == "stopped"
             with pytest.raises(ModelportError) as none:
-                await d.pick("slow", 1, 10)
+                await d.acquire("slow", 1, 10)
             assert none.value.code == "replica.none"
         finally:
             await sup.close()
@@ -141,7 +141,7 @@ def test_a_fast_replica_takes_more_unary_requests_until_a_stream_or_slow_calls(
     calls grew long."""
     async def main() -> None:
         sup, d = await ready_replicas(tmp_path, shim_root, n=2)
-        adm = d.admission
+        adm = d
         try:
             assert adm.pipelining("slow-r0") == 0  # unknown until calls are seen
             for _ in range(6):
@@ -182,7 +182,7 @@ def test_a_fast_replica_takes_more_unary_requests_until_a_stream_or_slow_calls(
                 adm.observe_run("slow-r0", 0.0002)
             taken = [adm.try_acquire("slow", 1, pipelined=True) for _ in range(PIPELINE_MAX)]
             assert taken[0] == "slow-r0" and taken[-1] is None  # its extra slots, then full
-            waiting = asyncio.create_task(d.pick("slow", 1, 10))
+            waiting = asyncio.create_task(d.acquire("slow", 1, 10))
             await asyncio.sleep(0.05)
             d.release("slow-r1")
             assert await waiting == "slow-r1"

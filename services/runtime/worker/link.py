@@ -22,7 +22,7 @@ from modelport.errors import Kind, ModelportError
 from modelport.worker import protocol as p
 from modelport.worker.frames import Frame, FrameTooLarge, ProtocolError, encode_frame
 from modelport.worker.values import BatchItem, Result, Value, decode_result
-from services.runtime.deadlines import Deadlines
+from services.runtime.dataplane.deadlines import Deadlines
 from services.runtime.worker.errors import (
     crashed_error,
     duplicate_error,

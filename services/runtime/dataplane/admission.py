@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from modelport.errors import Kind, ModelportError
-from services.runtime.deadlines import Deadlines
+from services.runtime.dataplane.deadlines import Deadlines
 
 log = logging.getLogger(__name__)
 

@@ -105,10 +105,10 @@ class Observation:
                 self.bound.wait.observe(time.perf_counter() - began)
         return rid
 
-    async def pick(self, dispatcher: Any, timeout_s: float) -> str:
+    async def pick(self, admission: Any, timeout_s: float) -> str:
         """The replica for this request, timed as queue wait."""
         began = time.perf_counter()
-        pick = dispatcher.admission.queue if self._tried else dispatcher.pick
+        pick = admission.queue if self._tried else admission.acquire
         with tracing.span(_tracer, "queue.wait", self.attributes()
                           if tracing.enabled() else None):
             if self.metrics is None:

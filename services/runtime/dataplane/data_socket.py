@@ -25,8 +25,8 @@ from typing import Any
 
 from modelport.errors import Kind, ModelportError
 from modelport.worker.frames import Frame, FrameTooLarge, ProtocolError
-from services.runtime.observe import Observation
-from services.runtime.queue import PIPELINE_MAX_BYTES, Ticket
+from services.runtime.dataplane.admission import PIPELINE_MAX_BYTES, Ticket
+from services.runtime.dataplane.observation import Observation
 from services.runtime.servicer import time_left
 from services.runtime.worker.requests import Reply
 from services.telemetry import tracing
@@ -172,7 +172,7 @@ class _Relay(Ticket):
     def __init__(self, conn: _Connection, frame: Frame) -> None:
         header = frame.header
         servicer = conn.socket.servicer
-        super().__init__(servicer.dispatcher.admission, str(header.get("service") or ""),
+        super().__init__(servicer.admission, str(header.get("service") or ""),
                          0)
         self.conn = conn
         self.id: str = header["id"]
@@ -275,7 +275,7 @@ class _Relay(Ticket):
         self.call = None
         admission = self.admission
         admission.observe_hold(self.service, time.monotonic() - self.took)
-        self.conn.socket.servicer.dispatcher.release(self.replica, self.service)
+        self.conn.socket.servicer.admission.release(self.replica, self.service)
 
     def _answered(self, outcome: Reply | ModelportError) -> None:
         """The worker's answer (or failure): written to the gateway first (the caller's

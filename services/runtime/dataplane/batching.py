@@ -44,7 +44,7 @@ from typing import Any
 
 from modelport.errors import Kind, ModelportError
 from modelport.worker.values import BatchItem, Result, Value
-from services.runtime.deadlines import Deadlines
+from services.runtime.dataplane.deadlines import Deadlines
 from services.runtime.worker.errors import timeout_error
 
 log = logging.getLogger(__name__)
