@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,10 +13,11 @@ import grpc
 
 from modelport.errors import ModelportError, not_found
 from modelport.v1 import inference_pb2, runtime_pb2, runtime_pb2_grpc
-from modelport.worker.values import Result, Value
+from modelport.worker.values import Result, Value, encode_inputs
 from services.rpc.errors import abort, translate_errors
 from services.runtime import capacity, replica_log
 from services.runtime.backends import ReplicaSpec
+from services.runtime.dataplane import calls
 from services.runtime.dataplane.admission import Admission
 from services.runtime.dataplane.batching import BatchPolicy, admission_slots
 from services.runtime.dataplane.observation import Observation
@@ -135,28 +136,28 @@ class RuntimeServicer(runtime_pb2_grpc.RuntimeServicer):
                       inputs: dict[str, Value], timeout_s: float, tensor_outputs: bool = False,
                       remaining: Callable[[], float | None] | None = None
                       ) -> tuple[str, Result]:
-        """One unary prediction (the gRPC ``Predict``): see ``_serve``."""
-        def call(rid: str, left: float | None) -> Awaitable[Result]:
-            return self.supervisor.predict(rid, request_id, inputs, left, tensor_outputs)
-
-        return await self._serve(service, version, request_id, timeout_s, remaining, call)
+        """One unary prediction (the gRPC ``Predict``): the Values go to the worker in
+        the header form, as a relayed request's do (``relay``)."""
+        parts: list[Any] = []
+        wire = encode_inputs(inputs, parts)
+        rid, reply = await self._serve(service, version, request_id, wire, parts, timeout_s,
+                                       tensor_outputs, remaining)
+        return rid, reply.decoded()
 
     async def relay(self, service: str, version: int, request_id: str, inputs: Any,
                     parts: list[Any], timeout_s: float, tensor_outputs: bool = False
                     ) -> tuple[str, Reply]:
-        """One unary prediction that came as a frame (the data socket, ``data_socket.py``):
-        the header's ``inputs`` and the parts go to the worker as they are, and its answer
-        comes back undecoded (``Reply``). See ``_serve``."""
-        def call(rid: str, left: float | None) -> Awaitable[Reply]:
-            return self.supervisor.relay(rid, request_id, inputs, parts, left, tensor_outputs)
+        """One unary prediction that came as a frame (the data socket's task path, with
+        spans): the header's ``inputs`` and the parts go to the worker as they are, and
+        its answer comes back undecoded (``Reply``). See ``_serve``."""
+        return await self._serve(service, version, request_id, inputs, parts, timeout_s,
+                                 tensor_outputs, None)
 
-        return await self._serve(service, version, request_id, timeout_s, None, call)
-
-    async def _serve(self, service: str, version: int, request_id: str, timeout_s: float,
-                     remaining: Callable[[], float | None] | None,
-                     call: Callable[[str, float | None], Awaitable[Any]]) -> tuple[str, Any]:
+    async def _serve(self, service: str, version: int, request_id: str, inputs: Any,
+                     parts: list[Any], timeout_s: float, tensor_outputs: bool,
+                     remaining: Callable[[], float | None] | None) -> tuple[str, Reply]:
         """One unary prediction, observed (metrics, spans, request-id logs): a slot on a
-        replica, ``call(replica, time left)`` (the worker round trip), the slot back.
+        replica, the worker round trip (``calls.start``, awaited), the slot back.
         Raises ModelportError."""
         obs = Observation(self.metrics, service, version, request_id)
         admission = self.admission
@@ -169,8 +170,11 @@ class RuntimeServicer(runtime_pb2_grpc.RuntimeServicer):
                 took = time.monotonic()
                 try:
                     with obs.call(rid) as span:
-                        result = await call(rid, time_left(
-                            timeout_s, remaining() if remaining else None, took - queued_at))
+                        left = time_left(timeout_s, remaining() if remaining else None,
+                                         took - queued_at)
+                        result = await calls.awaited(lambda done: calls.start(
+                            self.supervisor, rid, request_id, inputs, parts, left,
+                            tensor_outputs, done))
                     obs.worker(result.timings, rid, span)
                 finally:
                     admission.observe_hold(service, time.monotonic() - took)
@@ -212,8 +216,8 @@ class RuntimeServicer(runtime_pb2_grpc.RuntimeServicer):
                 self.admission.hold_exclusive(rid)  # none queue behind a stream
                 try:
                     with obs.call(rid) as span:
-                        async for chunk in self.supervisor.predict_stream(
-                                rid, request.request_id, to_values(request.inputs),
+                        async for chunk in calls.stream(
+                                self.supervisor, rid, request.request_id, to_values(request.inputs),
                                 time_left(request.timeout_s, context.time_remaining(),
                                           time.monotonic() - queued_at),
                                 on_timings=lambda t: obs.worker(t, rid, span)):

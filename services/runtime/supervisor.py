@@ -13,9 +13,10 @@ it keeps its GPUs across restarts and gives them back when it stops.
 
 The backend is chosen per replica (``spec.runtime``): ``process`` or ``docker``.
 
-A replica whose config.json declares ``batching`` has a ``Batcher`` (batching.py):
-``predict`` hands its requests to it, so every caller of ``predict`` (the gRPC Predict
-RPC and any other data path) is batched without knowing it.
+A replica whose config.json declares ``batching`` has a ``Batcher``
+(``dataplane/batching.py``); ``serving`` hands it, with the worker link, to the data plane
+(``dataplane/calls.py``), so every caller is batched without knowing it. Calls themselves
+are not made here: this module owns the replicas' lives.
 """
 
 from __future__ import annotations
@@ -23,88 +24,30 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import hashlib
 import logging
-import os
 import re
-import shutil
 import time
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from opentelemetry import context as otel_context
 
-import modelport.worker
 from modelport.errors import Kind, ModelportError
 from modelport.worker.exit_codes import EXIT_MEMORY_LIMIT
-from modelport.worker.values import Result, Value, decode_inputs
 from services.runtime import replica_log
 from services.runtime.backends import Backend, ReplicaHandle, ReplicaSpec
 from services.runtime.dataplane.batching import Batcher, BatchPolicy
 from services.runtime.gpus import GpuInventory
 from services.runtime.probes import Probes, startup_failure
+from services.runtime.shim_install import install_shim
 from services.runtime.worker.errors import describe_exit
-from services.runtime.worker.requests import Reply
 from services.telemetry import tracing
 
 log = logging.getLogger(__name__)
 _tracer = tracing.tracer("modelport.runtime")
 
-SHIM_PACKAGE = "modelport_worker"
-_DIGEST_FILE = ".modelport-shim-digest"
 _REPLICA_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-
-
-# ---------------------------------------------------------------------- shim installation
-
-
-def _shim_sources() -> list[tuple[str, Path]]:
-    src = Path(modelport.worker.__file__).parent
-    return sorted((p.relative_to(src).as_posix(), p) for p in src.rglob("*.py")
-                  if "__pycache__" not in p.parts)
-
-
-def install_shim(dest_root: Path) -> Path:
-    """Copy ``modelport/worker`` to ``dest_root/modelport_worker``; returns that directory.
-
-    Idempotent: a copy whose recorded digest matches the sources is left alone; a
-    changed one is replaced whole (built beside it, then renamed into place).
-    """
-    dest_root = Path(dest_root)
-    dest_root.mkdir(parents=True, exist_ok=True)
-    dest = dest_root / SHIM_PACKAGE
-    sources = _shim_sources()
-    h = hashlib.sha256()
-    for rel, path in sources:
-        h.update(rel.encode() + b"\0" + path.read_bytes() + b"\0")
-    digest = h.hexdigest()
-    marker = dest / _DIGEST_FILE
-    if marker.is_file() and marker.read_text().strip() == digest:
-        return dest
-    staging = dest_root / f".{SHIM_PACKAGE}.{os.getpid()}.{uuid.uuid4().hex[:8]}"
-    for rel, path in sources:
-        target = staging / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(path, target)
-    (staging / _DIGEST_FILE).write_text(digest + "\n")
-    old = None
-    if dest.exists():
-        old = dest_root / f".{SHIM_PACKAGE}.old.{uuid.uuid4().hex[:8]}"
-        os.rename(dest, old)
-    try:
-        os.rename(staging, dest)
-    except OSError:  # another installer got there first
-        shutil.rmtree(staging, ignore_errors=True)
-        if not (marker.is_file() and marker.read_text().strip() == digest):
-            raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-    return dest
-
-
 # ---------------------------------------------------------------------- replica state
 
 
@@ -127,6 +70,16 @@ class ReplicaInfo:
         out = asdict(self)
         out["log_path"] = str(self.log_path)
         return out
+
+
+@dataclass(frozen=True)
+class Serving:
+    """A replica as the data plane sees it: its worker link (None when it has none open),
+    its batcher (None unless config.json asks for batching) and its default timeout."""
+
+    link: Any  # services/runtime/worker/link.py WorkerLink | None
+    batcher: Batcher | None
+    timeout_s: float | None
 
 
 class _Replica:
@@ -288,71 +241,17 @@ class Supervisor:
 
     # ------------------------------------------------------------------ data plane
 
-    async def predict(self, replica_id: str, request_id: str, inputs: dict[str, Value],
-                      timeout_s: float | None = None, tensor_outputs: bool = False) -> Result:
+    def serving(self, replica_id: str, ready: bool = True) -> Serving:
+        """What a call onto this replica goes through (``dataplane/calls.py``). Raises
+        ``replica.not_found``, and with ``ready`` ``replica.not_ready``, the reason
+        included."""
         replica = self._require(replica_id)
-        link = self._ready_link(replica)
-        timeout = replica.spec.timeout_s if timeout_s is None else timeout_s
-        if replica.batcher is not None:
-            return await replica.batcher.submit(request_id, inputs, timeout, tensor_outputs)
-        return await link.predict(request_id, inputs, timeout, tensor_outputs)
-
-    def relay(self, replica_id: str, request_id: str, inputs: Any, parts: list[Any],
-              timeout_s: float | None = None, tensor_outputs: bool = False
-              ) -> Awaitable[Reply]:
-        """``predict`` for a request that arrived as a frame (the data socket): the
-        header's ``inputs`` and the parts go to the worker as they are, the answer comes
-        back undecoded: usually the link's future itself (no coroutine in between); a
-        batching replica's batcher needs Values, so they are decoded for it."""
-        replica = self._require(replica_id)
-        link = self._ready_link(replica)
-        timeout = replica.spec.timeout_s if timeout_s is None else timeout_s
-        if replica.batcher is not None:
-            return self._submit(replica.batcher, request_id, decode_inputs(inputs, parts),
-                                timeout, tensor_outputs)
-        return link.relay(request_id, inputs, parts, timeout, tensor_outputs)
-
-    def relay_call(self, replica_id: str, request_id: str, inputs: Any, parts: list[Any],
-                   timeout_s: float | None, tensor_outputs: bool,
-                   on_end: Callable[[Reply | ModelportError], None]) -> Any:
-        """``relay`` for a caller that is called back (the data socket's relay): ``on_end``
-        gets the Reply or the ModelportError once; the returned handle's ``cancel()``
-        stops the request instead. Raises ModelportError when it cannot be sent."""
-        replica = self._require(replica_id)
-        link = self._ready_link(replica)
-        timeout = replica.spec.timeout_s if timeout_s is None else timeout_s
-        if replica.batcher is None:
-            return link.relay_call(request_id, inputs, parts, timeout, tensor_outputs, on_end)
-
-        def ended(outcome: Result | ModelportError) -> None:
-            on_end(outcome if isinstance(outcome, ModelportError) else Reply.of(outcome))
-
-        return replica.batcher.submit_call(request_id, decode_inputs(inputs, parts), timeout,
-                                           tensor_outputs, ended)
-
-    @staticmethod
-    async def _submit(batcher: Batcher, request_id: str, inputs: dict[str, Value],
-                      timeout_s: float | None, tensor_outputs: bool) -> Reply:
-        return Reply.of(await batcher.submit(request_id, inputs, timeout_s, tensor_outputs))
-
-    async def predict_stream(self, replica_id: str, request_id: str, inputs: dict[str, Value],
-                             timeout_s: float | None = None, on_timings: Any = None
-                             ) -> AsyncIterator[Result]:
-        replica = self._require(replica_id)
-        link = self._ready_link(replica)
-        stream = link.predict_stream(request_id, inputs,
-                                     replica.spec.timeout_s if timeout_s is None else timeout_s,
-                                     on_timings=on_timings)
-        async with contextlib.aclosing(stream):
-            async for result in stream:
-                yield result
-
-    async def cancel(self, replica_id: str, request_id: str) -> None:
-        replica = self._require(replica_id)
-        if replica.batcher is not None and replica.batcher.cancel(request_id):
-            return
-        if replica.handle is not None and not replica.handle.link.closed:
-            await replica.handle.link.cancel(request_id)
+        if ready:
+            link: Any = self._ready_link(replica)
+        else:
+            handle = replica.handle
+            link = handle.link if handle is not None and not handle.link.closed else None
+        return Serving(link, replica.batcher, replica.spec.timeout_s)
 
     def _require(self, replica_id: str) -> _Replica:
         replica = self._replicas.get(replica_id)

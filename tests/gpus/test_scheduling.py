@@ -10,7 +10,7 @@ from pathlib import Path
 from modelport.worker.values import Value
 from services.runtime.gpus import Gpu, GpuInventory
 from services.runtime.supervisor import Supervisor
-from tests.runtime.support import make_spec, run, wait_state
+from tests.runtime.support import make_spec, replica_predict, run, wait_state
 
 CODE = """
 import os
@@ -33,7 +33,7 @@ def _package(tmp_path: Path) -> Path:
 
 
 async def _visible(sup: Supervisor, rid: str) -> str | None:
-    result = await sup.predict(rid, f"{rid}-q", {"text": Value.of_text("x")})
+    result = await replica_predict(sup, rid, f"{rid}-q", {"text": Value.of_text("x")})
     seen = json.loads(result.data)
     assert seen["order"] == "PCI_BUS_ID"  # indexes mean what nvidia-smi shows
     return seen["visible"]

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from services.runtime.supervisor import install_shim
+from services.runtime.shim_install import install_shim
 
 
 @pytest.fixture(scope="session")

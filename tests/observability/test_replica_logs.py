@@ -12,9 +12,10 @@ import pytest
 from modelport.worker.values import Value
 from services.runtime import replica_log
 from services.runtime.backends.process import ProcessBackend
+from services.runtime.dataplane import calls
 from services.runtime.supervisor import Supervisor
 from services.telemetry import logfiles
-from tests.runtime.support import log_text, make_spec, run, wait_state
+from tests.runtime.support import log_text, make_spec, replica_predict, run, wait_state
 
 MAX = 50_000
 
@@ -34,7 +35,8 @@ def test_worker_output_is_stamped_rotated_and_read_back(
             await sup.start(make_spec("prints_to_stdout", tmp_path, replica_id="noisy-1"))
             await wait_state(sup, "noisy-1", "ready")
             for i in range(3):  # 2000 lines of ~40 bytes each time
-                result = await sup.predict("noisy-1", f"r{i}", {"text": Value.of_text(f"t{i}")})
+                result = await replica_predict(sup, "noisy-1", f"r{i}",
+                                               {"text": Value.of_text(f"t{i}")})
                 assert result.decoded() == {"ok": f"t{i}"}
             d = tmp_path / "work" / "replicas" / "noisy-1"
             # stdout reaches the log through its own pipe, which may trail the answer
@@ -65,7 +67,7 @@ def test_worker_output_is_stamped_rotated_and_read_back(
 
             follower = asyncio.create_task(follow())
             await asyncio.sleep(0.5)
-            await sup.predict("noisy-1", "r9", {"text": Value.of_text("followed")})
+            await replica_predict(sup, "noisy-1", "r9", {"text": Value.of_text("followed")})
             line = await asyncio.wait_for(follower, 20)
             assert line.split(" ", 1)[1] == "NOISY-MARKER followed"
         finally:
@@ -82,7 +84,7 @@ def test_the_worker_reports_its_phase_timings(shim_root: Path, tmp_path: Path) -
         try:
             await sup.start(make_spec("echo", tmp_path, replica_id="echo-1"))
             await wait_state(sup, "echo-1", "ready")
-            result = await sup.predict("echo-1", "req", {"text": Value.of_text("hi")})
+            result = await replica_predict(sup, "echo-1", "req", {"text": Value.of_text("hi")})
             timings = result.timings
             assert [p[0] for p in timings["phases"]] == ["queue", "preprocess", "predict",
                                                          "postprocess"]
@@ -90,8 +92,8 @@ def test_the_worker_reports_its_phase_timings(shim_root: Path, tmp_path: Path) -
             assert offsets == sorted(offsets) and all(p[2] >= 0 for p in timings["phases"])
             assert timings["t0"] > 1.6e9  # wall-clock seconds, so spans line up across hosts
             got: list[object] = []
-            chunks = [c async for c in sup.predict_stream(
-                "echo-1", "req2", {"text": Value.of_text("s")}, on_timings=got.append)]
+            chunks = [c async for c in calls.stream(
+                sup, "echo-1", "req2", {"text": Value.of_text("s")}, on_timings=got.append)]
             assert len(chunks) == 1 and got and got[0]["phases"][0][0] == "queue"
         finally:
             await sup.close()

@@ -10,7 +10,9 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
+from modelport.worker.values import Result, Value, encode_inputs
 from services.runtime.backends import ReplicaSpec
+from services.runtime.dataplane import calls
 from services.runtime.supervisor import ReplicaInfo, Supervisor
 
 T = TypeVar("T")
@@ -94,3 +96,26 @@ async def log_text(path: Path, *needles: str, timeout_s: float = 10.0) -> str:
         if time.monotonic() > deadline:
             raise AssertionError(f"{path} never held {needles}: ...{text[-2000:]}")
         await asyncio.sleep(0.02)
+
+
+async def link_predict(link: Any, request_id: str, inputs: dict[str, Value],
+                       timeout_s: float | None = None, tensor_outputs: bool = False) -> Result:
+    """One unary predict straight on a WorkerLink (``link.call``, awaited)."""
+    parts: list[Any] = []
+    wire = encode_inputs(inputs, parts)
+    reply = await calls.awaited(lambda done: link.call(request_id, wire, parts, timeout_s,
+                                                      tensor_outputs, done))
+    return reply.decoded()
+
+
+async def replica_predict(sup: Supervisor, replica_id: str, request_id: str,
+                          inputs: dict[str, Value], timeout_s: float | None = None,
+                          tensor_outputs: bool = False) -> Result:
+    """One unary predict on a supervised replica (``calls.start``, awaited): batching
+    and the replica's default timeout apply, as for the runtime's own callers."""
+    parts: list[Any] = []
+    wire = encode_inputs(inputs, parts)
+    reply = await calls.awaited(lambda done: calls.start(sup, replica_id, request_id, wire,
+                                                         parts, timeout_s, tensor_outputs,
+                                                         done))
+    return reply.decoded()

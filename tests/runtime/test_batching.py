@@ -13,9 +13,17 @@ import pytest
 from modelport.errors import Kind, ModelportError
 from modelport.worker.values import Value
 from services.runtime.backends.process import ProcessBackend
+from services.runtime.dataplane import calls
 from services.runtime.dataplane.batching import BatchPolicy, admission_slots
 from services.runtime.supervisor import Supervisor
-from tests.runtime.support import PACKAGES, make_spec, run, until, wait_state
+from tests.runtime.support import (
+    PACKAGES,
+    make_spec,
+    replica_predict,
+    run,
+    until,
+    wait_state,
+)
 
 RID = "batching-r1"
 
@@ -44,7 +52,7 @@ def inputs(x: Any, **extra: str) -> dict[str, Value]:
 
 async def predict(sup: Supervisor, request_id: str, x: Any, timeout_s: float | None = None,
                   **extra: str) -> Any:
-    return (await sup.predict(RID, request_id, inputs(x, **extra), timeout_s)).decoded()
+    return (await replica_predict(sup, RID, request_id, inputs(x, **extra), timeout_s)).decoded()
 
 
 def batcher(sup: Supervisor) -> Any:
@@ -234,7 +242,7 @@ def test_a_caller_giving_up_leaves_the_others_alone(shim_root: Path, tmp_path: P
             waiting = asyncio.create_task(predict(sup, "waiting", 2))
             cancelled = asyncio.create_task(predict(sup, "cancelled", 3))
             await until(lambda: batcher(sup).waiting == 2, "both requests are waiting")
-            await sup.cancel(RID, "cancelled")
+            await calls.cancel(sup, RID, "cancelled")
             with pytest.raises(ModelportError) as err:
                 await cancelled
             assert err.value.code == "request.cancelled"
@@ -286,26 +294,26 @@ def test_a_stopped_replica_fails_its_waiting_requests(shim_root: Path, tmp_path:
 
 def test_called_back_requests_join_batches_time_out_and_cancel(
         shim_root: Path, tmp_path: Path) -> None:
-    """``relay_call`` (the data socket's path, no task per request) on a batching replica:
-    each caller is called back once with its own answer or error; one that cancels is
+    """``calls.start`` (every unary caller's path, no task per request) on a batching
+    replica: each caller is called back once with its own answer or error; one that cancels is
     never called back and leaves its batch."""
     async def main() -> None:
         sup = await started(tmp_path, shim_root, max_batch_size=4)
         gate = tmp_path / "gate"
         loop = asyncio.get_running_loop()
-        calls: dict[str, list[Any]] = {}
+        ends: dict[str, list[Any]] = {}
 
         def send(rid: str, x: int, timeout_s: float | None = None) -> Any:
-            calls[rid] = []
+            ends[rid] = []
             done = loop.create_future()
 
             def on_end(outcome: Any) -> None:
-                calls[rid].append(outcome)
+                ends[rid].append(outcome)
                 if not done.done():
                     done.set_result(outcome)
 
-            handle = sup.relay_call(RID, rid, {"x": {"json_part": 0}}, [str(x).encode()],
-                                    timeout_s, False, on_end)
+            handle = calls.start(sup, RID, rid, {"x": {"json_part": 0}}, [str(x).encode()],
+                                  timeout_s, False, on_end)
             return handle, done
 
         try:
@@ -324,7 +332,7 @@ def test_called_back_requests_join_batches_time_out_and_cancel(
             reply = await kept
             assert reply.decoded().decoded() == {"y": 4, "batch": 1}
             await asyncio.sleep(0.05)
-            assert calls == {"short": [error], "kept": [reply], "gone": []}  # once each
+            assert ends == {"short": [error], "kept": [reply], "gone": []}  # once each
         finally:
             await sup.close()
 

@@ -21,6 +21,7 @@ from modelport.errors import ModelportError
 from modelport.worker.frames import Frame, encode_frame
 from modelport.worker.values import Value, decode_result, encode_inputs
 from services.runtime.backends.process import ProcessBackend
+from services.runtime.dataplane import calls
 from services.runtime.dataplane.admission import PIPELINE_MAX, PIPELINE_MAX_BYTES, Admission
 from services.runtime.dataplane.data_socket import DataSocket
 from services.runtime.metrics import RuntimeMetrics
@@ -307,7 +308,7 @@ def test_a_full_queue_is_refused_at_once(shim_root: Path, tmp_path: Path) -> Non
 
 def test_relay_on_the_link_reports_a_crash_with_the_exit_code(shim_root: Path,
                                                               tmp_path: Path) -> None:
-    """``WorkerLink.relay`` (frames cut in data_received, no reader task): a worker that
+    """``WorkerLink.call`` (frames cut in data_received, no reader task): a worker that
     exits mid-request fails the request with ``worker.crashed`` and its exit code."""
 
     async def main() -> None:
@@ -318,12 +319,14 @@ def test_relay_on_the_link_reports_a_crash_with_the_exit_code(shim_root: Path,
             await handle.link.setup(timeout_s=30)
             parts: list[Any] = []
             inputs = encode_inputs({"text": Value.of_text("hi")}, parts)
-            reply = await handle.link.relay("ok", inputs, parts, 10.0)
+            reply = await calls.awaited(lambda done: handle.link.call("ok", inputs, parts, 10.0,
+                                                                     False, done))
             assert reply.decoded().decoded()["ok"] == "hi"
             parts = []
             inputs = encode_inputs({"text": Value.of_text("die")}, parts)
             with pytest.raises(ModelportError) as err:
-                await handle.link.relay("die", inputs, parts, 10.0)
+                await calls.awaited(lambda done: handle.link.call("die", inputs, parts, 10.0,
+                                                                 False, done))
             assert err.value.code == "worker.crashed"
             assert err.value.details["exit_code"] == 1
             assert handle.link.closed

@@ -12,7 +12,7 @@ import pytest
 from modelport.errors import Kind, ModelportError
 from modelport.worker.values import Value
 from services.runtime.backends.process import ProcessBackend, build_env, socket_path
-from tests.runtime.support import alive, gone, make_spec, run
+from tests.runtime.support import alive, gone, link_predict, make_spec, run
 
 
 def test_the_worker_environment_is_built_from_scratch(
@@ -25,11 +25,11 @@ def test_the_worker_environment_is_built_from_scratch(
         handle = await ProcessBackend(shim_root).start(spec, replica_dir)
         try:
             await handle.link.setup()
-            seen = (await handle.link.predict(
+            seen = (await link_predict(handle.link,
                 "r", {"name": Value.of_text("MODELPORT_SECRET_TEST")})).decoded()
             assert seen["value"] is None
             assert "platform-only-secret" not in handle.log_path.read_text()
-            level = (await handle.link.predict("r2", {"name": Value.of_text("LOG_LEVEL")}))
+            level = (await link_predict(handle.link, "r2", {"name": Value.of_text("LOG_LEVEL")}))
             assert level.decoded()["value"] == "debug"
         finally:
             await handle.stop(grace_s=2)
@@ -58,7 +58,7 @@ def test_stop_kills_the_whole_process_group(shim_root: Path, tmp_path: Path) -> 
         spec = make_spec("spawns_child", tmp_path)
         handle = await ProcessBackend(shim_root).start(spec, tmp_path / "r")
         await handle.link.setup()
-        child = (await handle.link.predict("r", {})).decoded()["child"]
+        child = (await link_predict(handle.link, "r", {})).decoded()["child"]
         assert alive(child) and os.getpgid(child) == handle.pid
         await handle.stop(grace_s=2)
         assert await gone(handle.pid)
@@ -74,7 +74,7 @@ def test_a_worker_that_ignores_shutdown_is_terminated(shim_root: Path, tmp_path:
         await handle.link.setup()
         import asyncio
 
-        busy = asyncio.create_task(handle.link.predict("r", {"seconds": Value.of_json(60)}))
+        busy = asyncio.create_task(link_predict(handle.link, "r", {"seconds": Value.of_json(60)}))
         await asyncio.sleep(0.2)
         code = await handle.stop(grace_s=0.3)  # shutdown waits for predict: SIGTERM follows
         assert code == -signal.SIGTERM
@@ -129,7 +129,7 @@ def test_workers_start_in_a_deep_directory(shim_root: Path, tmp_path: Path) -> N
         handle = await ProcessBackend(shim_root).start(spec, tmp_path / ("x" * 100) / "r")
         try:
             await handle.link.setup()
-            assert (await handle.link.predict("r", {"text": Value.of_text("ok")})).decoded()[
+            assert (await link_predict(handle.link, "r", {"text": Value.of_text("ok")})).decoded()[
                 "text"] == "ok"
         finally:
             await handle.stop(grace_s=2)
@@ -144,7 +144,7 @@ def test_package_files_do_not_shadow_the_stdlib_the_shim_uses(
         handle = await ProcessBackend(shim_root).start(spec, tmp_path / "r")
         try:
             await handle.link.setup()
-            result = await handle.link.predict("r", {"text": Value.of_text("ok")})
+            result = await link_predict(handle.link, "r", {"text": Value.of_text("ok")})
             assert result.decoded()["echo"] == "ok"
         finally:
             await handle.stop(grace_s=2)

@@ -12,8 +12,10 @@ import pytest
 from modelport.errors import Kind, ModelportError
 from modelport.worker.values import Value
 from services.runtime.backends.process import ProcessBackend
-from services.runtime.supervisor import Supervisor, install_shim, restart_delay
-from tests.runtime.support import gone, make_spec, run, wait_state
+from services.runtime.dataplane import calls
+from services.runtime.shim_install import install_shim
+from services.runtime.supervisor import Supervisor, restart_delay
+from tests.runtime.support import gone, make_spec, replica_predict, run, wait_state
 
 
 def supervisor(tmp_path: Path, shim_root: Path, **kw: float) -> Supervisor:
@@ -32,9 +34,9 @@ def test_start_returns_at_once_then_the_replica_becomes_ready(
             ready = await wait_state(sup, "echo-1", "ready")
             assert ready.pid and ready.started_at and ready.message == ""
             assert [r.id for r in sup.list()] == ["echo-1"]
-            result = await sup.predict("echo-1", "req", {"text": Value.of_text("hi")})
+            result = await replica_predict(sup, "echo-1", "req", {"text": Value.of_text("hi")})
             assert result.decoded()["text"] == "hi"
-            chunks = [c async for c in sup.predict_stream("echo-1", "req2",
+            chunks = [c async for c in calls.stream(sup, "echo-1", "req2",
                                                           {"text": Value.of_text("s")})]
             assert len(chunks) == 1 and chunks[0].decoded()["text"] == "s"
         finally:
@@ -48,13 +50,13 @@ def test_requests_to_missing_or_unready_replicas(shim_root: Path, tmp_path: Path
         sup = supervisor(tmp_path, shim_root)
         try:
             with pytest.raises(ModelportError) as err:
-                await sup.predict("nope", "r", {})
+                await replica_predict(sup, "nope", "r", {})
             assert err.value.kind == Kind.NOT_FOUND
             assert sup.get("nope") is None
             await sup.start(make_spec("setup_raises", tmp_path, replica_id="bad"))
             await wait_state(sup, "bad", "failed")
             with pytest.raises(ModelportError) as err:
-                await sup.predict("bad", "r", {"x": Value.of_text("x")})
+                await replica_predict(sup, "bad", "r", {"x": Value.of_text("x")})
             assert err.value.kind == Kind.UNAVAILABLE and err.value.code == "replica.not_ready"
             assert "setup raised ValueError" in err.value.message
             with pytest.raises(ModelportError) as err:
@@ -77,7 +79,7 @@ def test_a_crash_fails_its_request_then_the_replica_restarts_and_serves(
             await sup.start(make_spec("killed_in_predict", tmp_path, replica_id="k"))
             first = await wait_state(sup, "k", "ready")
             with pytest.raises(ModelportError) as err:
-                await sup.predict("k", "dies", {"text": Value.of_text("die")})
+                await replica_predict(sup, "k", "dies", {"text": Value.of_text("die")})
             assert err.value.code == "worker.crashed"
             assert err.value.message == (
                 "the model process exited (code 1) while handling this request")
@@ -85,7 +87,7 @@ def test_a_crash_fails_its_request_then_the_replica_restarts_and_serves(
             assert info.message.startswith("exited with code 1")
             again = await wait_state(sup, "k", "ready")
             assert again.restarts == 1 and again.pid != first.pid
-            result = await sup.predict("k", "next", {"text": Value.of_text("hello")})
+            result = await replica_predict(sup, "k", "next", {"text": Value.of_text("hello")})
             assert result.decoded()["ok"] == "hello"
             assert "exited with code 1, restarting in 0.1s" in info.log_path.read_text()
         finally:
@@ -100,7 +102,7 @@ def test_backoff_doubles_and_resets_after_a_healthy_period(
 
     async def crash(sup: Supervisor, restarts: int) -> str:
         with pytest.raises(ModelportError):
-            await sup.predict("k", f"die-{restarts}", {"text": Value.of_text("die")})
+            await replica_predict(sup, "k", f"die-{restarts}", {"text": Value.of_text("die")})
         info = await wait_state(sup, "k", "restarting")
         await wait_state(sup, "k", "ready", where=lambda i: i.restarts == restarts)
         return info.message
@@ -163,7 +165,8 @@ def test_timeouts_are_deadline_errors(shim_root: Path, tmp_path: Path) -> None:
             await sup.start(make_spec("slow", tmp_path, replica_id="slow", timeout_s=0.3))
             await wait_state(sup, "slow", "ready")
             with pytest.raises(ModelportError) as err:
-                await sup.predict("slow", "r", {"seconds": Value.of_json(5)})  # spec default
+                # the spec's default timeout
+                await replica_predict(sup, "slow", "r", {"seconds": Value.of_json(5)})
             assert err.value.kind == Kind.DEADLINE
         finally:
             await sup.close()
@@ -177,14 +180,14 @@ def test_stop_ends_the_replica_and_its_processes(shim_root: Path, tmp_path: Path
         try:
             await sup.start(make_spec("spawns_child", tmp_path, replica_id="p"))
             ready = await wait_state(sup, "p", "ready")
-            child = (await sup.predict("p", "r", {})).decoded()["child"]
+            child = (await replica_predict(sup, "p", "r", {})).decoded()["child"]
             stopped = await sup.stop("p")
             assert stopped.state == "stopped"
             assert await gone(ready.pid or 0) and await gone(child)
             info = sup.get("p")
             assert info is not None and info.state == "stopped"
             with pytest.raises(ModelportError):
-                await sup.predict("p", "r2", {})
+                await replica_predict(sup, "p", "r2", {})
             # a stopped replica's id can be started again
             await sup.start(make_spec("spawns_child", tmp_path, replica_id="p"))
             await wait_state(sup, "p", "ready")
@@ -223,8 +226,8 @@ def test_a_hung_worker_is_killed_by_health_checks_and_restarted(
             info = await wait_state(sup, "h", "restarting")
             assert info.message.startswith("stopped answering health checks")
             await wait_state(sup, "h", "ready")
-            assert (await sup.predict("h", "r", {"text": Value.of_text("back")})).decoded()[
-                "text"] == "back"
+            back = await replica_predict(sup, "h", "r", {"text": Value.of_text("back")})
+            assert back.decoded()["text"] == "back"
         finally:
             await sup.close()
 

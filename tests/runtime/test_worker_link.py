@@ -15,7 +15,7 @@ from modelport.errors import Kind, ModelportError
 from modelport.worker.values import Result, Value
 from services.runtime.backends import ReplicaSpec
 from services.runtime.backends.process import ProcessBackend, ProcessReplica
-from tests.runtime.support import log_text, make_spec, run
+from tests.runtime.support import link_predict, log_text, make_spec, run
 
 
 @contextlib.asynccontextmanager
@@ -35,7 +35,7 @@ def test_predict_round_trip_text_bytes_json_number(shim_root: Path, tmp_path: Pa
         async with worker(make_spec("echo", tmp_path), shim_root, tmp_path) as w:
             assert w.link.hello["pid"] == w.pid
             assert w.link.ready_info is not None
-            result = await w.link.predict("r1", {
+            result = await link_predict(w.link, "r1", {
                 "text": Value.of_text("héllo"),
                 "blob": Value.of_bytes(bytes(range(256)) * 4),
                 "payload": Value.of_json({"k": [1, None, "x"]}),
@@ -46,7 +46,7 @@ def test_predict_round_trip_text_bytes_json_number(shim_root: Path, tmp_path: Pa
                 "text": "héllo", "blob_len": 1024, "blob_type": "bytes",
                 "payload": {"k": [1, None, "x"]}, "count": 2.5, "count_type": "float",
                 "setups": 1}
-            raw = await w.link.predict("r2", {"blob": Value.of_bytes(b"\x00\x01\xff"),
+            raw = await link_predict(w.link, "r2", {"blob": Value.of_bytes(b"\x00\x01\xff"),
                                               "mode": Value.of_text("bytes")})
             assert raw == Result("bytes", b"\xff\x01\x00")
 
@@ -58,7 +58,7 @@ def test_user_exception_is_a_model_error_with_the_traceback_in_the_log(
     async def main() -> None:
         async with worker(make_spec("raises_in_predict", tmp_path), shim_root, tmp_path) as w:
             with pytest.raises(ModelportError) as err:
-                await w.link.predict("req-42", {"x": Value.of_json(3)})
+                await link_predict(w.link, "req-42", {"x": Value.of_json(3)})
             assert err.value.kind == Kind.MODEL and err.value.code == "model.error"
             assert err.value.message == "ValueError: bad input: 3"
             assert "Traceback" not in str(err.value)  # tracebacks stay in the log
@@ -68,7 +68,7 @@ def test_user_exception_is_a_model_error_with_the_traceback_in_the_log(
             assert 'raise ValueError(f"bad input: {x}")' in log
             # the worker is still serving
             with pytest.raises(ModelportError, match="bad input: 4"):
-                await w.link.predict("req-43", {"x": Value.of_json(4)})
+                await link_predict(w.link, "req-43", {"x": Value.of_json(4)})
 
     run(main())
 
@@ -77,7 +77,7 @@ def test_invalid_input_is_kind_invalid(shim_root: Path, tmp_path: Path) -> None:
     async def main() -> None:
         async with worker(make_spec("echo", tmp_path), shim_root, tmp_path) as w:
             with pytest.raises(ModelportError) as err:
-                await w.link.predict("r", {"nope": Value.of_text("x")})
+                await link_predict(w.link, "r", {"nope": Value.of_text("x")})
             assert err.value.kind == Kind.INVALID
             assert "unexpected input 'nope'" in err.value.message
 
@@ -88,10 +88,10 @@ def test_a_crash_fails_every_request_in_flight_with_the_exit_code(
         shim_root: Path, tmp_path: Path) -> None:
     async def main() -> None:
         async with worker(make_spec("killed_in_predict", tmp_path), shim_root, tmp_path) as w:
-            assert (await w.link.predict("ok", {"text": Value.of_text("hi")})).decoded()["ok"] == (
-                "hi")
-            dying = asyncio.create_task(w.link.predict("die", {"text": Value.of_text("die")}))
-            queued = asyncio.create_task(w.link.predict("next", {"text": Value.of_text("x")}))
+            ok = await link_predict(w.link, "ok", {"text": Value.of_text("hi")})
+            assert ok.decoded()["ok"] == "hi"
+            dying = asyncio.create_task(link_predict(w.link, "die", {"text": Value.of_text("die")}))
+            queued = asyncio.create_task(link_predict(w.link, "next", {"text": Value.of_text("x")}))
             errors = await asyncio.gather(dying, queued, return_exceptions=True)
             for error in errors:
                 assert isinstance(error, ModelportError)
@@ -107,7 +107,7 @@ def test_a_crash_fails_every_request_in_flight_with_the_exit_code(
                                          "started": False}
             assert await w.wait() == 1
             with pytest.raises(ModelportError) as later:
-                await w.link.predict("after", {"text": Value.of_text("x")})
+                await link_predict(w.link, "after", {"text": Value.of_text("x")})
             assert later.value.kind == Kind.UNAVAILABLE
 
     run(main())
@@ -118,7 +118,7 @@ def test_timeout_is_a_deadline_error_and_cancels_in_the_worker(
     async def main() -> None:
         async with worker(make_spec("slow", tmp_path), shim_root, tmp_path) as w:
             with pytest.raises(ModelportError) as err:
-                await w.link.predict("slow", {"seconds": Value.of_json(30)}, timeout_s=0.5)
+                await link_predict(w.link, "slow", {"seconds": Value.of_json(30)}, timeout_s=0.5)
             assert err.value.kind == Kind.DEADLINE and err.value.code == "request.timeout"
             assert "within 0.5s" in err.value.message
             assert w.link.in_flight == []
@@ -140,10 +140,11 @@ def test_health_reports_state(shim_root: Path, tmp_path: Path) -> None:
 def test_duplicate_request_ids_are_a_conflict(shim_root: Path, tmp_path: Path) -> None:
     async def main() -> None:
         async with worker(make_spec("slow", tmp_path), shim_root, tmp_path) as w:
-            first = asyncio.create_task(w.link.predict("same", {"seconds": Value.of_json(0.3)}))
+            first = asyncio.create_task(
+                link_predict(w.link, "same", {"seconds": Value.of_json(0.3)}))
             await asyncio.sleep(0.05)
             with pytest.raises(ModelportError) as err:
-                await w.link.predict("same", {"seconds": Value.of_json(0)})
+                await link_predict(w.link, "same", {"seconds": Value.of_json(0)})
             assert err.value.kind == Kind.CONFLICT
             assert (await first).decoded() == {"slept": 0.3}
 
@@ -189,7 +190,7 @@ def test_unary_predict_on_a_streaming_model_joins_chunks_as_a_json_array(
         shim_root: Path, tmp_path: Path) -> None:
     async def main() -> None:
         async with worker(make_spec("streaming", tmp_path), shim_root, tmp_path) as w:
-            result = await w.link.predict("s", {"n": Value.of_json(2)})
+            result = await link_predict(w.link, "s", {"n": Value.of_json(2)})
             assert result.kind == "json"
             assert [item["i"] for item in result.decoded()] == [0, 1]
 
@@ -245,7 +246,7 @@ def test_file_contract_round_trip(shim_root: Path, tmp_path: Path) -> None:
         spec = make_spec("file_contract_echo", tmp_path)
         original = (spec.package_dir / "2.txt").read_bytes()
         async with worker(spec, shim_root, tmp_path) as w:
-            result = await w.link.predict("r", {"image": Value.of_bytes(b"\xff\xd8\xff"),
+            result = await link_predict(w.link, "r", {"image": Value.of_bytes(b"\xff\xd8\xff"),
                                                 "2.txt": Value.of_text("a text input")})
             out = result.decoded()
             assert out["image_bytes"] == 3 and out["text"] == "a text input"
@@ -262,7 +263,7 @@ def test_file_contract_failing_entrypoint(shim_root: Path, tmp_path: Path) -> No
     async def main() -> None:
         async with worker(make_spec("file_contract_fails", tmp_path), shim_root, tmp_path) as w:
             with pytest.raises(ModelportError) as err:
-                await w.link.predict("r", {"text": Value.of_text("x")})
+                await link_predict(w.link, "r", {"text": Value.of_text("x")})
             assert err.value.kind == Kind.MODEL and err.value.code == "model.entrypoint_failed"
             assert "exited with code 3" in err.value.message
             assert "CUDA out of memory (pretend)" in err.value.message
@@ -275,7 +276,7 @@ def test_file_contract_missing_output(shim_root: Path, tmp_path: Path) -> None:
         async with worker(make_spec("file_contract_no_output", tmp_path), shim_root,
                           tmp_path) as w:
             with pytest.raises(ModelportError) as err:
-                await w.link.predict("r", {"text": Value.of_text("x")})
+                await link_predict(w.link, "r", {"text": Value.of_text("x")})
             assert err.value.code == "model.output_invalid"
             assert "did not write output/output.json" in err.value.message
 
@@ -285,7 +286,7 @@ def test_file_contract_missing_output(shim_root: Path, tmp_path: Path) -> None:
 def test_stdout_noise_does_not_disturb_the_protocol(shim_root: Path, tmp_path: Path) -> None:
     async def main() -> None:
         async with worker(make_spec("prints_to_stdout", tmp_path), shim_root, tmp_path) as w:
-            result = await w.link.predict("r", {"text": Value.of_text("x")})
+            result = await link_predict(w.link, "r", {"text": Value.of_text("x")})
             assert result.decoded() == {"ok": "x"}
             await log_text(w.log_path, "NOISY-MARKER x")
 
@@ -297,12 +298,12 @@ def test_tensors_in_and_numpy_out(shim_root: Path, tmp_path: Path) -> None:
 
     async def main() -> None:
         async with worker(make_spec("tensor_echo", tmp_path), shim_root, tmp_path) as w:
-            result = await w.link.predict("r", {"x": Value.of_json([[1, 2, 3], [4, 5, 6]])})
+            result = await link_predict(w.link, "r", {"x": Value.of_json([[1, 2, 3], [4, 5, 6]])})
             assert result.decoded() == {
                 "type": "ndarray", "dtype": "float32", "shape": [2, 3], "sum": 21.0,
                 "doubled": [[2.0, 4.0, 6.0], [8.0, 10.0, 12.0]], "nan": None}
             with pytest.raises(ModelportError) as err:
-                await w.link.predict("r2", {"x": Value.of_json([1, 2])})
+                await link_predict(w.link, "r2", {"x": Value.of_json([1, 2])})
             assert err.value.kind == Kind.INVALID and "shape [2]" in err.value.message
 
     run(main())

@@ -85,16 +85,14 @@ def admission_slots(config: dict[str, Any] | None, max_concurrency: int) -> int:
 
 
 class _Item:
-    """One caller's request: answered through its ``future`` (``submit``) or by calling
-    ``on_end`` once (``submit_call``, the data socket's relay, which has no task)."""
+    """One caller's request, answered by calling ``on_end`` once (``Batcher.call``)."""
 
     __slots__ = ("id", "inputs", "timeout_s", "tensor_outputs", "arrived", "deadline",
-                 "future", "on_end", "batcher", "state", "link", "settled")
+                 "on_end", "batcher", "state", "link", "settled")
 
     def __init__(self, batcher: Batcher, request_id: str, inputs: dict[str, Value],
                  timeout_s: float | None, tensor_outputs: bool, now: float,
-                 future: asyncio.Future[Result] | None,
-                 on_end: Callable[[Result | ModelportError], None] | None = None) -> None:
+                 on_end: Callable[[Result | ModelportError], None]) -> None:
         self.batcher = batcher
         self.id = request_id
         self.inputs = inputs
@@ -102,7 +100,6 @@ class _Item:
         self.tensor_outputs = tensor_outputs
         self.arrived = now
         self.deadline = None if timeout_s is None else now + timeout_s
-        self.future = future
         self.on_end = on_end
         self.state = "waiting"  # waiting | sent | ended
         self.link: Any = None
@@ -110,32 +107,25 @@ class _Item:
 
     @property
     def done(self) -> bool:
-        return self.future.done() if self.future is not None else self.settled
+        return self.settled
 
     @property
     def pending(self) -> bool:
         """Not answered yet (``Deadlines`` skips it otherwise)."""
-        return not self.done
+        return not self.settled
 
     def settle(self, outcome: Result | ModelportError) -> None:
         """Its answer or error, once."""
-        if self.future is not None:
-            if not self.future.done():
-                if isinstance(outcome, ModelportError):
-                    self.future.set_exception(outcome)
-                else:
-                    self.future.set_result(outcome)
-            return
         if self.settled:
             return
         self.settled = True
         try:
-            self.on_end(outcome)  # type: ignore[misc]
+            self.on_end(outcome)
         except Exception:  # the caller's bug: the batch goes on for the others
             log.exception("%s: handling the answer to %s failed", self.batcher.name, self.id)
 
     def expire(self) -> None:
-        """Its timeout ran out (``Deadlines``; callback items only)."""
+        """Its timeout ran out (``Deadlines``)."""
         if not self.done:
             self.settle(timeout_error(self.id, self.timeout_s or 0.0))
             self.batcher._leave(self)
@@ -168,7 +158,7 @@ class Batcher:
         self._timer_at = 0.0
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closed: ModelportError | None = None
-        self._deadlines: Deadlines | None = None  # submit_call's timeouts, on one timer
+        self._deadlines: Deadlines | None = None  # the items' timeouts, on one timer
         #: the last batch: its size and run time, and when the worker went idle after it
         #: (the idle-worker hold, see the module docstring)
         self._last_size = 0
@@ -187,36 +177,16 @@ class Batcher:
 
     # ------------------------------------------------------------------ callers
 
-    async def submit(self, request_id: str, inputs: dict[str, Value],
-                     timeout_s: float | None = None, tensor_outputs: bool = False) -> Result:
-        """This request's result, from the batch it joins; raises its own error."""
+    def call(self, request_id: str, inputs: dict[str, Value], timeout_s: float | None,
+             tensor_outputs: bool, on_end: Callable[[Result | ModelportError], None]
+             ) -> _Item:
+        """This request joins a batch: ``on_end(result or error)`` once, unless the
+        returned handle's ``cancel()`` came first (``dataplane/calls.py``). No task,
+        timeout context or future per request."""
         if self._closed is not None:
             raise self._closed
         loop = asyncio.get_running_loop()
-        item = _Item(self, request_id, inputs, timeout_s, tensor_outputs, loop.time(),
-                     loop.create_future())
-        self._waiting.append(item)
-        self._poke()
-        assert item.future is not None
-        try:
-            async with asyncio.timeout(timeout_s):
-                return await item.future
-        except TimeoutError:
-            raise timeout_error(request_id, timeout_s or 0.0) from None
-        finally:
-            self._leave(item)
-
-    def submit_call(self, request_id: str, inputs: dict[str, Value], timeout_s: float | None,
-                    tensor_outputs: bool,
-                    on_end: Callable[[Result | ModelportError], None]) -> _Item:
-        """``submit`` for a caller that is called back: ``on_end(result or error)`` once,
-        unless the returned handle's ``cancel()`` came first. No task, timeout context
-        or future per request: under load every batched request takes this path."""
-        if self._closed is not None:
-            raise self._closed
-        loop = asyncio.get_running_loop()
-        item = _Item(self, request_id, inputs, timeout_s, tensor_outputs, loop.time(), None,
-                     on_end)
+        item = _Item(self, request_id, inputs, timeout_s, tensor_outputs, loop.time(), on_end)
         if timeout_s is not None:
             deadlines = self._deadlines
             if deadlines is None or deadlines.loop is not loop:

@@ -3,8 +3,8 @@
 Each gateway keeps one connection open and sends many requests on it at once, answered
 by id in whatever order they finish. A request is relayed, not decoded: its header's
 ``inputs`` and its binary parts go to the worker as they came, and the worker's result
-and parts come back into the answer (``WorkerLink.relay``). It is driven by callbacks
-(``_Relay``), with no task: a free slot (admission, ``queue.py``) sends it to the worker
+and parts come back into the answer (``calls.start``). It is driven by callbacks
+(``_Relay``), with no task: a free slot (``admission.py``) sends it to the worker
 at once, a queued one is sent from the callback that frees a slot, and the worker's
 answer is written back from the callback that reads it. With tracing on, each request
 runs as a task through ``RuntimeServicer.relay`` instead, whose spans need a context of
@@ -25,6 +25,7 @@ from typing import Any
 
 from modelport.errors import Kind, ModelportError
 from modelport.worker.frames import Frame, FrameTooLarge, ProtocolError
+from services.runtime.dataplane import calls
 from services.runtime.dataplane.admission import PIPELINE_MAX_BYTES, Ticket
 from services.runtime.dataplane.observation import Observation
 from services.runtime.servicer import time_left
@@ -160,7 +161,7 @@ class _Connection:
 
 class _Relay(Ticket):
     """One request relayed by callbacks, with no task: the slot (``Admission``), the
-    worker round trip (``WorkerLink.relay_call``) and the answer each call the next step.
+    worker round trip (``calls.start``) and the answer each call the next step.
     When the worker answers, the slot goes to the next queued request, whose frame is
     written to the worker in that same callback. The same steps, metrics, logs and
     errors as ``RuntimeServicer._serve`` (which the task path, with spans, runs).
@@ -262,8 +263,8 @@ class _Relay(Ticket):
         servicer = self.conn.socket.servicer
         header = self.header
         try:
-            self.call = servicer.supervisor.relay_call(
-                replica_id, self.id, header.get("inputs"), self.parts,
+            self.call = calls.start(
+                servicer.supervisor, replica_id, self.id, header.get("inputs"), self.parts,
                 time_left(self.timeout, None, time.perf_counter() - self.arrived),
                 header.get("tensor_outputs") is True,
                 self._answered)

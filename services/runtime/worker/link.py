@@ -3,9 +3,9 @@
 The runtime listens on a per-replica unix socket (``WorkerListener``) and the worker
 connects and says ``hello``. A ``WorkerLink`` then multiplexes requests by id; frames are
 cut and handled as they arrive (``services/wire/transport.py``), each settling its
-request's future (unary) or queue (streams). When the connection drops or the process
-exits, every request in flight fails at once with ``worker.crashed``, carrying the exit
-code when it is known.
+request: a unary one by calling back (``call``), a stream through its queue. When the
+connection drops or the process exits, every request in flight fails at once with
+``worker.crashed``, carrying the exit code when it is known.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import contextlib
 import dataclasses
 import itertools
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from modelport.errors import Kind, ModelportError
@@ -138,41 +138,25 @@ class WorkerLink:
                                  fix="raise startup_timeout_s, or load less in setup()") from None
         return self.ready_info
 
-    async def predict(self, request_id: str, inputs: dict[str, Value],
-                      timeout_s: float | None = None, tensor_outputs: bool = False) -> Result:
-        """One result. A streaming model's chunks are joined: JSON chunks into one JSON
-        array (spliced as raw bytes, nothing decoded), bytes chunks concatenated.
-        ``tensor_outputs``: numpy arrays may come back as raw named tensors (OIP)."""
-        header, parts = p.predict(request_id, inputs, timeout_s, None, tensor_outputs)
-        return await self._unary(request_id, header, parts, timeout_s, raw=False)
-
-    def relay(self, request_id: str, inputs: Any, parts: list[Any],
-              timeout_s: float | None = None, tensor_outputs: bool = False
-              ) -> Awaitable[Reply]:
-        """``predict`` for a request that arrived as a frame (the data socket): its
-        header's ``inputs`` and its parts go to the worker as they are, and the answer
-        comes back as a ``Reply`` (undecoded). Returns the request's future itself (no
-        coroutine on the hot path); cancelling it cancels the request in the worker."""
+    def call(self, request_id: str, inputs: Any, parts: list[Any], timeout_s: float | None,
+             tensor_outputs: bool, on_end: Callable[[Reply | ModelportError], None]
+             ) -> UnaryRequest:
+        """One unary predict, the runtime's one convention for it (``dataplane/calls.py``):
+        ``inputs`` (the header form, ``encode_inputs``) and ``parts`` go to the worker as
+        they are; ``on_end(reply or error)`` is called once, synchronously, as the answer
+        (or the failure, or ``request.timeout``) arrives, unless the returned handle's
+        ``cancel()`` came first. A streaming model's chunks are joined into one answer.
+        Raises ModelportError when the request cannot be sent (closed link, duplicate id,
+        too large). No future, task or timer per request: this is every unary request's
+        path."""
         header: dict[str, Any] = {"kind": p.PREDICT, "id": request_id, "inputs": inputs}
         if timeout_s is not None:
             header["timeout_s"] = timeout_s
         if tensor_outputs:
             header["tensor_outputs"] = True
-        return self._unary(request_id, header, parts, timeout_s, raw=True)
-
-    def relay_call(self, request_id: str, inputs: Any, parts: list[Any],
-                   timeout_s: float | None, tensor_outputs: bool,
-                   on_end: Callable[[Reply | ModelportError], None]) -> UnaryRequest:
-        """``relay`` for a caller without a task to await with: ``on_end(reply or
-        error)`` is called once, synchronously, as the answer (or the failure) arrives,
-        unless the returned handle's ``cancel()`` came first. Raises ModelportError when
-        the request cannot be sent (closed link, duplicate id, too large)."""
-        header: dict[str, Any] = {"kind": p.PREDICT, "id": request_id, "inputs": inputs}
-        if timeout_s is not None:
-            header["timeout_s"] = timeout_s
-        if tensor_outputs:
-            header["tensor_outputs"] = True
-        req = UnaryRequest(self, request_id, None, True, timeout_s, on_end)
+        req = UnaryRequest(self, request_id, timeout_s, on_end)
+        # a write to a worker that just died is dropped: the crash fails the request
+        # (with the exit code) once the connection's loss is noticed
         self._frames.write(self._register(request_id, req, header, parts))
         if timeout_s is not None:
             self._deadlines.add(self._loop.time() + timeout_s, req, len(self._requests))
@@ -352,31 +336,6 @@ class WorkerLink:
                                  fix="send smaller inputs") from None
         self._requests[request_id] = req
         return buffers
-
-    def _unary(self, request_id: str, header: dict[str, Any], parts: list[Any],
-               timeout_s: float | None, raw: bool) -> Awaitable[Any]:
-        """Send one predict; the future settles with its answer, its error, or
-        ``request.timeout`` after ``timeout_s``. While the worker reads slower than we
-        write, a coroutine that waits for it first comes back instead."""
-        future = self._loop.create_future()
-        req = UnaryRequest(self, request_id, future, raw, timeout_s)
-        # a write to a worker that just died is dropped: the crash fails the request
-        # (with the exit code) once the connection's loss is noticed
-        self._frames.write(self._register(request_id, req, header, parts))
-        if timeout_s is not None:
-            self._deadlines.add(self._loop.time() + timeout_s, req, len(self._requests))
-        future.add_done_callback(req.ended_callback)
-        return self._after_drain(future) if self._frames.paused else future
-
-    async def _after_drain(self, future: asyncio.Future[Any]) -> Any:
-        """``future``'s outcome, once the worker has read enough of what we wrote; a
-        caller that gives up meanwhile cancels it (and so the request)."""
-        try:
-            await self._frames.drain()
-        except BaseException:
-            future.cancel()
-            raise
-        return await future
 
     def _abandon(self, req: UnaryRequest) -> None:
         """A unary request timed out or was cancelled here: the worker drops or stops it."""

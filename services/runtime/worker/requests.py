@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 
 
 class Reply:
-    """A worker's answer to a relayed predict (``WorkerLink.relay``) as it came: the
+    """A worker's answer to a unary predict (``WorkerLink.call``) as it came: the
     ``result`` header and the parts it indexes (views into the received frame), so the
     data socket hands them on to the gateway without decoding or encoding them again."""
 
@@ -121,26 +121,22 @@ class BatchItemRequest:
 
 
 class UnaryRequest:
-    """A unary request in flight (``predict``, ``relay``, ``relay_call``): the reader hands
-    it each event as its frame arrives and it settles once, with a Result (or, ``raw``,
-    a Reply) or a ModelportError: into a future, or by calling ``on_end`` at once. Its
-    deadline (the link's ``Deadlines``) times it out; the future's cancellation (or
-    ``cancel()``) cancels it in the worker. No queue, generator, task or timer per
-    request: this is every unary request's path."""
+    """A unary request in flight (``WorkerLink.call``): the reader hands it each event as
+    its frame arrives and it settles once, with a Reply or a ModelportError, by calling
+    ``on_end`` at once. Its deadline (the link's ``Deadlines``) times it out; ``cancel()``
+    cancels it in the worker."""
 
-    __slots__ = ("id", "link", "future", "on_end", "raw", "output", "chunks", "finished",
-                 "timeout_s", "ended")
+    __slots__ = ("id", "link", "on_end", "output", "chunks", "finished", "timeout_s",
+                 "ended")
+    raw = True  # the reader hands it Replies, undecoded
 
-    def __init__(self, link: WorkerLink, request_id: str, future: asyncio.Future[Any] | None,
-                 raw: bool, timeout_s: float | None,
-                 on_end: Callable[[Any], None] | None = None) -> None:
+    def __init__(self, link: WorkerLink, request_id: str, timeout_s: float | None,
+                 on_end: Callable[[Reply | ModelportError], None]) -> None:
         self.id = request_id
         self.link = link
-        self.future = future
         self.on_end = on_end
-        self.raw = raw
-        self.output: Any = None
-        self.chunks: list[Any] = []
+        self.output: Reply | None = None
+        self.chunks: list[Result] = []
         self.finished = False  # no longer tracked by the link
         self.timeout_s = timeout_s
         self.ended = False  # on_end was called (or cancel() made sure it never will be)
@@ -154,31 +150,22 @@ class UnaryRequest:
     def events(self) -> UnaryRequest:
         return self
 
-    def _settled(self) -> bool:
-        return self.ended if self.future is None else self.future.done()
-
-    def _settle(self, outcome: Any) -> None:
-        if self.future is not None:
-            if isinstance(outcome, ModelportError):
-                self.future.set_exception(outcome)
-            else:
-                self.future.set_result(outcome)
-            return
+    def _settle(self, outcome: Reply | ModelportError) -> None:
         self.ended = True
         try:
-            self.on_end(outcome)  # type: ignore[misc]
+            self.on_end(outcome)
         except Exception:  # the caller's bug: the connection (we are in its callback) lives
             log.exception("%s: handling the answer to %s failed", self.link.name, self.id)
 
     def put_nowait(self, event: tuple[str, Any]) -> None:
         kind, payload = event
-        if self._settled():
+        if self.ended:
             return
         if kind == "output":
             self.output = payload
             return
         if kind == "chunk":
-            self.chunks.append(payload.decoded() if self.raw else payload)
+            self.chunks.append(payload.decoded())
             return
         if kind == "done":
             duration, timings = payload
@@ -190,30 +177,21 @@ class UnaryRequest:
             return
         self._settle(payload)
 
-    def _joined(self, duration: float | None, timings: Any) -> Any:
+    def _joined(self, duration: float | None, timings: Any) -> Reply:
         out = self.output
-        if self.raw:
-            if out is None:
-                out = Reply.of(join_chunks(self.chunks, duration))
-            out.timings = timings
-            return out
         if out is None:
-            out = join_chunks(self.chunks, duration)
-        return dataclasses.replace(out, timings=timings) if timings else out
+            out = Reply.of(join_chunks(self.chunks, duration))
+        out.timings = timings
+        return out
 
     def expire(self) -> None:
         """The timeout ran out: the caller hears ``request.timeout``; the worker, cancel."""
         self.link._abandon(self)
-        if not self._settled():
+        if not self.ended:
             self._settle(timeout_error(self.id, self.timeout_s or 0.0))
 
-    def ended_callback(self, future: asyncio.Future[Any]) -> None:
-        """The future is settled (or the caller cancelled it)."""
-        if not self.finished:  # cancelled by its caller: the worker drops or stops it
-            self.link._abandon(self)
-
     def cancel(self) -> None:
-        """The caller went away (``relay_call``): no ``on_end``; the worker stops it."""
+        """The caller went away: no ``on_end``; the worker stops it."""
         self.ended = True
         self.link._abandon(self)
 
