@@ -193,11 +193,27 @@ class DataPlane:
                               f"{i['name']} ({i['type']})" for i in route.inputs),
                           details={"expected": route.inputs})
 
-    async def infer(self, req: InferenceRequest, route: Route | None = None) -> InferenceResult:
-        start = time.perf_counter()
+    async def _prepared(self, req: InferenceRequest, route: Route | None
+                        ) -> tuple[Route, float]:
+        """The request's route (its inputs checked against it) and its timeout."""
         route = route or await self.route(req.service, req.version)
         self.check_inputs(route, req.inputs)
-        timeout = req.timeout_s or route.timeout_s or 60.0
+        return route, req.timeout_s or route.timeout_s or 60.0
+
+    async def _reroute(self, req: InferenceRequest, route: Route, error: ModelportError,
+                       may_retry: bool) -> Route | None:
+        """After a call failed with ``error``: a runtime found gone is marked down; a
+        fresh route when nothing reached a replica and this was the first try (so it
+        may go to another replica or runtime), else None (the caller raises)."""
+        if error.code == "component.unavailable":
+            self.router.mark_down(route.runtime_address)
+        if may_retry and (error.code in _REROUTABLE or error.code == "component.unavailable"):
+            return await self.route(req.service, req.version, fresh=True)
+        return None
+
+    async def infer(self, req: InferenceRequest, route: Route | None = None) -> InferenceResult:
+        start = time.perf_counter()
+        route, timeout = await self._prepared(req, route)
         telemetry.note_request_id(req.request_id)
         for attempt in (0, 1):
             if not route.runtime_address:
@@ -214,13 +230,10 @@ class DataPlane:
                     answer = await self._counted_call(route, req, timeout)
                 break
             except ModelportError as error:
-                if error.code == "component.unavailable":
-                    self.router.mark_down(route.runtime_address)
-                if attempt == 0 and (error.code in _REROUTABLE
-                                     or error.code == "component.unavailable"):
-                    route = await self.route(req.service, req.version, fresh=True)
-                    continue
-                raise
+                fresh = await self._reroute(req, route, error, attempt == 0)
+                if fresh is None:
+                    raise
+                route = fresh
         telemetry.note_version(answer.version)
         return InferenceResult(req.request_id, answer.version, answer.output, answer.duration_ms,
                                (time.perf_counter() - start) * 1000)
@@ -247,21 +260,14 @@ class DataPlane:
             resp = await self.runtime(route.runtime_address).Predict(
                 predict_request(route, req, timeout), timeout=timeout + 5)
         except grpc.aio.AioRpcError as err:
-            error = from_rpc_error(err, "runtime")
-            if err.code() == grpc.StatusCode.DEADLINE_EXCEEDED and error.code.startswith("rpc"):
-                error = ModelportError(Kind.DEADLINE, "request.timeout",
-                                       f"the model did not answer within {timeout:g}s",
-                                       "raise timeout_s in config.json or the service spec")
-            raise error from None
+            raise _runtime_failure(err, timeout, "answer") from None
         return Answer(resp.output, resp.version, resp.replica_id, resp.duration_ms)
 
     async def infer_stream(self, req: InferenceRequest, route: Route | None = None
                            ) -> AsyncIterator[inference_pb2.PredictChunk]:
         """Chunks as the model yields them. Re-routed only before the first chunk, and only
         when no replica took the request; closing the iterator cancels the model's work."""
-        route = route or await self.route(req.service, req.version)
-        self.check_inputs(route, req.inputs)
-        timeout = req.timeout_s or route.timeout_s or 60.0
+        route, timeout = await self._prepared(req, route)
         for attempt in (0, 1):
             if not route.runtime_address:
                 route = await self._with_replica(req, route, timeout)
@@ -275,18 +281,11 @@ class DataPlane:
                         yield chunk
                 return
             except grpc.aio.AioRpcError as err:
-                error = from_rpc_error(err, "runtime")
-                if error.code == "component.unavailable":
-                    self.router.mark_down(route.runtime_address)
-                if not started and attempt == 0 and (error.code in _REROUTABLE
-                                                     or error.code == "component.unavailable"):
-                    route = await self.route(req.service, req.version, fresh=True)
-                    continue
-                if err.code() == grpc.StatusCode.DEADLINE_EXCEEDED and error.code.startswith("rpc"):
-                    error = ModelportError(Kind.DEADLINE, "request.timeout",
-                                           f"the model did not finish within {timeout:g}s",
-                                           "raise timeout_s in config.json or the service spec")
-                raise error from None
+                error = _runtime_failure(err, timeout, "finish")
+                fresh = await self._reroute(req, route, error, not started and attempt == 0)
+                if fresh is None:
+                    raise error from None
+                route = fresh
             finally:
                 call.cancel()  # no-op once finished; otherwise stops the runtime and the model
 
@@ -301,6 +300,17 @@ def predict_request(route: Route, req: InferenceRequest, timeout: float
     for value in req.inputs:
         msg.inputs.add().CopyFrom(value)
     return msg
+
+
+def _runtime_failure(err: grpc.aio.AioRpcError, timeout: float, verb: str) -> ModelportError:
+    """A failed runtime RPC as the caller's error: the runtime's own error when it sent
+    one, ``request.timeout`` when the call's deadline ran out first."""
+    error = from_rpc_error(err, "runtime")
+    if err.code() == grpc.StatusCode.DEADLINE_EXCEEDED and error.code.startswith("rpc"):
+        error = ModelportError(Kind.DEADLINE, "request.timeout",
+                               f"the model did not {verb} within {timeout:g}s",
+                               "raise timeout_s in config.json or the service spec")
+    return error
 
 
 def _optional(route: Route, name: str) -> bool:
