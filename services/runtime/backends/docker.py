@@ -42,7 +42,7 @@ from services.runtime.backends import (
 )
 from services.runtime.worker.errors import describe_exit
 from services.runtime.worker.link import WorkerLink
-from services.runtime.worker.listener import WorkerListener, accept_unless_exited
+from services.runtime.worker.listener import WorkerListener, accept_worker
 
 log = logging.getLogger(__name__)
 
@@ -422,20 +422,14 @@ class DockerBackend:
 
     async def _accept(self, listener: WorkerListener, replica: ContainerReplica,
                       spec: ReplicaSpec) -> WorkerLink:
-        got = await accept_unless_exited(listener, spec.startup_timeout_s, spec.replica_id,
-                                         replica.exit_future, replica.wait)
-        if isinstance(got, WorkerLink):
-            return got
-        code = got
-        last = replica_log.tail(replica.log_path)
-        why = "was killed: out of memory" if replica.oom_killed else describe_exit(code)
-        raise ModelportError(
-            Kind.UNAVAILABLE, "replica.exited_on_start",
-            f"the container's worker {why} before connecting"
-            + (f"; last lines of replica.log:\n{last}" if last else ""),
+        def why(code: int) -> str:
+            return "was killed: out of memory" if replica.oom_killed else describe_exit(code)
+
+        return await accept_worker(
+            listener, spec.startup_timeout_s, spec.replica_id, replica.exit_future,
+            replica.wait, replica.log_path, who="the container's worker", why=why,
             fix="check that the image's Python is 3.8 or newer and starts"
-                + (", or raise resources.memory" if replica.oom_killed else ""),
-            details={"exit_code": code})
+                + (", or raise resources.memory" if replica.oom_killed else ""))
 
 
 def _world_readable(top: Path) -> None:

@@ -25,9 +25,8 @@ from services.runtime.backends import (
     short_private_path,
 )
 from services.runtime.containment import Containment
-from services.runtime.worker.errors import describe_exit
 from services.runtime.worker.link import WorkerLink
-from services.runtime.worker.listener import WorkerListener, accept_unless_exited
+from services.runtime.worker.listener import WorkerListener, accept_worker
 
 __all__ = ["ProcessBackend", "ProcessReplica", "ReplicaSpec", "build_env"]
 
@@ -201,15 +200,7 @@ class ProcessBackend:
 
     async def _accept(self, listener: WorkerListener, replica: ProcessReplica,
                       spec: ReplicaSpec) -> WorkerLink:
-        got = await accept_unless_exited(listener, spec.startup_timeout_s, spec.replica_id,
-                                         replica.exit_future, replica.wait)
-        if isinstance(got, WorkerLink):
-            return got
-        code = got
-        last = replica_log.tail(replica.log_path)
-        raise ModelportError(
-            Kind.UNAVAILABLE, "replica.exited_on_start",
-            f"the worker {describe_exit(code)} before connecting"
-            + (f"; last lines of replica.log:\n{last}" if last else ""),
-            fix="check that the environment's Python is 3.8 or newer and starts",
-            details={"exit_code": code})
+        return await accept_worker(
+            listener, spec.startup_timeout_s, spec.replica_id, replica.exit_future,
+            replica.wait, replica.log_path,
+            fix="check that the environment's Python is 3.8 or newer and starts")

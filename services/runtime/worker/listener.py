@@ -13,6 +13,8 @@ from typing import Any
 from modelport.errors import Kind, ModelportError
 from modelport.worker import protocol as p
 from modelport.worker.frames import Frame, ProtocolError
+from services.runtime import replica_log
+from services.runtime.worker.errors import describe_exit
 from services.runtime.worker.link import WorkerLink
 from services.wire.transport import FrameProtocol
 
@@ -113,12 +115,15 @@ class _Refused(asyncio.Protocol):
         transport.close()
 
 
-async def accept_unless_exited(listener: WorkerListener, timeout_s: float, name: str,
-                               exit_future: Any, wait: Any) -> WorkerLink | int:
-    """The worker's connection, or its exit code if it died before connecting.
+async def accept_worker(listener: WorkerListener, timeout_s: float, name: str,
+                        exit_future: Any, wait: Any, log_path: Path, *,
+                        who: str = "the worker", why: Callable[[int], str] = describe_exit,
+                        fix: str) -> WorkerLink:
+    """The worker's connection; if it dies before connecting, ``replica.exited_on_start``
+    with its exit (``why(code)``) and the last lines of its log, at once.
 
     Both backends race the listener against the child's exit, so a worker that crashes on
-    start is reported at once with its exit instead of after the startup timeout.
+    start is reported with its exit instead of after the startup timeout.
     """
     accept = asyncio.ensure_future(listener.accept(timeout_s, name=name,
                                                    exit_code=exit_future))
@@ -132,5 +137,10 @@ async def accept_unless_exited(listener: WorkerListener, timeout_s: float, name:
     accept.cancel()
     with contextlib.suppress(asyncio.CancelledError, ModelportError):
         await accept
-    return exited.result()
-
+    code = exited.result()
+    last = replica_log.tail(log_path)
+    raise ModelportError(
+        Kind.UNAVAILABLE, "replica.exited_on_start",
+        f"{who} {why(code)} before connecting"
+        + (f"; last lines of replica.log:\n{last}" if last else ""),
+        fix=fix, details={"exit_code": code})
