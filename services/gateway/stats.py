@@ -20,6 +20,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, ProcessCollector
 
 from services.telemetry.cheap_histogram import CheapHistogram
+from services.telemetry.series import LabelCache, code_class
 
 #: seconds; spans sub-millisecond predictors to minute-long batch models
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
@@ -31,10 +32,6 @@ HORIZON_S = max(WINDOWS.values())
 _GROWTH = 1.05
 _LOG_GROWTH = math.log(_GROWTH)
 _FLOOR_MS = 0.01
-
-
-def code_class(status: int) -> str:
-    return f"{status // 100}xx"
 
 
 def _bucket(ms: float) -> int:
@@ -130,23 +127,15 @@ class GatewayStats:
             ["service"], registry=self.registry)
         self.windows: dict[str, ServiceWindow] = {}
         self.started_at = time.time()
-        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
+        self._labels = LabelCache()
         self._series: dict[tuple[str, str], tuple[dict[int, Any], Any,
                                                   ServiceWindow | None]] = {}
 
-    # labels() validates on every call; the children are cached (this is the hot path)
-    def _child(self, metric: Any, *labels: str) -> Any:
-        key = (id(metric), labels)
-        child = self._children.get(key)
-        if child is None:
-            child = self._children[key] = metric.labels(*labels)
-        return child
-
     def begin(self, service: str) -> None:
-        self._child(self.in_flight, service).inc()
+        self._labels.child(self.in_flight, service).inc()
 
     def end(self, service: str) -> None:
-        self._child(self.in_flight, service).dec()
+        self._labels.child(self.in_flight, service).dec()
 
     def observe(self, service: str, version: str, status: int, seconds: float) -> None:
         series = self._series.get((service, version))
@@ -154,7 +143,7 @@ class GatewayStats:
             series = self._series[(service, version)] = self._new_series(service, version)
         counter = series[0].get(status // 100)
         if counter is None:
-            counter = series[0][status // 100] = self._child(
+            counter = series[0][status // 100] = self._labels.child(
                 self.requests, service, version, code_class(status))
         counter.inc()
         series[1].observe(seconds)
@@ -170,7 +159,7 @@ class GatewayStats:
             window = self.windows.get(service)
             if window is None:
                 window = self.windows[service] = ServiceWindow()
-        return {}, self._child(self.latency, service, version), window
+        return {}, self._labels.child(self.latency, service, version), window
 
     def in_flight_of(self, service: str) -> int:
         for metric in self.in_flight.collect():

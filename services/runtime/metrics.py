@@ -33,6 +33,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from services.telemetry.cheap_histogram import CheapHistogram
+from services.telemetry.series import LabelCache, code_class
 
 log = logging.getLogger(__name__)
 
@@ -41,10 +42,6 @@ LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0
 COLD_START_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0)
 STATES = ("starting", "ready", "restarting", "failed", "stopped")
 BATCH_SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
-
-
-def code_class(http_status: int) -> str:
-    return f"{http_status // 100}xx"
 
 
 class RuntimeMetrics:
@@ -83,21 +80,13 @@ class RuntimeMetrics:
         self.batch_size = Histogram(
             "modelport_batch_size", "Requests per predict_batch call (adaptive batching)",
             ["service", "version"], buckets=BATCH_SIZE_BUCKETS, registry=r)
-        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
+        self._labels = LabelCache()
         self._bound: dict[tuple[str, int], Bound] = {}
         #: requests waiting for a replica, by (service, version) (observe.py counts them)
         self.waiting: Tally[tuple[str, int]] = Tally()
         r.register(_LiveCollector(self))
 
     # ---------------------------------------------------------------- recording
-
-    def _child(self, metric: Any, *labels: str) -> Any:
-        """``metric.labels(...)``, cached: labels() validates on every call (hot path)."""
-        key = (id(metric), labels)
-        child = self._children.get(key)
-        if child is None:
-            child = self._children[key] = metric.labels(*labels)
-        return child
 
     def bound(self, service: str, version: int) -> Bound:
         """The request metrics of one service version, their label children bound once."""
@@ -112,7 +101,7 @@ class RuntimeMetrics:
         self.bound(service, version).request(http_status, seconds)
 
     def observe_batch(self, service: str, version: int, size: int) -> None:
-        self._child(self.batch_size, service, str(version)).observe(size)
+        self._labels.child(self.batch_size, service, str(version)).observe(size)
 
     def observe_wait(self, service: str, version: int, seconds: float) -> None:
         self.bound(service, version).wait.observe(seconds)

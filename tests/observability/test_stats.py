@@ -6,10 +6,11 @@ import random
 import time
 from pathlib import Path
 
-from services.gateway.stats import GatewayStats, ServiceWindow, code_class
+from services.gateway.stats import GatewayStats, ServiceWindow
 from services.registry.retention import prune_events
 from services.registry.store import SqliteStore
 from services.registry.store.base import EventRecord
+from services.telemetry.series import code_class
 
 
 def test_percentiles_are_within_five_percent() -> None:
