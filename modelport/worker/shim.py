@@ -13,9 +13,8 @@ Two threads, one socket:
   ``WATCH_INTERVAL_S`` (at once for setup, a batch or a stream): it answers ``health``,
   queues ``predict``, flags ``cancel`` and ``credit`` for the running request, and exits
   the process when the runtime goes away mid-call (after ``ORPHAN_GRACE_S``; an idle
-  main thread sees the end of the stream itself). It only looks every ``WATCH_INTERVAL_S``, so
-  a short prediction never wakes it, and it sleeps until the next call once the worker
-  has been idle for ``PARK_AFTER_S``.
+  main thread sees the end of the stream itself). When it looks and when it sleeps is
+  ``watch.py``'s: a short prediction never wakes it.
 
 Whoever reads holds ``Shim._io``: the main thread always, except inside model code.
 
@@ -58,14 +57,10 @@ from .process import (
     stderr_line,
 )
 from .values import Result, Value, decode_inputs
+from .watch import WATCH_INTERVAL_S, CallWatch
 
 #: how long the process lingers for model code to return once the runtime is gone
 ORPHAN_GRACE_S = 2.0
-#: how often the watch thread looks whether model code is still in the same call; a call
-#: this long gets a reader for health, cancel, credit and shutdown within one more interval
-WATCH_INTERVAL_S = 0.02
-#: after this long with no model call, the watch thread sleeps until the next call starts
-PARK_AFTER_S = 1.0
 
 
 class Disconnected(OSError):
@@ -106,14 +101,9 @@ class Shim:
         self._current_batch: list[RequestContext] = []
         self._stopping = False
         self._main_done = threading.Event()
-        #: calls into model code so far, and whether one is running (read by the watcher)
-        self._calls = 0
-        self._in_call = False
-        #: released to wake the watch thread at once (held otherwise)
-        self._kick = threading.Lock()
-        self._kick.acquire()
-        self._park_lock = threading.Lock()
-        self._watcher_parked = False
+        #: the model calls, as the watch thread sees them (watch.py)
+        self._watch = CallWatch()
+        self._poll: Any = None  # readable_poller of the socket, made by run()
 
     # ------------------------------------------------------------------ sending
 
@@ -164,36 +154,11 @@ class Shim:
             pass
         return False
 
-    def watch_loop(self) -> None:
-        """The watch thread: reads the socket while one model call runs long (see the
-        module docstring); costs nothing per short call."""
-        poll = readable_poller(self.channel.fileno())
-        seen = -1  # the call running at the last look, -1 for none
-        last_calls, last_active = 0, time.monotonic()
-        while True:
-            kicked = self._kick.acquire(True, -1 if self._watcher_parked else WATCH_INTERVAL_S)
-            calls, in_call = self._calls, self._in_call
-            if in_call and (kicked or calls == seen):
-                if not self._serve_call(calls, poll):
-                    return
-                seen = -1
-            else:
-                seen = calls if in_call else -1
-            now = time.monotonic()
-            if in_call or calls != last_calls:
-                last_calls, last_active = calls, now
-            elif now - last_active > PARK_AFTER_S and not self._watcher_parked:
-                with self._park_lock:
-                    self._watcher_parked = True
-                # _enter_call sets _in_call, then reads _watcher_parked: one of us sees
-                # the other's write, so a call that began meanwhile is never missed
-                if self._in_call or self._calls != last_calls:
-                    self._wake_watcher()
-
-    def _serve_call(self, calls: int, poll: Any) -> bool:
-        """Read frames while model call number ``calls`` runs; False once the runtime is
-        gone (the process is then on its way out)."""
-        while self._calls == calls and self._in_call:
+    def _serve_call(self, calls: int) -> bool:
+        """The watch thread: read frames while model call number ``calls`` runs; False
+        once the runtime is gone (the process is then on its way out)."""
+        poll, watch = self._poll, self._watch
+        while watch.calls == calls and watch.in_call:
             if not poll(WATCH_INTERVAL_S):
                 continue
             if not self._io.acquire(False):
@@ -210,26 +175,14 @@ class Shim:
                 return False
         return True
 
-    def _wake_watcher(self) -> None:
-        with self._park_lock:
-            self._watcher_parked = False
-            try:
-                self._kick.release()
-            except RuntimeError:  # a wake-up is already pending
-                pass
-
     def _enter_call(self, watch_now: bool = False) -> None:
         """Model code is about to run: the watch thread may read from now on (at once
         when ``watch_now``: a call expected to be long). Call holding ``_io``."""
-        self._calls += 1
-        self._in_call = True
-        self._io.release()
-        if watch_now or self._watcher_parked:
-            self._wake_watcher()
+        self._watch.enter(self._io.release, watch_now)
 
     def _leave_call(self) -> None:
         self._io.acquire()
-        self._in_call = False
+        self._watch.leave()
         self._current = None
         self._current_batch = []
 
@@ -409,7 +362,9 @@ class Shim:
     def run(self) -> int:
         self.send(p.hello(os.getpid(), platform.python_version(),
                           platform.python_implementation()))
-        watcher = threading.Thread(target=self.watch_loop, name="modelport-watch", daemon=True)
+        self._poll = readable_poller(self.channel.fileno())
+        watcher = threading.Thread(target=self._watch.loop, args=(self._serve_call,),
+                                   name="modelport-watch", daemon=True)
         self._io.acquire()
         watcher.start()
         try:
@@ -591,7 +546,7 @@ class Shim:
             stderr_line(f"{who} failed: {error['type']}: {error['message']}")
 
     def _stream(self, ctx: RequestContext, items: Any) -> None:
-        self._wake_watcher()  # credit and cancel must get through while the model streams
+        self._watch.wake()  # credit and cancel must get through while the model streams
         try:
             for result in items:
                 if not ctx.may_send():  # waits while the runtime's window is full

@@ -8,8 +8,8 @@ from collections.abc import Callable
 from modelport.worker import protocol as p
 from modelport.worker.exit_codes import EXIT_SETUP_FAILED
 from modelport.worker.frames import frame_bytes
-from modelport.worker.shim import PARK_AFTER_S
 from modelport.worker.values import Value, decode_result
+from modelport.worker.watch import PARK_AFTER_S
 from tests.worker.support import ShimProcess, ends
 
 Start = Callable[..., ShimProcess]
