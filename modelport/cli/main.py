@@ -369,7 +369,7 @@ def serve(component: Annotated[str, typer.Argument(help="registry|builder|runtim
     os.execv(sys.executable, argv)
 
 
-from modelport.cli import gitops as _gitops  # noqa: E402 - watch, diff, status
+from modelport.cli import gitops_commands as _gitops  # noqa: E402 - watch, diff, status
 from modelport.cli import keys as _keys  # noqa: E402 - keys, login, users, audit
 from modelport.cli import observe as _observe  # noqa: E402 - top, logs
 

@@ -36,10 +36,10 @@ from services.gateway.grpc import oip_service as grpc_oip
 from services.gateway.grpc.inference import InferenceServicer
 from services.gateway.http1 import HttpProtocol
 from services.gateway.oip.models import OipModels, registry_ready_probe
-from services.gateway.rest.auth import AuthApi
+from services.gateway.rest.auth_routes import AuthApi
 from services.gateway.rest.errors import handle_modelport_error, handle_unexpected
 from services.gateway.rest.fast_infer import FastInfer
-from services.gateway.rest.gitops import GitOpsApi
+from services.gateway.rest.gitops_routes import GitOpsApi
 from services.gateway.rest.infer import InferEndpoint
 from services.gateway.rest.kserve_v1 import KServeV1Api
 from services.gateway.rest.management import ManagementApi

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from services.gateway.rest.gitops import push_event
+from services.gateway.rest.gitops_routes import push_event
 from services.registry.gitops import repo_keys
 
 
@@ -50,7 +50,7 @@ def test_webhook_secret_is_checked_before_anything_else(tmp_path) -> None:
 
     from modelport.errors import ModelportError
     from services.gateway.rest.errors import handle_modelport_error, handle_unexpected
-    from services.gateway.rest.gitops import GitOpsApi
+    from services.gateway.rest.gitops_routes import GitOpsApi
 
     api = GitOpsApi(f"unix:{tmp_path}/no-registry.sock", None, webhook_secret="s3cret")
     app = Starlette(routes=api.routes(), exception_handlers={
