@@ -115,22 +115,21 @@ class Snapshot:
             tar.extractall(dest, filter="data")
 
 
+@dataclass(kw_only=True, eq=False)
 class GitSource:
     """A tracked branch of a local work tree, or of a remote repository fetched into a cache.
 
-    `path` is the directory inside the repository holding the service YAML.
+    `subpath` is the directory inside the repository holding the service YAML.
     """
 
-    def __init__(self, *, root: Path | None = None, git_dir: Path, subpath: str, branch: str,
-                 repo: str, remote_url: str = "", worktree: bool = False) -> None:
-        self.root = root  # work tree root; None for a remote (bare) source
-        self.git_dir = git_dir
-        self.subpath = subpath
-        self.branch = branch
-        self.repo = repo
-        self.remote_url = remote_url
-        self.worktree = worktree
-        self._blobs: dict[str, bytes] = {}
+    git_dir: Path
+    subpath: str
+    branch: str
+    repo: str
+    root: Path | None = None  # work tree root; None for a remote (bare) source
+    remote_url: str = ""
+    worktree: bool = False
+    _blobs: dict[str, bytes] = field(default_factory=dict, init=False, repr=False)
 
     # construction ---------------------------------------------------------------------
     @classmethod

@@ -9,6 +9,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import KW_ONLY, dataclass, field
 from http.cookies import SimpleCookie
 from typing import Any
 
@@ -69,21 +70,19 @@ def _match(routes: list[BaseRoute], scope: dict[str, Any]) -> tuple[str, dict[st
     return partial or ("", {})
 
 
+@dataclass(eq=False)
 class AuthMiddleware:
     """ASGI: credentials for every request; the management API's one gate and audit."""
 
-    def __init__(self, app: Any, *, gate: InferenceGate, routes: list[BaseRoute],
-                 audit: Callable[[auth_pb2.AuditEntry], Awaitable[None]] | None = None,
-                 enabled: bool = True, webhook_secret: bool = False,
-                 max_signed_body: int = 12 * 1024 * 1024) -> None:
-        self.app = app
-        self.gate = gate
-        self.routes = routes
-        self.audit = audit
-        self.enabled = enabled
-        self.webhook_secret = webhook_secret
-        self.max_signed_body = max_signed_body
-        self._pending: set[asyncio.Task[None]] = set()
+    app: Any
+    _: KW_ONLY
+    gate: InferenceGate
+    routes: list[BaseRoute]
+    audit: Callable[[auth_pb2.AuditEntry], Awaitable[None]] | None = None
+    enabled: bool = True
+    webhook_secret: bool = False
+    max_signed_body: int = 12 * 1024 * 1024
+    _pending: set[asyncio.Task[None]] = field(default_factory=set, init=False, repr=False)
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] not in ("http", "websocket"):

@@ -39,7 +39,7 @@ import contextlib
 import logging
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from modelport.errors import Kind, ModelportError
@@ -84,26 +84,24 @@ def admission_slots(config: dict[str, Any] | None, max_concurrency: int) -> int:
     return max(max_concurrency, 2 * policy.max_batch_size)
 
 
+@dataclass(slots=True, eq=False)
 class _Item:
     """One caller's request, answered by calling ``on_end`` once (``Batcher.call``)."""
 
-    __slots__ = ("id", "inputs", "timeout_s", "tensor_outputs", "arrived", "deadline",
-                 "on_end", "batcher", "state", "link", "settled")
+    batcher: Batcher
+    id: str
+    inputs: dict[str, Value]
+    timeout_s: float | None
+    tensor_outputs: bool
+    arrived: float
+    on_end: Callable[[Result | ModelportError], None]
+    deadline: float | None = field(init=False)
+    state: str = "waiting"  # waiting | sent | ended
+    link: Any = None
+    settled: bool = False  # on_end was called (or cancel() made sure it never will be)
 
-    def __init__(self, batcher: Batcher, request_id: str, inputs: dict[str, Value],
-                 timeout_s: float | None, tensor_outputs: bool, now: float,
-                 on_end: Callable[[Result | ModelportError], None]) -> None:
-        self.batcher = batcher
-        self.id = request_id
-        self.inputs = inputs
-        self.timeout_s = timeout_s
-        self.tensor_outputs = tensor_outputs
-        self.arrived = now
-        self.deadline = None if timeout_s is None else now + timeout_s
-        self.on_end = on_end
-        self.state = "waiting"  # waiting | sent | ended
-        self.link: Any = None
-        self.settled = False  # on_end was called (or cancel() made sure it never will be)
+    def __post_init__(self) -> None:
+        self.deadline = None if self.timeout_s is None else self.arrived + self.timeout_s
 
     @property
     def done(self) -> bool:
