@@ -28,7 +28,7 @@ from pathlib import Path
 
 import grpc
 import httpx
-from harness.platform import Platform
+from harness.platform import running
 from harness.processes import raise_on_sigterm
 from websockets.sync.client import connect
 
@@ -156,30 +156,22 @@ def main() -> int:
     raise_on_sigterm()
 
     results = [measure("in-process generator", in_process_once, args.requests, args.chunks)]
-    with tempfile.TemporaryDirectory(prefix="modelport-stream-bench-") as tmp:
-        platform = Platform(Path(tmp))
-        try:
-            url = platform.start()
-            grpc_port = platform.grpc_port
-            with platform.client() as c:
-                c.create(write_package(Path(tmp) / "pkg"), name=SERVICE)
-            infer = f"{url}/v1/services/{SERVICE}/infer"
-            with httpx.Client(timeout=60) as client:
-                results.append(measure("SSE (httpx)", lambda n: sse_once(client, infer, n),
-                                       args.requests, args.chunks))
-            ws_url = url.replace("http://", "ws://") + f"/v1/services/{SERVICE}/ws"
-            with connect(ws_url, max_size=None) as ws:
-                results.append(measure("WebSocket (websockets)", lambda n: ws_once(ws, n),
-                                       args.requests, args.chunks))
-            with grpc.insecure_channel(f"127.0.0.1:{grpc_port}") as channel:
-                stub = inference_pb2_grpc.InferenceStub(channel)
-                results.append(measure("gRPC PredictStream", lambda n: grpc_once(stub, n),
-                                       args.requests, args.chunks))
-        except BaseException:
-            print(platform.diagnostics(), file=sys.stderr)
-            raise
-        finally:
-            platform.stop()
+    with (tempfile.TemporaryDirectory(prefix="modelport-stream-bench-") as tmp,
+          running(Path(tmp)) as platform):
+        url = platform.url
+        platform.deploy(write_package(Path(tmp) / "pkg"), SERVICE)
+        infer = f"{url}/v1/services/{SERVICE}/infer"
+        with httpx.Client(timeout=60) as client:
+            results.append(measure("SSE (httpx)", lambda n: sse_once(client, infer, n),
+                                   args.requests, args.chunks))
+        ws_url = url.replace("http://", "ws://") + f"/v1/services/{SERVICE}/ws"
+        with connect(ws_url, max_size=None) as ws:
+            results.append(measure("WebSocket (websockets)", lambda n: ws_once(ws, n),
+                                   args.requests, args.chunks))
+        with grpc.insecure_channel(f"127.0.0.1:{platform.grpc_port}") as channel:
+            stub = inference_pb2_grpc.InferenceStub(channel)
+            results.append(measure("gRPC PredictStream", lambda n: grpc_once(stub, n),
+                                   args.requests, args.chunks))
 
     base = statistics.median(results[0]["ttfc"])
     print(f"{args.requests} requests per row (1 item each), then {args.chunks} items for "

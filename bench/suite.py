@@ -1,7 +1,9 @@
 """`make bench`: modelport against the physical limit, side by side, in one run, with wrk.
 
-Run as ``.venv/bin/python bench/suite.py [--seconds N] [--workloads noop,sklearn,binary,batching]
-[--concurrency 1,32] [--record]``. In one run it
+This is what ``make bench`` runs (``make bench BENCH_ARGS="--seconds 10 --record"`` passes
+options); by hand, ``.venv/bin/python bench/suite.py [--seconds N]
+[--workloads noop,sklearn,binary,batching] [--concurrency 1,32] [--record]``. (bench/run.py
+is the separate in-process vs. gateway comparison with an httpx client.) In one run it
 
 1. starts ``modelport up --port 0 --grpc-port 0`` on a fresh temporary home and reads the
    resident memory of the idle platform (every process under it, no service deployed),
@@ -18,8 +20,10 @@ Run as ``.venv/bin/python bench/suite.py [--seconds N] [--workloads noop,sklearn
    targets with pass/miss) and, with ``--record``, adds it to bench/RESULTS.md.
 
 Every process it starts is stopped on exit, on an error, on Ctrl-C and on SIGTERM. The exit
-status is 1 when any wrk run saw a non-2xx answer or a socket error, or a check failed; a
-missed target is reported in the table, not in the exit status. See bench/README.md.
+status is 1 when any wrk run saw a non-2xx answer or a socket error, or a check failed, and
+130 when interrupted; a missed target is reported in the table, not in the exit status. The
+shared pieces (platform, /proc, wrk, the table, RESULTS.md) are in bench/harness/; see
+bench/README.md.
 """
 
 from __future__ import annotations

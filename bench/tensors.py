@@ -34,7 +34,7 @@ import grpc
 import httpx
 import numpy as np
 import orjson
-from harness.platform import Platform
+from harness.platform import running
 from harness.processes import CpuProbe, raise_on_sigterm
 from harness.timing import timed_loop
 
@@ -140,31 +140,21 @@ def main() -> int:
     os.environ["MODELPORT_GATEWAY_MAX_BODY_BYTES"] = str(MAX_BODY)
 
     results = []
-    with tempfile.TemporaryDirectory(prefix="modelport-tensor-bench-") as tmp:
-        platform = Platform(Path(tmp))
-        try:
-            url = platform.start()
-            grpc_port = platform.grpc_port
-            with platform.client() as c:
-                c.create(write_package(Path(tmp) / "pkg"), name=SERVICE)
-            probe = CpuProbe(platform.proc.pid if platform.proc else None)
-            infer = f"{url}/v2/models/{SERVICE}/infer"
-            with httpx.Client(timeout=60) as client:
-                for name, make in (("OIP REST binary", rest_binary), ("OIP REST JSON",
-                                                                     rest_json)):
-                    call = make(client, infer, x)
-                    results.append(measure(name, call, x, args.seconds, args.warmup, probe))
-            options = [("grpc.max_send_message_length", MAX_BODY),
-                       ("grpc.max_receive_message_length", MAX_BODY)]
-            with grpc.insecure_channel(f"127.0.0.1:{grpc_port}", options=options) as channel:
-                call = grpc_raw(pb_grpc.GRPCInferenceServiceStub(channel), x)
-                results.append(measure("OIP gRPC raw", call, x, args.seconds, args.warmup,
-                                       probe))
-        except BaseException:
-            print(platform.diagnostics(), file=sys.stderr)
-            raise
-        finally:
-            platform.stop()
+    with (tempfile.TemporaryDirectory(prefix="modelport-tensor-bench-") as tmp,
+          running(Path(tmp)) as platform):
+        platform.deploy(write_package(Path(tmp) / "pkg"), SERVICE)
+        probe = CpuProbe(platform.proc.pid if platform.proc else None)
+        infer = f"{platform.url}/v2/models/{SERVICE}/infer"
+        with httpx.Client(timeout=60) as client:
+            for name, make in (("OIP REST binary", rest_binary), ("OIP REST JSON", rest_json)):
+                call = make(client, infer, x)
+                results.append(measure(name, call, x, args.seconds, args.warmup, probe))
+        options = [("grpc.max_send_message_length", MAX_BODY),
+                   ("grpc.max_receive_message_length", MAX_BODY)]
+        with grpc.insecure_channel(f"127.0.0.1:{platform.grpc_port}",
+                                   options=options) as channel:
+            call = grpc_raw(pb_grpc.GRPCInferenceServiceStub(channel), x)
+            results.append(measure("OIP gRPC raw", call, x, args.seconds, args.warmup, probe))
 
     mib = x.nbytes / 2**20
     print(f"tensor: float32 {list(x.shape)} = {x.nbytes} bytes ({mib:.2f} MiB); one request "

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import grpc
 from harness.iris import bench_gateway, deploy
-from harness.platform import Platform
+from harness.platform import running
 from harness.processes import CpuProbe, raise_on_sigterm
 from harness.report import context, load
 from harness.timing import Stats
@@ -66,24 +66,19 @@ def measure(mode: str, endpoint: str, args: argparse.Namespace) -> list[Stats]:
         os.environ["OTEL_EXPORTER_OTLP_ENDPOINT"] = endpoint
         os.environ.update(MODES[mode])
     workdir = Path(tempfile.mkdtemp(prefix=f"modelport-bench-{mode}-"))
-    plat = Platform(workdir)
     try:
-        url = plat.start()
-        deploy(plat)
-        probe = CpuProbe(plat.proc.pid if plat.proc else None)
-        rows = []
-        for c in args.concurrency:
-            stats = bench_gateway(url, c, args.seconds, args.warmup, probe)
-            stats.name = f"tracing {mode:<4} c={c}"
-            rows.append(stats)
-            print(f"  measured {stats.name}: {stats.rps:.0f} req/s, p50 {stats.pct(50):.2f} ms",
-                  flush=True)
-        return rows
-    except Exception:
-        print(plat.diagnostics(), file=sys.stderr)
-        raise
+        with running(workdir) as plat:
+            deploy(plat)
+            probe = CpuProbe(plat.proc.pid if plat.proc else None)
+            rows = []
+            for c in args.concurrency:
+                stats = bench_gateway(plat.url, c, args.seconds, args.warmup, probe)
+                stats.name = f"tracing {mode:<4} c={c}"
+                rows.append(stats)
+                print(f"  measured {stats.name}: {stats.rps:.0f} req/s, p50 "
+                      f"{stats.pct(50):.2f} ms", flush=True)
+            return rows
     finally:
-        plat.stop()
         shutil.rmtree(workdir, ignore_errors=True)
         for key in [k for k in os.environ if k.startswith("OTEL_")]:
             del os.environ[key]

@@ -17,6 +17,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -84,7 +85,7 @@ class Platform:
         """The SDK's client for this platform, with the admin token."""
         return modelport.Client(self.url, timeout, token=self.token or None, home=self.home)
 
-    def deploy(self, package: Path, name: str, timeout: float, **create: Any) -> dict:
+    def deploy(self, package: Path, name: str, timeout: float = 900.0, **create: Any) -> dict:
         """``Client.create`` of ``package`` as ``name``, waiting up to ``timeout`` s."""
         with self.client() as client:
             return client.create(package, name=name, timeout=timeout, **create)
@@ -120,3 +121,18 @@ class Platform:
                 if tail:
                     parts.append(f"--- {path} (last {len(tail)} lines)\n" + "\n".join(tail))
         return "\n".join(parts)
+
+
+@contextlib.contextmanager
+def running(workdir: Path) -> Iterator[Platform]:
+    """A started Platform on ``workdir``; if the body fails, the logs' tails go to stderr;
+    stopped in every case."""
+    plat = Platform(workdir)
+    try:
+        plat.start()
+        yield plat
+    except BaseException:
+        print(plat.diagnostics(), file=sys.stderr)
+        raise
+    finally:
+        plat.stop()
