@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 from harness.iris import bench_gateway, bench_health, bench_in_process, deploy, load_predictor
 from harness.platform import Platform
-from harness.processes import CpuProbe, raise_on_sigterm
+from harness.processes import raise_on_sigterm
 from harness.report import context, load
 from harness.timing import Stats
 
@@ -149,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"deployed: {svc['name']} version {svc['serving_version']} in "
               f"{time.monotonic() - t:.1f}s", flush=True)
 
-        probe = CpuProbe(plat.proc.pid if plat.proc else None)
+        probe = plat.cpu_probe()
         predictor = load_predictor()
         inproc = bench_in_process(predictor, args.seconds, args.warmup, probe)
         print(f"  measured {inproc.name}", flush=True)

@@ -91,10 +91,11 @@ class Limit:
 
     def start(self) -> str:
         port = free_port()
-        uvicorn = Path(sys.executable).parent / "uvicorn"
-        argv = [str(uvicorn), "limit_app:app", "--app-dir", str(BENCH), "--host", "127.0.0.1",
-                "--port", str(port), "--loop", "uvloop", "--http", "httptools",
-                "--workers", str(self.workers), "--no-access-log", "--log-level", "info"]
+        # this interpreter's uvicorn: the limit imports the package with the bench's libraries
+        argv = [sys.executable, "-m", "uvicorn", "limit_app:app", "--app-dir", str(BENCH),
+                "--host", "127.0.0.1", "--port", str(port), "--loop", "uvloop",
+                "--http", "httptools", "--workers", str(self.workers), "--no-access-log",
+                "--log-level", "info"]
         env = os.environ | {"MODELPORT_LIMIT_PACKAGE": str(self.package),
                             "PYTHONPATH": str(BENCH)}
         self.proc = start_session(argv, self.log_path, env)

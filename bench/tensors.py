@@ -143,7 +143,7 @@ def main() -> int:
     with (tempfile.TemporaryDirectory(prefix="modelport-tensor-bench-") as tmp,
           running(Path(tmp)) as platform):
         platform.deploy(write_package(Path(tmp) / "pkg"), SERVICE)
-        probe = CpuProbe(platform.proc.pid if platform.proc else None)
+        probe = platform.cpu_probe()
         infer = f"{platform.url}/v2/models/{SERVICE}/infer"
         with httpx.Client(timeout=60) as client:
             for name, make in (("OIP REST binary", rest_binary), ("OIP REST JSON", rest_json)):

@@ -31,7 +31,7 @@ from pathlib import Path
 import grpc
 from harness.iris import bench_gateway, deploy
 from harness.platform import running
-from harness.processes import CpuProbe, raise_on_sigterm
+from harness.processes import raise_on_sigterm
 from harness.report import context, load
 from harness.timing import Stats
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
@@ -69,7 +69,7 @@ def measure(mode: str, endpoint: str, args: argparse.Namespace) -> list[Stats]:
     try:
         with running(workdir) as plat:
             deploy(plat)
-            probe = CpuProbe(plat.proc.pid if plat.proc else None)
+            probe = plat.cpu_probe()
             rows = []
             for c in args.concurrency:
                 stats = bench_gateway(plat.url, c, args.seconds, args.warmup, probe)

@@ -23,7 +23,7 @@ from typing import Any
 
 import modelport
 from harness.paths import ROOT
-from harness.processes import Proc, TreeWatch
+from harness.processes import CpuProbe, Proc, TreeWatch
 
 READY_TIMEOUT_S = 180.0
 STOP_TIMEOUT_S = 30.0
@@ -89,6 +89,10 @@ class Platform:
         """``Client.create`` of ``package`` as ``name``, waiting up to ``timeout`` s."""
         with self.client() as client:
             return client.create(package, name=name, timeout=timeout, **create)
+
+    def cpu_probe(self) -> CpuProbe:
+        """CPU by process of this bench and of the platform's tree."""
+        return CpuProbe(self.proc.pid if self.proc else None)
 
     def tree(self) -> list[Proc]:
         """Every process under `modelport up` now (and remembered, for stop())."""

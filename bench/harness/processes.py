@@ -50,6 +50,8 @@ def label(argv: tuple[str, ...]) -> str:
             return "launcher"
         if "worker" in mod:
             return "worker"
+        if mod == "uvicorn":
+            return "uvicorn"
     if "up" in argv and any(a.endswith("modelport") for a in argv[:2]):
         return "launcher"
     if any("multiprocessing" in a for a in argv) or any(a.endswith("uvicorn") for a in argv[:2]):
@@ -164,8 +166,6 @@ class CpuProbe:
         after = self.snapshot()
         return {k: v - self._before.get(k, 0.0) for k, v in after.items()}
 
-
-NO_PROBE = CpuProbe(None)
 
 
 def start_session(argv: list[str], log: Path, env: dict[str, str] | None = None
