@@ -37,14 +37,11 @@ import uuid
 from pathlib import Path
 
 import httpx
+from harness.iris import EXAMPLE, EXPECTED_LABEL, FEATURES
+from harness.platform import Platform
+from harness.processes import raise_on_sigterm
+from harness.report import context, load
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from bench.run import PlatformProcess, commit, load, machine  # noqa: E402
-
-EXAMPLE = ROOT / "examples" / "predictor-iris"
-FEATURES = [5.1, 3.5, 1.4, 0.2]
 FIRST_ANSWER_TIMEOUT_S = 600.0
 ROWS = ("fresh env", "cached env", "same content")
 
@@ -67,7 +64,7 @@ def time_create(client, url: str, pkg: Path, name: str, runtime: str) -> dict[st
         while True:
             try:
                 r = http.post(svc["url"], json={"features": FEATURES})
-                if r.status_code == 200 and r.json()["data"]["label"] == "setosa":
+                if r.status_code == 200 and r.json()["data"]["label"] == EXPECTED_LABEL:
                     break
             except httpx.HTTPError:
                 pass
@@ -152,32 +149,29 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    import modelport
-
     args = parse_args(argv)
+    raise_on_sigterm()
     runtimes = [r for r in args.runtimes.split(",") if r]
     if "docker" in runtimes and (why := docker_ready(args.base_image)):
         print(f"bench: skipping docker: {why} (.ci/docker-setup provides an engine and "
               f"{args.base_image})", file=sys.stderr)
         runtimes.remove("docker")
     os.environ["MODELPORT_BUILDER_DOCKER_BASE_IMAGE"] = args.base_image
-    print(f"machine: {machine()}\nload before: {load()}\ncommit: {commit()}\n"
-          f"command: {' '.join([Path(sys.argv[0]).name, *(argv or sys.argv[1:])])}",
-          flush=True)
+    print(context(__file__, argv), flush=True)
     workdir = Path(tempfile.mkdtemp(prefix="modelport-coldstart-"))
-    plat = PlatformProcess(workdir)
+    plat = Platform(workdir)
     made: set[str] = set()
     ok = False
     try:
         url = plat.start()
         results = {}
-        with modelport.Client(url, home=plat.home) as client:
+        with plat.client() as client:
             for runtime in runtimes:
                 results[runtime] = run_runtime(client, url, workdir, runtime, args.rounds,
                                                made)
         print()
         print(report(results))
-        print(f"load after: {load()}")
+        print(f"load after the run: {load()}")
         ok = True
     except Exception as exc:
         print(f"bench: failed: {exc}\n{plat.diagnostics()}", file=sys.stderr)

@@ -21,9 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform as pyplatform
-import re
-import signal
 import statistics
 import subprocess
 import sys
@@ -33,37 +30,22 @@ from pathlib import Path
 
 import httpx
 import psutil
+from harness.paths import ROOT
+from harness.platform import Platform
+from harness.processes import raise_on_sigterm, start_session, stop_session
+from harness.report import context
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT))  # for tests/watcher/support.py: repositories and service YAMLs
 BIN = Path(sys.executable).parent
 
 from tests.watcher.support import Repo, service_yaml  # noqa: E402
 
 
-def start(cmd: list[str], log: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(cmd, stdout=log.open("wb"), stderr=subprocess.STDOUT,
-                            start_new_session=True, cwd=ROOT)
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-
-
-def wait_ready(log: Path, timeout: float = 180) -> str:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        m = re.search(r"ready: (http://\S+)", log.read_text(errors="replace"))
-        if m:
-            return m.group(1)
-        time.sleep(0.1)
-    raise SystemExit(f"platform not ready:\n{log.read_text()}")
+def watch(config: Path, url: str, interval: str, log: Path, token: str
+          ) -> subprocess.Popen[bytes]:
+    """``modelport watch`` on ``config``, with the admin token (auth is on)."""
+    return start_session([str(BIN / "modelport"), "watch", str(config), "--url", url,
+                          "--interval", interval], log, os.environ | {"MODELPORT_TOKEN": token})
 
 
 def predict_ok(client: httpx.Client, url: str, name: str) -> bool:
@@ -93,22 +75,19 @@ def main() -> int:
     ap.add_argument("--services", type=int, default=200)
     ap.add_argument("--idle", type=float, default=60.0)
     a = ap.parse_args()
+    raise_on_sigterm()
     tmp = Path(tempfile.mkdtemp(prefix="modelport-bench-gitops-"))
-    print(f"machine: nproc={os.cpu_count()} python={pyplatform.python_version()} "
-          f"os={pyplatform.system()} {pyplatform.release()}")
-    print(f"load:    {' '.join(f'{x:.2f}' for x in os.getloadavg())} (before the run)")
-    up = start([str(BIN / "modelport"), "up", "--home", str(tmp / "home"), "--port", "0",
-                "--grpc-port", "0"], tmp / "up.log")
+    print(context(__file__), flush=True)
+    up = Platform(tmp)
     watchers: list[subprocess.Popen[bytes]] = []
     try:
-        url = wait_ready(tmp / "up.log")
-        client = httpx.Client(timeout=30)
+        url = up.start()
+        client = httpx.Client(timeout=30, headers={"authorization": f"Bearer {up.token}"})
 
         # 1. commit -> first prediction, cached package ---------------------------------
         repo = Repo(tmp / "repo")
         repo.commit("empty")
-        watchers.append(start([str(BIN / "modelport"), "watch", str(repo.config), "--url", url,
-                               "--interval", "300s"], tmp / "watch1.log"))
+        watchers.append(watch(repo.config, url, "300s", tmp / "watch1.log", up.token))
         time.sleep(2)
         warm = commit_to_prediction(client, url, repo, "warmup")
         times = [commit_to_prediction(client, url, repo, f"svc{i}") for i in range(a.rounds)]
@@ -117,7 +96,7 @@ def main() -> int:
         print(f"  first ever (environment built): {warm:.2f} s")
         print(f"  median {statistics.median(times):.2f} s  min {min(times):.2f} s  "
               f"max {max(times):.2f} s  all: {', '.join(f'{t:.2f}' for t in times)}")
-        stop(watchers.pop())
+        stop_session(watchers.pop())
 
         # 2. idle watcher on N YAMLs -----------------------------------------------------
         big = Repo(tmp / "big")
@@ -125,8 +104,7 @@ def main() -> int:
             big.write(f"config/s{i:03d}.yaml", service_yaml(f"idle{i:03d}", replicas=0))
         big.commit(f"{a.services} services")
         t0 = time.perf_counter()
-        w = start([str(BIN / "modelport"), "watch", str(big.config), "--url", url,
-                   "--interval", "30s"], tmp / "watch2.log")
+        w = watch(big.config, url, "30s", tmp / "watch2.log", up.token)
         watchers.append(w)
         log = tmp / "watch2.log"
         while "synced" not in log.read_text() and "not applied" not in log.read_text():
@@ -166,8 +144,8 @@ def main() -> int:
         return 0
     finally:
         for w in watchers:
-            stop(w)
-        stop(up)
+            stop_session(w)
+        up.stop()
 
 
 if __name__ == "__main__":

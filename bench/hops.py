@@ -24,27 +24,23 @@ import argparse
 import itertools
 import json
 import os
-import queue
-import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 import grpc
 import httpx
 import numpy as np
+from harness.paths import ROOT
+from harness.platform import Platform
+from harness.processes import raise_on_sigterm, start_session, stop_session
+from harness.report import context, load
+from harness.timing import latencies_ms
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
-
-from run import commit, load, machine  # noqa: E402
-
-from modelport.home import HomeLayout  # noqa: E402
-from modelport.v1 import (  # noqa: E402
+from modelport.home import HomeLayout
+from modelport.v1 import (
     agents_pb2,
     agents_pb2_grpc,
     inference_pb2,
@@ -65,65 +61,12 @@ def package(workdir: Path, name: str) -> Path:
     return pkg
 
 
-def start_platform(home: Path, log: Path) -> tuple[subprocess.Popen[str], str, int]:
-    exe = Path(sys.executable).parent / "modelport"
-    proc = subprocess.Popen([str(exe), "up", "--home", str(home), "--port", "0",
-                             "--grpc-port", "0"], cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=log.open("w"), text=True, start_new_session=True)
-    lines: queue.Queue[str | None] = queue.Queue()
-
-    def pump() -> None:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            lines.put(line)
-        lines.put(None)
-
-    threading.Thread(target=pump, daemon=True).start()
-    url, grpc_port = "", 0
-    deadline = time.monotonic() + 180
-    while not (url and grpc_port):
-        line = lines.get(timeout=max(0.1, deadline - time.monotonic()))
-        if line is None:
-            raise RuntimeError(f"`modelport up` exited early; see {log}")
-        if line.startswith("ready: "):
-            url = line.split("ready: ", 1)[1].strip()
-        if line.startswith("grpc: "):
-            grpc_port = int(line.split()[1].rsplit(":", 1)[1])
-    return proc, url, grpc_port
-
-
 def start_agent(home: Path, registry: str, log: Path) -> subprocess.Popen[bytes]:
     env = {**os.environ, "MODELPORT_RUNTIME_REGISTRY_ADDRESS": registry,
            "MODELPORT_RUNTIME_AGENT_ID": "tcp-agent", "MODELPORT_RUNTIME_METRICS_PORT": "-1",
            "PYTHONPATH": str(ROOT)}
-    return subprocess.Popen([sys.executable, "-m", "services.runtime", "--home", str(home),
-                             "--listen", "127.0.0.2:0"], cwd=ROOT, env=env,
-                            stdout=log.open("wb"), stderr=subprocess.STDOUT,
-                            start_new_session=True)
-
-
-def stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-
-
-def timed(call, seconds: float, warmup: float) -> np.ndarray:
-    """Latencies (ms) of sequential calls for ``seconds`` after ``warmup``."""
-    for duration, keep in ((warmup, False), (seconds, True)):
-        out: list[int] = []
-        end = time.perf_counter() + duration
-        while time.perf_counter() < end:
-            t0 = time.perf_counter_ns()
-            call()
-            out.append(time.perf_counter_ns() - t0)
-        if keep:
-            return np.asarray(out, dtype=np.float64) / 1e6
-    raise AssertionError
+    return start_session([sys.executable, "-m", "services.runtime", "--home", str(home),
+                          "--listen", "127.0.0.2:0"], log, env)
 
 
 _ids = itertools.count()
@@ -141,16 +84,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--warmup", type=float, default=0.5, help="per row and round")
     ap.add_argument("--rounds", type=int, default=3, help="rows are measured round-robin")
     args = ap.parse_args(argv)
-    import modelport
-
+    raise_on_sigterm()
     work = Path(tempfile.mkdtemp(prefix="modelport-hops-"))
-    print(f"machine: {machine()}\nload:    {load()} (before)\ncommit:  {commit()}\n"
-          f"command: .venv/bin/python bench/hops.py --seconds {args.seconds:g} "
-          f"--warmup {args.warmup:g} --rounds {args.rounds}")
-    plat, url, grpc_port = start_platform(work / "home", work / "up.log")
-    registry = HomeLayout(work / "home").socket("registry")
-    agent = start_agent(work / "agent-home", registry, work / "agent.log")
+    print(context(__file__, argv), flush=True)
+    plat = Platform(work)
+    agent = None
     try:
+        url = plat.start()
+        grpc_port = plat.grpc_port
+        registry = HomeLayout(plat.home).socket("registry")
+        agent = start_agent(work / "agent-home", registry, work / "agent.log")
         with grpc.insecure_channel(registry) as ch:
             stub = agents_pb2_grpc.AgentsStub(ch)
             deadline = time.monotonic() + 60
@@ -162,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
             agent_ids = {a.address: a.id for a in stub.ListAgents(
                 agents_pb2.ListAgentsRequest()).agents}
         where: dict[str, str] = {}
-        with modelport.Client(url, home=work / "home") as client:
+        with plat.client() as client:
             for name in ("hop-a", "hop-b"):
                 client.create(package(work, name), name=name)
                 svc = client.get(name)
@@ -194,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
         samples: dict[str, list[np.ndarray]] = {label: [] for label in calls}
         for _ in range(args.rounds):  # rows interleaved: drift on a busy machine hits all
             for label, call in calls.items():
-                samples[label].append(timed(call, args.seconds / args.rounds, args.warmup))
+                samples[label].append(latencies_ms(call, args.seconds / args.rounds, args.warmup))
         http.close()
         gw_channel.close()
         for ch in channels:
@@ -224,8 +167,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"load:    {load()} (after)")
         return 0
     finally:
-        stop(agent)
-        stop(plat)
+        if agent is not None:
+            stop_session(agent)
+        plat.stop()
 
 
 if __name__ == "__main__":

@@ -1,10 +1,11 @@
 """The limit: a model package's predictor behind a bare Starlette app, no platform around it.
 
-`bench/suite.py` runs it as
-``uvicorn limit_app:app --app-dir bench --loop uvloop --http httptools --workers <nproc>``
-with ``MODELPORT_LIMIT_PACKAGE=<package dir>``. Each worker process loads ``predict.py`` from
-the package, calls ``setup()`` once and calls ``predict`` per request, inline on the event loop
-(no thread hop): this is what serving the model costs with nothing in between.
+`bench/suite.py` runs it as ``python -m uvicorn limit_app:app --app-dir bench --loop uvloop
+--http httptools --workers <nproc>`` (its own interpreter, so the package's libraries are the
+bench's) with ``MODELPORT_LIMIT_PACKAGE=<package dir>``. Each worker process loads
+``predict.py`` from the package, calls ``setup()`` once and calls ``predict`` per request,
+inline on the event loop (no thread hop): this is what serving the model costs with nothing in
+between.
 
 The contract mirrors modelport's REST infer so the two are compared on the same requests:
 ``POST /v1/services/{name}/infer`` with a JSON object keyed by input name, or, for a package

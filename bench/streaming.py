@@ -2,7 +2,7 @@
 
 Run as ``.venv/bin/python bench/streaming.py [--requests N] [--chunks N]``. In one run it
 
-1. starts ``modelport up`` on a fresh temporary home (``PlatformProcess`` from run.py),
+1. starts ``modelport up`` on a fresh temporary home (``harness.platform.Platform``),
 2. deploys a generator predictor that stamps each item with ``time.time()`` as it yields,
 3. times the same generator in-process (call -> first item): the model's own first yield,
 4. for SSE, WebSocket and gRPC ``PredictStream``, N sequential requests each measuring
@@ -28,14 +28,11 @@ from pathlib import Path
 
 import grpc
 import httpx
+from harness.platform import running
+from harness.processes import raise_on_sigterm
 from websockets.sync.client import connect
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from run import PlatformProcess  # noqa: E402
-
-from modelport.v1 import inference_pb2, inference_pb2_grpc  # noqa: E402
+from modelport.v1 import inference_pb2, inference_pb2_grpc
 
 SERVICE = "stream-bench"
 PREDICT_PY = '''
@@ -156,40 +153,25 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=200, help="timed requests per protocol")
     parser.add_argument("--chunks", type=int, default=2000, help="items in the throughput run")
     args = parser.parse_args()
+    raise_on_sigterm()
 
     results = [measure("in-process generator", in_process_once, args.requests, args.chunks)]
-    with tempfile.TemporaryDirectory(prefix="modelport-stream-bench-") as tmp:
-        platform = PlatformProcess(Path(tmp))
-        try:
-            url = platform.start()
-            deadline = time.monotonic() + 30
-            grpc_port = 0
-            while not grpc_port and time.monotonic() < deadline:
-                for line in platform.stdout_lines:
-                    if line.startswith("grpc: "):  # "grpc: HOST:PORT  home: ..."
-                        grpc_port = int(line.split()[1].rsplit(":", 1)[1])
-                time.sleep(0.05)
-            import modelport
-
-            with modelport.Client(url) as c:
-                c.create(write_package(Path(tmp) / "pkg"), name=SERVICE)
-            infer = f"{url}/v1/services/{SERVICE}/infer"
-            with httpx.Client(timeout=60) as client:
-                results.append(measure("SSE (httpx)", lambda n: sse_once(client, infer, n),
-                                       args.requests, args.chunks))
-            ws_url = url.replace("http://", "ws://") + f"/v1/services/{SERVICE}/ws"
-            with connect(ws_url, max_size=None) as ws:
-                results.append(measure("WebSocket (websockets)", lambda n: ws_once(ws, n),
-                                       args.requests, args.chunks))
-            with grpc.insecure_channel(f"127.0.0.1:{grpc_port}") as channel:
-                stub = inference_pb2_grpc.InferenceStub(channel)
-                results.append(measure("gRPC PredictStream", lambda n: grpc_once(stub, n),
-                                       args.requests, args.chunks))
-        except BaseException:
-            print(platform.diagnostics(), file=sys.stderr)
-            raise
-        finally:
-            platform.stop()
+    with (tempfile.TemporaryDirectory(prefix="modelport-stream-bench-") as tmp,
+          running(Path(tmp)) as platform):
+        url = platform.url
+        platform.deploy(write_package(Path(tmp) / "pkg"), SERVICE)
+        infer = f"{url}/v1/services/{SERVICE}/infer"
+        with httpx.Client(timeout=60) as client:
+            results.append(measure("SSE (httpx)", lambda n: sse_once(client, infer, n),
+                                   args.requests, args.chunks))
+        ws_url = url.replace("http://", "ws://") + f"/v1/services/{SERVICE}/ws"
+        with connect(ws_url, max_size=None) as ws:
+            results.append(measure("WebSocket (websockets)", lambda n: ws_once(ws, n),
+                                   args.requests, args.chunks))
+        with grpc.insecure_channel(f"127.0.0.1:{platform.grpc_port}") as channel:
+            stub = inference_pb2_grpc.InferenceStub(channel)
+            results.append(measure("gRPC PredictStream", lambda n: grpc_once(stub, n),
+                                   args.requests, args.chunks))
 
     base = statistics.median(results[0]["ttfc"])
     print(f"{args.requests} requests per row (1 item each), then {args.chunks} items for "

@@ -1,7 +1,9 @@
 """`make bench`: modelport against the physical limit, side by side, in one run, with wrk.
 
-Run as ``.venv/bin/python bench/suite.py [--seconds N] [--workloads noop,sklearn,binary,batching]
-[--concurrency 1,32] [--record]``. In one run it
+This is what ``make bench`` runs (``make bench BENCH_ARGS="--seconds 10 --record"`` passes
+options); by hand, ``.venv/bin/python bench/suite.py [--seconds N]
+[--workloads noop,sklearn,binary,batching] [--concurrency 1,32] [--record]``. (bench/run.py
+is the separate in-process vs. gateway comparison with an httpx client.) In one run it
 
 1. starts ``modelport up --port 0 --grpc-port 0`` on a fresh temporary home and reads the
    resident memory of the idle platform (every process under it, no service deployed),
@@ -18,47 +20,46 @@ Run as ``.venv/bin/python bench/suite.py [--seconds N] [--workloads noop,sklearn
    targets with pass/miss) and, with ``--record``, adds it to bench/RESULTS.md.
 
 Every process it starts is stopped on exit, on an error, on Ctrl-C and on SIGTERM. The exit
-status is 1 when any wrk run saw a non-2xx answer or a socket error, or a check failed; a
-missed target is reported in the table, not in the exit status. See bench/README.md.
+status is 1 when any wrk run saw a non-2xx answer or a socket error, or a check failed, and
+130 when interrupted; a missed target is reported in the table, not in the exit status. The
+shared pieces (platform, /proc, wrk, the table, RESULTS.md) are in bench/harness/; see
+bench/README.md.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime as dt
 import json
 import os
-import platform
-import queue
-import re
-import shlex
 import shutil
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
+from harness.paths import BENCH, MODELS, ROOT
+from harness.platform import Platform
+from harness.processes import (
+    Proc,
+    TreeWatch,
+    cpu_seconds,
+    raise_on_sigterm,
+    rss_bytes,
+    start_session,
+    stop_session,
+)
+from harness.report import RESULTS, Row, command, commit, load, machine, record, render
+from harness.wrk import WrkResult, run_wrk, wrk_version
 
-ROOT = Path(__file__).resolve().parent.parent
-BENCH = ROOT / "bench"
-MODELS = BENCH / "models"
-WRK_SCRIPT = BENCH / "wrk" / "post.lua"
-RESULTS = BENCH / "RESULTS.md"
-RECORD_HEADING = "## make bench (wrk suite)"
-
-READY_TIMEOUT_S = 180.0
 DEPLOY_TIMEOUT_S = 900.0  # the first deploy of the sklearn package builds a venv with it
-STOP_TIMEOUT_S = 30.0
-WRK_TIMEOUT = "10s"  # a request slower than this counts as a socket error (timeout)
 BINARY_SIZE = 1 << 20
 BATCH_C = 32
 MB = 1024 * 1024
@@ -69,270 +70,6 @@ TARGET_ADDED_P50_MS = 0.6
 TARGET_BATCH_RATIO = 8.0
 TARGET_PLATFORM_MB = 300.0
 TARGET_REPLICA_MB = 30.0
-
-
-# --------------------------------------------------------------------------- wrk
-@dataclass
-class WrkResult:
-    """What one wrk run reported (its text output, see parse_wrk)."""
-
-    requests: int
-    duration_s: float
-    rps: float
-    p50_ms: float
-    p75_ms: float
-    p90_ms: float
-    p99_ms: float
-    non2xx: int = 0
-    socket_errors: dict[str, int] = field(default_factory=dict)
-
-    def problems(self) -> str:
-        """Why this run cannot be trusted ('' when it can)."""
-        out = []
-        if self.requests == 0:
-            out.append("no request completed")
-        if self.non2xx:
-            out.append(f"{self.non2xx} non-2xx/3xx responses")
-        errs = {k: v for k, v in self.socket_errors.items() if v}
-        if errs:
-            out.append("socket errors " + ", ".join(f"{k} {v}" for k, v in errs.items()))
-        return "; ".join(out)
-
-
-_TIME_UNITS_MS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3, "h": 3600e3}
-
-
-def _ms(text: str) -> float:
-    m = re.fullmatch(r"([\d.]+)(us|ms|s|m|h)", text)
-    if not m:
-        raise ValueError(f"not a wrk duration: {text!r}")
-    return float(m.group(1)) * _TIME_UNITS_MS[m.group(2)]
-
-
-def parse_wrk(text: str) -> WrkResult:
-    """Parse wrk's ``--latency`` report: percentiles, totals, Non-2xx and socket errors.
-
-    Raises ValueError naming the missing part when the text is not such a report (for
-    example wrk was started without ``--latency``).
-    """
-    pct = dict(re.findall(r"^\s+(50|75|90|99)%\s+(\S+)\s*$", text, re.M))
-    if len(pct) != 4:
-        raise ValueError("wrk output has no latency distribution (was --latency passed?)")
-    total = re.search(r"^\s*(\d+) requests in (\S+?),", text, re.M)
-    rps = re.search(r"^Requests/sec:\s+([\d.]+)", text, re.M)
-    if not total or not rps:
-        raise ValueError("wrk output has no 'N requests in T' / 'Requests/sec:' lines")
-    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", text)
-    sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)
-    errors = dict(zip(("connect", "read", "write", "timeout"),
-                      (int(x) for x in sock.groups()), strict=True)) if sock else {}
-    return WrkResult(
-        requests=int(total.group(1)), duration_s=_ms(total.group(2)) / 1e3,
-        rps=float(rps.group(1)), p50_ms=_ms(pct["50"]), p75_ms=_ms(pct["75"]),
-        p90_ms=_ms(pct["90"]), p99_ms=_ms(pct["99"]),
-        non2xx=int(non2xx.group(1)) if non2xx else 0, socket_errors=errors)
-
-
-def run_wrk(url: str, body: Path, ctype: str, concurrency: int, seconds: int,
-            token: str = "") -> WrkResult:
-    """One wrk run: one client thread (see README: wrk shares the cores), POST ``body``."""
-    argv = ["wrk", "-t1", f"-c{concurrency}", f"-d{seconds}s", f"--timeout={WRK_TIMEOUT}",
-            "--latency", "-s", str(WRK_SCRIPT), url]
-    env = os.environ | {"WRK_BODY_FILE": str(body), "WRK_CONTENT_TYPE": ctype,
-                        "WRK_AUTHORIZATION": f"Bearer {token}" if token else ""}
-    proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
-    try:
-        out, err = proc.communicate(timeout=seconds + 60)
-    finally:  # interrupted or timed out: no wrk left behind, not even a zombie
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    if proc.returncode != 0:
-        raise RuntimeError(f"wrk exited with {proc.returncode} against {url}: "
-                           f"{(err or out).strip()[-500:]}")
-    try:
-        return parse_wrk(out)
-    except ValueError as exc:
-        raise RuntimeError(f"{exc}; wrk printed:\n{out}{err}") from None
-
-
-def wrk_version() -> str:
-    path = shutil.which("wrk")
-    if path is None:
-        raise SystemExit("bench: wrk is not installed; `make bench` installs it "
-                         "(apt-get install -y wrk), or put a wrk binary on PATH")
-    out = subprocess.run([path, "-v"], capture_output=True, text=True)
-    first = (out.stdout + out.stderr).strip().splitlines()
-    return first[0].split(" Copyright")[0] if first else "wrk"
-
-
-# --------------------------------------------------------------------------- processes
-@dataclass(frozen=True)
-class Proc:
-    pid: int
-    start: int  # /proc/<pid>/stat starttime: tells a live process from a reused pid
-    label: str
-    argv: tuple[str, ...]
-
-
-def _stat(pid: int) -> list[str] | None:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return None
-
-
-def _label(argv: tuple[str, ...]) -> str:
-    if "modelport_worker.shim" in argv:
-        return "worker"
-    if "-m" in argv and argv.index("-m") + 1 < len(argv):
-        mod = argv[argv.index("-m") + 1]
-        if mod.startswith("services."):
-            return mod.split(".", 1)[1]
-        if mod == "modelport.launcher":  # what `modelport up` execs into
-            return "launcher"
-    if "up" in argv and any(a.endswith("modelport") for a in argv[:2]):
-        return "launcher"
-    if any("multiprocessing" in a for a in argv) or any(a.endswith("uvicorn") for a in argv[:2]):
-        return "uvicorn"
-    return Path(argv[0]).name if argv else "?"
-
-
-def process_tree(root: int) -> list[Proc]:
-    """``root`` and every process below it (Linux /proc)."""
-    parents: dict[int, int] = {}
-    for d in Path("/proc").iterdir():
-        if d.name.isdigit() and (st := _stat(int(d.name))) is not None:
-            parents[int(d.name)] = int(st[1])
-    found, frontier = {root}, [root]
-    while frontier:
-        pid = frontier.pop()
-        for child, ppid in parents.items():
-            if ppid == pid and child not in found:
-                found.add(child)
-                frontier.append(child)
-    out = []
-    for pid in sorted(found):
-        st = _stat(pid)
-        try:
-            raw = Path(f"/proc/{pid}/cmdline").read_bytes()
-        except OSError:
-            continue
-        if st is None:
-            continue
-        argv = tuple(a.decode(errors="replace") for a in raw.split(b"\0") if a)
-        out.append(Proc(pid, int(st[19]), _label(argv), argv))
-    return out
-
-
-TICK = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(procs: list[Proc]) -> float:
-    """User + system CPU seconds the given (live) processes have used so far."""
-    total = 0
-    for p in procs:
-        st = _stat(p.pid)
-        if st is not None and int(st[19]) == p.start:
-            total += int(st[11]) + int(st[12])
-    return total / TICK
-
-
-def rss_bytes(pid: int) -> int:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 0
-
-
-def kill_leftovers(procs: list[Proc]) -> None:
-    """SIGKILL any process of an earlier snapshot that is still alive (same pid and start)."""
-    for p in procs:
-        st = _stat(p.pid)
-        if st is not None and int(st[19]) == p.start:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(p.pid, signal.SIGKILL)
-
-
-class Platform:
-    """`modelport up` on a fresh home in its own session; stop() takes the whole tree down."""
-
-    def __init__(self, workdir: Path) -> None:
-        self.home = workdir / "home"
-        self.log_path = workdir / "up.log"
-        self.proc: subprocess.Popen[str] | None = None
-        self.url = ""
-        self.token = ""
-        self._lines: queue.Queue[str | None] = queue.Queue()
-        self._seen: list[Proc] = []
-
-    def start(self) -> str:
-        exe = Path(sys.executable).parent / "modelport"
-        if not exe.exists():
-            raise SystemExit(f"bench: {exe} not found; run `make venv` first")
-        with self.log_path.open("w") as log:
-            self.proc = subprocess.Popen(
-                [str(exe), "up", "--home", str(self.home), "--port", "0", "--grpc-port", "0"],
-                cwd=ROOT, stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL,
-                text=True, bufsize=1, start_new_session=True)
-        threading.Thread(target=self._pump, daemon=True).start()
-        deadline = time.monotonic() + READY_TIMEOUT_S
-        while (left := deadline - time.monotonic()) > 0:
-            try:
-                line = self._lines.get(timeout=min(left, 1.0))
-            except queue.Empty:
-                continue
-            if line is None:
-                raise RuntimeError(f"`modelport up` exited early (code {self.proc.wait()})")
-            if line.startswith("ready: "):
-                self.url = line.split("ready: ", 1)[1].strip()
-                # auth stays on (the default); every request carries the admin token
-                self.token = (self.home / "admin.token").read_text().strip()
-                return self.url
-        raise RuntimeError(f"`modelport up` printed no ready line in {READY_TIMEOUT_S:g}s")
-
-    def _pump(self) -> None:
-        assert self.proc is not None and self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self._lines.put(line)
-        self._lines.put(None)
-
-    def tree(self) -> list[Proc]:
-        if self.proc is None:
-            return []
-        procs = process_tree(self.proc.pid)
-        known = {(p.pid, p.start) for p in self._seen}
-        self._seen += [p for p in procs if (p.pid, p.start) not in known]
-        return procs
-
-    def stop(self) -> None:
-        if self.proc is None:
-            return
-        self.tree()  # remember the latest children, to reap any the launcher leaves behind
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                print(f"bench: `modelport up` ignored SIGTERM for {STOP_TIMEOUT_S:g}s; killing "
-                      "it", file=sys.stderr)
-                self.proc.kill()
-                self.proc.wait()
-        kill_leftovers(self._seen)
-
-    def diagnostics(self, lines: int = 30) -> str:
-        """Tail of the launcher's stderr and each component log, for a failed run."""
-        parts = []
-        for path in [self.log_path, *sorted((self.home / "logs").glob("**/*.log"))]:
-            with contextlib.suppress(OSError):
-                tail = path.read_text(errors="replace").splitlines()[-lines:]
-                if tail:
-                    parts.append(f"--- {path} (last {len(tail)} lines)\n" + "\n".join(tail))
-        return "\n".join(parts)
 
 
 def free_port() -> int:
@@ -350,20 +87,19 @@ class Limit:
         self.log_path = workdir / f"limit-{package.name}.log"
         self.proc: subprocess.Popen[bytes] | None = None
         self.url = ""
-        self._seen: list[Proc] = []
+        self._watch = TreeWatch()
 
     def start(self) -> str:
         port = free_port()
-        uvicorn = Path(sys.executable).parent / "uvicorn"
-        argv = [str(uvicorn), "limit_app:app", "--app-dir", str(BENCH), "--host", "127.0.0.1",
-                "--port", str(port), "--loop", "uvloop", "--http", "httptools",
-                "--workers", str(self.workers), "--no-access-log", "--log-level", "info"]
+        # this interpreter's uvicorn: the limit imports the package with the bench's libraries
+        argv = [sys.executable, "-m", "uvicorn", "limit_app:app", "--app-dir", str(BENCH),
+                "--host", "127.0.0.1", "--port", str(port), "--loop", "uvloop",
+                "--http", "httptools", "--workers", str(self.workers), "--no-access-log",
+                "--log-level", "info"]
         env = os.environ | {"MODELPORT_LIMIT_PACKAGE": str(self.package),
                             "PYTHONPATH": str(BENCH)}
-        with self.log_path.open("w") as log:
-            self.proc = subprocess.Popen(argv, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-                                         stdin=subprocess.DEVNULL, env=env,
-                                         start_new_session=True)
+        self.proc = start_session(argv, self.log_path, env)
+        self._watch.root = self.proc.pid
         self.url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
@@ -379,27 +115,14 @@ class Limit:
                            f"its log:\n{self.log_path.read_text()[-2000:]}")
 
     def tree(self) -> list[Proc]:
-        if self.proc is None:
-            return []
-        procs = process_tree(self.proc.pid)
-        known = {(p.pid, p.start) for p in self._seen}
-        self._seen += [p for p in procs if (p.pid, p.start) not in known]
-        return procs
+        return self._watch.tree()
 
     def stop(self) -> None:
         if self.proc is None:
             return
         self.tree()
-        if self.proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-        kill_leftovers(self._seen)
+        stop_session(self.proc, timeout=15)
+        self._watch.reap()
         self.proc = None
 
 
@@ -534,14 +257,11 @@ class Bench:
         return Run(res, cpu)
 
 
-def deploy(url: str, plat: Platform, w: Workload) -> list[Proc]:
+def deploy(plat: Platform, w: Workload) -> list[Proc]:
     """Deploy ``w`` and return the worker processes it added."""
-    import modelport
-
     before = {(p.pid, p.start) for p in plat.tree()}
     t = time.monotonic()
-    with modelport.Client(url, token=plat.token) as client:
-        client.create(w.package, name=w.name, timeout=DEPLOY_TIMEOUT_S)
+    plat.deploy(w.package, w.name, DEPLOY_TIMEOUT_S)
     print(f"  deployed {w.name} in {time.monotonic() - t:.1f}s", flush=True)
     return [p for p in plat.tree() if (p.pid, p.start) not in before and p.label == "worker"]
 
@@ -552,16 +272,6 @@ def worker_python(worker: Proc) -> str:
 
 
 # --------------------------------------------------------------------------- report
-@dataclass
-class Row:
-    figure: str
-    ref: str
-    value: str
-    vs: str
-    target: str = ""
-    result: str = ""
-
-
 def fmt_ms(x: float) -> str:
     return f"{x:.3f}"
 
@@ -572,71 +282,6 @@ def fmt_rps(x: float) -> str:
 
 def verdict(ok: bool) -> str:
     return "pass" if ok else "MISS"
-
-
-def render(rows: list[Row]) -> str:
-    head = Row("figure", "reference", "modelport", "vs ref", "target", "result")
-    cols = [max(len(getattr(r, f)) for r in [head, *rows])
-            for f in ("figure", "ref", "value", "vs", "target", "result")]
-
-    def line(r: Row) -> str:
-        if not r.ref and not r.value:  # a section heading
-            return r.figure
-        return (f"{r.figure:<{cols[0]}}  {r.ref:>{cols[1]}}  {r.value:>{cols[2]}}  "
-                f"{r.vs:>{cols[3]}}  {r.target:<{cols[4]}}  {r.result}").rstrip()
-
-    out = [line(head), "-" * (sum(cols) + 10)]
-    out += [line(r) for r in rows]
-    return "\n".join(out)
-
-
-def machine() -> str:
-    model = "?"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    return (f"nproc={len(os.sched_getaffinity(0))}  cpu={model}  "
-            f"python={platform.python_version()}  os={platform.system()} {platform.release()}")
-
-
-def load() -> str:
-    return " ".join(f"{x:.2f}" for x in os.getloadavg())
-
-
-def commit() -> str:
-    try:
-        sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, text=True,
-                             capture_output=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown (not a git checkout)"
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
-                           text=True, capture_output=True).stdout.strip()
-    return sha + (" (+uncommitted changes)" if dirty else "")
-
-
-def record(text: str, date: str, sha: str, command: str) -> None:
-    """Add this run under RECORD_HEADING in RESULTS.md, newest first, keeping the rest."""
-    entry = (f"### {date}\n\n- **commit:** `{sha}`\n- **command:** `{command}`\n\n"
-             f"```\n{text.rstrip()}\n```\n\n")
-    doc = RESULTS.read_text() if RESULTS.exists() else "# bench results\n\n"
-    if RECORD_HEADING not in doc:
-        section = (f"{RECORD_HEADING}\n\nEach `make bench` run recorded with `--record` "
-                   "(`bench/suite.py`), newest first;\nbench/README.md says how to read "
-                   "the table.\n\n")
-        title, rest = "", doc
-        if doc.startswith("# "):  # at the top: right after the title line
-            title, _, rest = doc.partition("\n")
-            title += "\n\n"
-        rest = rest.lstrip("\n")
-        if rest and not rest.startswith("## "):  # untitled results must not join the section
-            rest = "## Earlier results\n\n" + rest
-        doc = title + section + rest
-    head, _, rest = doc.partition(RECORD_HEADING)
-    # newest first: right after the section's intro paragraph
-    intro_end = rest.index("\n\n", rest.index("\n\n") + 2) + 2
-    RESULTS.write_text(head + RECORD_HEADING + rest[:intro_end] + entry + rest[intro_end:])
 
 
 # --------------------------------------------------------------------------- main
@@ -685,15 +330,13 @@ def main(argv: list[str] | None = None) -> int:
                          f"{MODELS}/batch-sleep-unbatched")
     date = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     sha = commit()
-    command = shlex.join([os.path.relpath(sys.executable, ROOT)
-                          if sys.executable.startswith(str(ROOT)) else sys.executable,
-                          os.path.relpath(__file__, ROOT), *(argv or sys.argv[1:])])
+    cmd = command(__file__, argv)
     header = [
         f"date:     {date}",
         f"commit:   {sha}",
         f"machine:  {machine()}",
         f"load:     {load()} (1/5/15 min, before the run)",
-        f"command:  {command}",
+        f"command:  {cmd}",
         f"client:   {wrk}, -t1 (one client thread: it shares the cores with the servers),",
         f"          {args.warmup} s warm-up + {args.seconds} s measured per run, 127.0.0.1",
         f"limit:    bench/limit_app.py (Starlette) under uvicorn --loop uvloop --http httptools "
@@ -703,10 +346,7 @@ def main(argv: list[str] | None = None) -> int:
     ]
     print("\n".join(header), flush=True)
 
-    def on_term(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, on_term)
+    raise_on_sigterm(interrupt=True)
     workdir = Path(tempfile.mkdtemp(prefix="modelport-bench-"))
     plat = Platform(workdir)
     limit: Limit | None = None
@@ -736,7 +376,7 @@ def main(argv: list[str] | None = None) -> int:
 
         for w in workloads(args.workloads):
             print(f"{w.name}:", flush=True)
-            workers = deploy(url, plat, w)
+            workers = deploy(plat, w)
             verify(url, w, "modelport", plat.token)
             body = workdir / f"{w.name}.body"
             body.write_bytes(w.body)
@@ -770,7 +410,7 @@ def main(argv: list[str] | None = None) -> int:
             print("batching:", flush=True)
             runs = {}
             for w in (unbatched, batched):
-                workers = deploy(url, plat, w)
+                workers = deploy(plat, w)
                 verify(url, w, "modelport", plat.token)
                 body = workdir / f"{w.name}.body"
                 body.write_bytes(w.body)
@@ -823,7 +463,7 @@ def main(argv: list[str] | None = None) -> int:
             if failed:
                 print("bench: not recording a run with failed requests", file=sys.stderr)
             else:
-                record(text, date, sha, command)
+                record(text, date, sha, cmd)
                 print(f"recorded in {RESULTS.relative_to(ROOT)}")
     except KeyboardInterrupt:
         print("\nbench: interrupted; stopping everything it started", file=sys.stderr)

@@ -2,7 +2,7 @@
 
 Run as ``.venv/bin/python bench/tensors.py [--seconds N] [--warmup N] [--mb N]``. In one run it
 
-1. starts ``modelport up`` on a fresh temporary home (``PlatformProcess`` from run.py) with
+1. starts ``modelport up`` on a fresh temporary home (``harness.platform.Platform``) with
    the body limit raised to 64 MiB (``MODELPORT_GATEWAY_MAX_BODY_BYTES``): the JSON form of
    a 4 MB float32 tensor does not fit the default 12 MiB, the binary form does;
 2. deploys an identity predictor (``{"y": x}``, x declared FP32 ``[-1, -1]``), so the
@@ -27,7 +27,6 @@ import os
 import statistics
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -35,14 +34,12 @@ import grpc
 import httpx
 import numpy as np
 import orjson
+from harness.platform import running
+from harness.processes import CpuProbe, raise_on_sigterm
+from harness.timing import timed_loop
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from run import CpuProbe, PlatformProcess  # noqa: E402
-
-from modelport.inference import grpc_predict_v2_pb2 as pb  # noqa: E402
-from modelport.inference import grpc_predict_v2_pb2_grpc as pb_grpc  # noqa: E402
+from modelport.inference import grpc_predict_v2_pb2 as pb
+from modelport.inference import grpc_predict_v2_pb2_grpc as pb_grpc
 
 SERVICE = "tensor-echo"
 PREDICT_PY = '''
@@ -116,18 +113,10 @@ def grpc_raw(stub: pb_grpc.GRPCInferenceServiceStub, x: np.ndarray) -> Call:
 def measure(name: str, call: Call, x: np.ndarray, seconds: float, warmup: float,
             probe: CpuProbe) -> dict:
     assert np.array_equal(call(), x), f"{name}: the answer differs from the input"
-    end = time.perf_counter() + warmup
-    while time.perf_counter() < end:
-        call()
-    latencies = []
+    timed_loop(call, warmup, lambda ns, _: None)
+    latencies: list[float] = []
     probe.start()
-    started = time.perf_counter()
-    end = started + seconds
-    while time.perf_counter() < end:
-        t0 = time.perf_counter()
-        call()
-        latencies.append(time.perf_counter() - t0)
-    elapsed = time.perf_counter() - started
+    elapsed = timed_loop(call, seconds, lambda ns, _: latencies.append(ns / 1e9))
     cpu = probe.stop()
     assert np.array_equal(call(), x), f"{name}: the answer differs from the input"
     sent, received = call.sizes  # type: ignore[attr-defined]
@@ -145,44 +134,27 @@ def main() -> int:
     parser.add_argument("--warmup", type=float, default=2, help="warm-up seconds per row")
     parser.add_argument("--mb", type=float, default=4, help="tensor size in MiB (float32)")
     args = parser.parse_args()
+    raise_on_sigterm()
     cols = max(1, int(args.mb * 1024 * 1024 / 4 / 1024))
     x = np.random.default_rng(0).random((1024, cols), dtype=np.float32)
     os.environ["MODELPORT_GATEWAY_MAX_BODY_BYTES"] = str(MAX_BODY)
 
     results = []
-    with tempfile.TemporaryDirectory(prefix="modelport-tensor-bench-") as tmp:
-        platform = PlatformProcess(Path(tmp))
-        try:
-            url = platform.start()
-            grpc_port = 0
-            deadline = time.monotonic() + 30
-            while not grpc_port and time.monotonic() < deadline:
-                for line in platform.stdout_lines:
-                    if line.startswith("grpc: "):  # "grpc: HOST:PORT  home: ..."
-                        grpc_port = int(line.split()[1].rsplit(":", 1)[1])
-                time.sleep(0.05)
-            import modelport
-
-            with modelport.Client(url, home=platform.home) as c:
-                c.create(write_package(Path(tmp) / "pkg"), name=SERVICE)
-            probe = CpuProbe(platform.proc.pid if platform.proc else None)
-            infer = f"{url}/v2/models/{SERVICE}/infer"
-            with httpx.Client(timeout=60) as client:
-                for name, make in (("OIP REST binary", rest_binary), ("OIP REST JSON",
-                                                                     rest_json)):
-                    call = make(client, infer, x)
-                    results.append(measure(name, call, x, args.seconds, args.warmup, probe))
-            options = [("grpc.max_send_message_length", MAX_BODY),
-                       ("grpc.max_receive_message_length", MAX_BODY)]
-            with grpc.insecure_channel(f"127.0.0.1:{grpc_port}", options=options) as channel:
-                call = grpc_raw(pb_grpc.GRPCInferenceServiceStub(channel), x)
-                results.append(measure("OIP gRPC raw", call, x, args.seconds, args.warmup,
-                                       probe))
-        except BaseException:
-            print(platform.diagnostics(), file=sys.stderr)
-            raise
-        finally:
-            platform.stop()
+    with (tempfile.TemporaryDirectory(prefix="modelport-tensor-bench-") as tmp,
+          running(Path(tmp)) as platform):
+        platform.deploy(write_package(Path(tmp) / "pkg"), SERVICE)
+        probe = platform.cpu_probe()
+        infer = f"{platform.url}/v2/models/{SERVICE}/infer"
+        with httpx.Client(timeout=60) as client:
+            for name, make in (("OIP REST binary", rest_binary), ("OIP REST JSON", rest_json)):
+                call = make(client, infer, x)
+                results.append(measure(name, call, x, args.seconds, args.warmup, probe))
+        options = [("grpc.max_send_message_length", MAX_BODY),
+                   ("grpc.max_receive_message_length", MAX_BODY)]
+        with grpc.insecure_channel(f"127.0.0.1:{platform.grpc_port}",
+                                   options=options) as channel:
+            call = grpc_raw(pb_grpc.GRPCInferenceServiceStub(channel), x)
+            results.append(measure("OIP gRPC raw", call, x, args.seconds, args.warmup, probe))
 
     mib = x.nbytes / 2**20
     print(f"tensor: float32 {list(x.shape)} = {x.nbytes} bytes ({mib:.2f} MiB); one request "

@@ -1,8 +1,9 @@
 """What tracing costs: gateway throughput with no exporter (the default) and with OTLP export.
 
 Run as ``.venv/bin/python bench/tracing.py [--seconds N] [--warmup N] [--concurrency 1,8]
-[--rounds N]``. Each round starts ``modelport up`` twice on fresh homes, deploys the iris
-predictor and measures ``POST /v1/services/iris/infer`` as bench/run.py does:
+[--rounds N]``. Each round starts ``modelport up`` once per mode on a fresh home, deploys the
+iris predictor and measures ``POST /v1/services/iris/infer`` as bench/run.py does
+(bench/harness/iris.py):
 
 - ``off``: no OTEL_* variables (nothing exported, no interceptors, no spans);
 - ``otlp``: OTEL_EXPORTER_OTLP_ENDPOINT pointing at an OTLP/gRPC receiver in this process
@@ -20,7 +21,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import signal
 import sys
 import tempfile
 import threading
@@ -29,10 +29,12 @@ from concurrent import futures
 from pathlib import Path
 
 import grpc
+from harness.iris import bench_gateway, deploy
+from harness.platform import running
+from harness.processes import raise_on_sigterm
+from harness.report import context, load
+from harness.timing import Stats
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import run as base  # noqa: E402 - bench/run.py: platform, deploy, measurement, machine info
 
 
 class CountingReceiver(trace_service_pb2_grpc.TraceServiceServicer):
@@ -55,7 +57,7 @@ MODES = {
 }
 
 
-def measure(mode: str, endpoint: str, args: argparse.Namespace) -> list[base.Stats]:
+def measure(mode: str, endpoint: str, args: argparse.Namespace) -> list[Stats]:
     saved = {k: v for k, v in os.environ.items() if k.startswith("OTEL_")}
     for key in saved:
         del os.environ[key]
@@ -64,24 +66,19 @@ def measure(mode: str, endpoint: str, args: argparse.Namespace) -> list[base.Sta
         os.environ["OTEL_EXPORTER_OTLP_ENDPOINT"] = endpoint
         os.environ.update(MODES[mode])
     workdir = Path(tempfile.mkdtemp(prefix=f"modelport-bench-{mode}-"))
-    plat = base.PlatformProcess(workdir)
     try:
-        url = plat.start()
-        base.deploy(url)
-        probe = base.CpuProbe(plat.proc.pid if plat.proc else None)
-        rows = []
-        for c in args.concurrency:
-            stats = base.bench_gateway(url, c, args.seconds, args.warmup, probe)
-            stats.name = f"tracing {mode:<4} c={c}"
-            rows.append(stats)
-            print(f"  measured {stats.name}: {stats.rps:.0f} req/s, p50 {stats.pct(50):.2f} ms",
-                  flush=True)
-        return rows
-    except Exception:
-        print(plat.diagnostics(), file=sys.stderr)
-        raise
+        with running(workdir) as plat:
+            deploy(plat)
+            probe = plat.cpu_probe()
+            rows = []
+            for c in args.concurrency:
+                stats = bench_gateway(plat.url, c, args.seconds, args.warmup, probe)
+                stats.name = f"tracing {mode:<4} c={c}"
+                rows.append(stats)
+                print(f"  measured {stats.name}: {stats.rps:.0f} req/s, p50 "
+                      f"{stats.pct(50):.2f} ms", flush=True)
+            return rows
     finally:
-        plat.stop()
         shutil.rmtree(workdir, ignore_errors=True)
         for key in [k for k in os.environ if k.startswith("OTEL_")]:
             del os.environ[key]
@@ -155,11 +152,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--micro", action="store_true",
                     help="also time the per-request telemetry code in-process")
     args = ap.parse_args(argv)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    print(f"machine: {base.machine()}")
-    print(f"load:    {base.load()} (1/5/15 min, before the run)")
-    print(f"commit:  {base.commit()}")
-    print(f"command: {' '.join(getattr(sys, 'orig_argv', sys.argv))}", flush=True)
+    raise_on_sigterm()
+    print(context(__file__, argv), flush=True)
 
     receiver = CountingReceiver()
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
@@ -167,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     port = server.add_insecure_port("127.0.0.1:0")
     server.start()
     endpoint = f"http://127.0.0.1:{port}"
-    results: dict[str, list[base.Stats]] = {mode: [] for mode in args.modes}
+    results: dict[str, list[Stats]] = {mode: [] for mode in args.modes}
     requests_traced = 0
     try:
         for _ in range(args.rounds):
@@ -203,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
         print("\nin-process, tracing off (us per request, mean of 20000):")
         for name, us in micro():
             print(f"  {name:<52} {us:8.2f}")
-    print(f"load after the run: {base.load()}")
+    print(f"load after the run: {load()}")
     failed = any(s.errors or not s.n for rows in results.values() for s in rows)
     return 1 if failed else 0
 

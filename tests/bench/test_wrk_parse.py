@@ -1,19 +1,10 @@
-"""bench/suite.py's wrk report parser, on real wrk 4.1.0 output captured on this machine."""
+"""The suite's wrk report parser (bench/harness/wrk.py), on real wrk 4.1.0 output captured
+on this machine."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
-
-SUITE = Path(__file__).resolve().parents[2] / "bench" / "suite.py"
-_spec = importlib.util.spec_from_file_location("bench_suite", SUITE)
-assert _spec is not None and _spec.loader is not None
-suite = importlib.util.module_from_spec(_spec)
-sys.modules["bench_suite"] = suite
-_spec.loader.exec_module(suite)
+from harness.wrk import duration_ms, parse_wrk
 
 # `wrk -t1 -c32 -d2s --latency -s bench/wrk/post.lua` against bench/limit_app.py (noop)
 OK_C32 = """\
@@ -86,7 +77,7 @@ Transfer/sec:       0.00B"""
 
 
 def test_success_report_gives_percentiles_and_rate() -> None:
-    r = suite.parse_wrk(OK_C32)
+    r = parse_wrk(OK_C32)
     assert (r.requests, r.duration_s, r.rps) == (21337, 2.01, 10627.15)
     assert (r.p50_ms, r.p75_ms, r.p90_ms, r.p99_ms) == (2.77, 3.70, 4.72, 9.76)
     assert r.non2xx == 0 and r.socket_errors == {}
@@ -94,20 +85,20 @@ def test_success_report_gives_percentiles_and_rate() -> None:
 
 
 def test_microsecond_latencies_and_non_2xx_count() -> None:
-    r = suite.parse_wrk(NON_2XX)
+    r = parse_wrk(NON_2XX)
     assert r.p50_ms == pytest.approx(0.207) and r.p99_ms == pytest.approx(1.06)
     assert r.non2xx == 5071
     assert r.problems() == "5071 non-2xx/3xx responses"
 
 
 def test_socket_errors_fail_the_run() -> None:
-    r = suite.parse_wrk(SOCKET_ERRORS)
+    r = parse_wrk(SOCKET_ERRORS)
     assert r.socket_errors == {"connect": 0, "read": 7119, "write": 0, "timeout": 0}
     assert r.problems() == "socket errors read 7119"
 
 
 def test_no_completed_request_fails_the_run() -> None:
-    r = suite.parse_wrk(NOTHING)
+    r = parse_wrk(NOTHING)
     assert r.requests == 0 and r.rps == 0.0
     assert r.problems() == "no request completed"
 
@@ -115,10 +106,10 @@ def test_no_completed_request_fails_the_run() -> None:
 def test_report_without_latency_distribution_is_refused() -> None:
     without = "\n".join(line for line in OK_C32.splitlines() if "%  " not in line)
     with pytest.raises(ValueError, match="--latency"):
-        suite.parse_wrk(without)
+        parse_wrk(without)
 
 
 @pytest.mark.parametrize(("text", "ms"), [("207.00us", 0.207), ("9.76ms", 9.76),
                                           ("1.02s", 1020.0), ("1.50m", 90_000.0)])
 def test_time_units(text: str, ms: float) -> None:
-    assert suite._ms(text) == pytest.approx(ms)
+    assert duration_ms(text) == pytest.approx(ms)
