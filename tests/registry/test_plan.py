@@ -6,15 +6,10 @@ from typing import Any
 
 import pytest
 
-from services.registry.controller.plan import (
-    DRAIN_SECONDS,
-    Event,
-    ObservedReplica,
-    StartBuild,
-    StartReplica,
-    StopReplica,
-    plan_service,
-)
+from services.registry.controller.actions import Event, StartBuild, StartReplica, StopReplica
+from services.registry.controller.plan import plan_service
+from services.registry.controller.replicas import ObservedReplica
+from services.registry.controller.scaling import DRAIN_SECONDS
 from services.registry.store.base import VersionRecord
 
 
@@ -146,7 +141,7 @@ def test_missing_pinned_version_is_reported() -> None:
 
 from services.registry.controller.autoscale import Load  # noqa: E402
 from services.registry.controller.placement import AgentView, Cluster  # noqa: E402
-from services.registry.controller.plan import template_of  # noqa: E402
+from services.registry.controller.traffic import template_of  # noqa: E402
 
 
 def events(plan) -> list[str]:

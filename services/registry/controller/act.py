@@ -8,7 +8,13 @@ import uuid
 from typing import Any
 
 from modelport.v1 import builder_pb2, builder_pb2_grpc, runtime_pb2, runtime_pb2_grpc
-from services.registry.controller.plan import Action, Event, StartBuild, StartReplica, StopReplica
+from services.registry.controller.actions import (
+    Action,
+    Event,
+    StartBuild,
+    StartReplica,
+    StopReplica,
+)
 from services.registry.store.base import EventRecord, ServiceRecord, Store
 
 DEFAULT_TIMEOUT_S = 60.0

@@ -13,7 +13,7 @@ import grpc
 from modelport.v1 import builder_pb2, builder_pb2_grpc, runtime_pb2, runtime_pb2_grpc
 from services.registry.controller.autoscale import Load
 from services.registry.controller.placement import AgentView, Cluster
-from services.registry.controller.plan import ObservedReplica
+from services.registry.controller.replicas import ObservedReplica
 from services.registry.metrics import METRICS
 from services.registry.store.base import EventRecord, Store, VersionRecord
 
