@@ -15,19 +15,21 @@ from modelport.v1 import (
     registry_pb2_grpc,
     runtime_pb2_grpc,
 )
+from services.registry.accounts import AuthServicer
 from services.registry.agents import AgentsServicer, AgentTable
-from services.registry.auth import AuthServicer, OwnershipInterceptor, load_signing_key
 from services.registry.blobs import PackageStore
 from services.registry.controller.activity import Activity
 from services.registry.controller.loop import ControllerLoop
-from services.registry.gitops import GitOpsServicer
+from services.registry.credentials import load_signing_key
+from services.registry.gitops_sources import GitOpsServicer
 from services.registry.metrics import METRICS
+from services.registry.ownership import OwnershipInterceptor
 from services.registry.retention import prune_forever
 from services.registry.servicer import RegistryServicer
 from services.registry.serving import Serving
 from services.registry.settings import RegistrySettings
 from services.registry.store import SqliteStore
-from services.registry.store.auth import AuthStore
+from services.registry.store.accounts import AuthStore
 from services.registry.store.tasks import SqliteTaskStore
 from services.registry.tasks import TaskQueue, TasksServicer
 from services.rpc.server import GrpcServer, channel, serve_until_signalled
