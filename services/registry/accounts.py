@@ -192,10 +192,9 @@ class AuthServicer(auth_pb2_grpc.AuthServicer):
             if svc is not None:
                 out.service_exists = True
                 out.service_owner = self.auth.owner("service", svc.name) or ""
-                out.auth_required = bool((svc.spec.get("auth") or {}).get("required"))
-                limit = svc.spec.get("rate_limit") or {}
-                out.rate_limit = float(limit.get("rps") or 0.0)
-                out.burst = int(limit.get("burst") or 0)
+                out.auth_required = svc.spec.auth.required
+                out.rate_limit = svc.spec.rate_limit.rps
+                out.burst = svc.spec.rate_limit.burst
         if request.model:
             out.model_exists = bool(self.store.list_versions(request.model))
             out.model_owner = self.auth.owner("model", request.model) or ""

@@ -29,10 +29,10 @@ def read_serving(p: PassState) -> None:
 
 def read_wanted(p: PassState) -> None:
     """The wanted split and template; a rolled-back generation holds on to what serves."""
-    desired = split_of(p.spec.get("traffic"))
+    desired = {t.version: t.percent for t in p.spec.traffic if t.percent > 0}
     if not desired:
         latest = max(p.versions) if p.versions else 0
-        desired = {int(p.spec.get("version") or 0) or latest: 100.0}
+        desired = {p.spec.version or latest: 100.0}
     p.desired, p.target, p.want_template = desired, primary(desired), p.template
     if p.rollback and p.effective:
         p.desired, p.want_template = dict(p.effective), p.serving_template

@@ -105,7 +105,7 @@ def _not_serving(p: PassState) -> tuple[str, str]:
     """Nothing serves yet: what blocks the first deploy (``Stalled`` when the user must
     act), or how far it got."""
     if p.missing:
-        message = (f"version {p.missing[0]} of model {p.spec.get('model')!r} does not exist; "
+        message = (f"version {p.missing[0]} of model {p.spec.model!r} does not exist; "
                    "point spec.version at an existing version or upload a package")
         p.conditions.append(c.condition(c.STALLED, True, "VersionMissing", message,
                                         p.prev_conditions))

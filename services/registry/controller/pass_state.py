@@ -10,17 +10,19 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from modelport.spec.service import Autoscaling
 from services.registry.controller.actions import Action, Event, StopReplica
 from services.registry.controller.autoscale import Load
 from services.registry.controller.placement import Cluster
 from services.registry.controller.replicas import ObservedReplica
+from services.registry.service_spec import ServiceSpec
 from services.registry.store.base import VersionRecord
 
 
 @dataclass
 class PassState:
     # inputs ---------------------------------------------------------------------------
-    spec: dict[str, Any]
+    spec: ServiceSpec
     generation: int
     status: dict[str, Any]
     versions: dict[int, VersionRecord]
@@ -47,7 +49,7 @@ class PassState:
     target: int = 0
     want_template: str = ""
     # how many replicas (scaling.py)
-    auto: dict[str, Any] | None = None
+    auto: Autoscaling | None = None  # the spec's, when autoscaling is on
     auto_state: dict[str, Any] | None = None
     total: int = 0
     counts: dict[int, int] = field(default_factory=dict)

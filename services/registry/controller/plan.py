@@ -30,10 +30,11 @@ from services.registry.controller.pass_state import PassState
 from services.registry.controller.placement import Cluster
 from services.registry.controller.replicas import GONE, ObservedReplica, endpoints, replica_events
 from services.registry.controller.traffic import primary, template_of
+from services.registry.service_spec import ServiceSpec
 from services.registry.store.base import VersionRecord
 
 
-def plan_service(spec: dict[str, Any], generation: int, status: dict[str, Any],
+def plan_service(spec: ServiceSpec, generation: int, status: dict[str, Any],
                  versions: dict[int, VersionRecord], replicas: list[ObservedReplica],
                  now: float, *, cluster: Cluster | None = None, load: Load | None = None,
                  demand_at: float = 0.0, service: str = "") -> Plan:
@@ -41,9 +42,9 @@ def plan_service(spec: dict[str, Any], generation: int, status: dict[str, Any],
     p = PassState(spec, generation, status, versions, replicas, now, cluster, load,
                   demand_at, service)
     p.live = [r for r in replicas if r.state not in GONE]
-    p.stopped = bool((spec.get("lifecycle") or {}).get("stopped"))
+    p.stopped = spec.lifecycle.stopped
     p.template = template_of(spec)
-    p.drain_s = float(spec.get("timeout_s") or 60.0)
+    p.drain_s = spec.timeout_s or 60.0
     diff.read_serving(p)
     diff.read_wanted(p)
     scaling.size(p)

@@ -56,7 +56,7 @@ def find_failures(p: PassState) -> None:
             elif r.restarts > 0 and r.state != "ready":
                 p.failures.append(f"replica {r.id} of version {v} crashed before it was "
                                   f"ready: {r.message}")
-    limit = float(p.spec.get("deploy_timeout_s") or DEFAULT_DEPLOY_TIMEOUT_S)
+    limit = p.spec.deploy_timeout_s or DEFAULT_DEPLOY_TIMEOUT_S
     rollout = p.rollout
     if rollout and rollout.get("built_at") and p.now - rollout["built_at"] > limit and \
             not p.failures:

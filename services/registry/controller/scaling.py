@@ -17,7 +17,7 @@ def size(p: PassState) -> None:
     """How many replicas the service runs: none when stopped, what the autoscaler decides
     (its decision continues the last one, kept in the status), else ``spec.replicas``;
     and how many of them each wanted version gets."""
-    p.auto = autoscale.settings(p.spec)
+    p.auto = p.spec.autoscaling
     if p.stopped:
         p.total = 0
     elif p.auto is not None:
@@ -27,7 +27,7 @@ def size(p: PassState) -> None:
         if decision.event:
             p.actions.append(Event(*decision.event, p.target))
     else:
-        p.total = int(p.spec.get("replicas", 1))
+        p.total = p.spec.replicas
     p.counts = counts_for(p.desired, p.total)
 
 
@@ -36,8 +36,7 @@ def _place(p: PassState) -> str | None:
     (the reason goes to ``placement_note``)."""
     if p.cluster is None:
         return ""
-    chosen, why = p.cluster.place(p.service, str(p.spec.get("runtime") or "process"),
-                                  int((p.spec.get("resources") or {}).get("gpu") or 0))
+    chosen, why = p.cluster.place(p.service, p.spec.runtime or "process", p.spec.resources.gpu)
     if chosen is None:
         p.placement_note = why
         return None

@@ -11,12 +11,18 @@ import hashlib
 import json
 from typing import Any
 
+from services.registry.service_spec import ServiceSpec
 
-def template_of(spec: dict[str, Any]) -> str:
-    """Digest of what a replica is started from; a change rolls the replicas."""
-    keys = {k: spec.get(k) for k in ("runtime", "env", "resources", "concurrency",
-                                      "queue_size")}
-    keys["restarted_at"] = (spec.get("lifecycle") or {}).get("restarted_at", 0)
+
+def template_of(spec: ServiceSpec) -> str:
+    """Digest of what a replica is started from; a change rolls the replicas.
+
+    It hashes the stored form (``to_json``), so a digest recorded by an earlier registry
+    (in the status, and by the runtime with each replica) still matches."""
+    stored = spec.to_json()
+    keys = {k: stored.get(k) for k in ("runtime", "env", "resources", "concurrency",
+                                        "queue_size")}
+    keys["restarted_at"] = (stored.get("lifecycle") or {}).get("restarted_at", 0)
     return hashlib.sha256(json.dumps(keys, sort_keys=True, default=str).encode()
                           ).hexdigest()[:12]
 

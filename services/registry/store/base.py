@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from services.registry.service_spec import ServiceSpec
+
 
 @dataclass
 class VersionRecord:
@@ -31,7 +33,7 @@ class ServiceRecord:
     """Desired state (spec, generation) and observed state (status) of one service."""
 
     name: str
-    spec: dict[str, Any]
+    spec: ServiceSpec
     status: dict[str, Any] = field(default_factory=dict)
     generation: int = 1
     created_at: float = 0.0
@@ -60,7 +62,7 @@ class Store(Protocol):
     def add_service(self, s: ServiceRecord) -> None: ...
     def get_service(self, name: str) -> ServiceRecord | None: ...
     def list_services(self) -> list[ServiceRecord]: ...
-    def update_spec(self, name: str, spec: dict[str, Any]) -> ServiceRecord: ...
+    def update_spec(self, name: str, spec: ServiceSpec) -> ServiceRecord: ...
     def update_status(self, name: str, status: dict[str, Any]) -> None: ...
     def delete_service(self, name: str) -> bool: ...
 
