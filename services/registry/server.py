@@ -53,10 +53,8 @@ async def serve(settings: RegistrySettings) -> None:
     controller = ControllerLoop(store, builder, runtime, settings.reconcile_interval_s,
                                 agents=agents, activity=activity,
                                 runtime_address=settings.runtime_address)
-    servicer = RegistryServicer(store, packages, builder, settings.runtime_address,
-                                controller.trigger)
-    servicer.serving = Serving(store, agents, activity, settings.runtime_address,
-                               controller.trigger)
+    serving = Serving(store, agents, activity, settings.runtime_address, controller.trigger)
+    servicer = RegistryServicer(store, packages, builder, serving, controller.trigger)
     auth = AuthStore(store.db)  # users, keys, ownership, audit (docs/security.md)
     server = GrpcServer(settings.listen, interceptors=[OwnershipInterceptor(auth)])
     server.add(auth_pb2_grpc.add_AuthServicer_to_server, AuthServicer(

@@ -37,6 +37,8 @@ from modelport.spec.service import (
 from modelport.v1 import registry_pb2
 
 DEFAULT_QUEUE_SIZE = 64
+#: per-request timeout when neither the spec nor the package's config.json sets one
+DEFAULT_TIMEOUT_S = 60.0
 DEFAULT_IDLE_TIMEOUT_S = 600.0
 DEFAULT_SCALE_DOWN_DELAY_S = 30.0
 
@@ -103,6 +105,11 @@ class ServiceSpec(BaseModel):
     def replace(self, **changes: Any) -> ServiceSpec:
         """A copy with ``changes`` (stored form values) applied."""
         return ServiceSpec.load({**self.to_json(), **changes})
+
+    def request_timeout_s(self, config: dict[str, Any]) -> float:
+        """The per-request timeout: the spec's, else the package's (config.json), else 60s;
+        the runtime enforces it and gateways report it with the route."""
+        return float(self.timeout_s or config.get("timeout_s") or DEFAULT_TIMEOUT_S)
 
     # protobuf ---------------------------------------------------------------------------
     @classmethod

@@ -7,18 +7,17 @@ import re
 import secrets
 import time
 from collections.abc import AsyncIterator, Callable
-from typing import Any
 
 import grpc
 
-from modelport.errors import conflict, invalid, not_found, too_large, unavailable
+from modelport.errors import conflict, invalid, not_found, too_large
 from modelport.package import Package
 from modelport.spec.service import check_name
 from modelport.v1 import builder_pb2, builder_pb2_grpc, registry_pb2, registry_pb2_grpc
 from services.registry.blobs import PackageStore
 from services.registry.metrics import METRICS
 from services.registry.service_spec import ServiceSpec
-from services.registry.serving import serving_status_to_proto
+from services.registry.serving import Serving, lifecycle_change, serving_status_to_proto
 from services.registry.store.base import (
     EventRecord,
     ServiceRecord,
@@ -41,16 +40,13 @@ def slug(text: str) -> str:
 
 
 class RegistryServicer(registry_pb2_grpc.RegistryServicer):
-    #: services/registry/serving.py Serving: routes over agents, splits and cold starts
-    #: (set by server.py; None: one runtime, the serving version only)
-    serving: Any = None
-
     def __init__(self, store: Store, packages: PackageStore, builder: builder_pb2_grpc.BuilderStub,
-                 runtime_address: str, trigger: Callable[[], None]) -> None:
+                 serving: Serving, trigger: Callable[[], None]) -> None:
         self.store = store
         self.packages = packages
         self.builder = builder
-        self.runtime_address = runtime_address
+        #: routes over agents, traffic splits and cold starts (serving.py)
+        self.serving = serving
         self.trigger = trigger
 
     # helpers --------------------------------------------------------------------------
@@ -205,8 +201,6 @@ class RegistryServicer(registry_pb2_grpc.RegistryServicer):
 
     # lifecycle (docs/serving.md) ------------------------------------------------------
     def _lifecycle(self, name: str, action: str, reason: str) -> registry_pb2.Service:
-        from services.registry.serving import lifecycle_change
-
         svc = self._service_or_404(name)
         spec, event = lifecycle_change(svc, action, reason, time.time())
         if spec.to_json() != svc.spec.to_json():
@@ -286,26 +280,5 @@ class RegistryServicer(registry_pb2_grpc.RegistryServicer):
     @translate_errors
     async def ResolveRoute(self, request: registry_pb2.ResolveRouteRequest,
                            context: grpc.aio.ServicerContext) -> registry_pb2.Route:
-        if self.serving is not None:  # replicas, traffic split, cold starts (serving.py)
-            return await self.serving.resolve_route(request, self._service_or_404,
-                                                    self._version_or_404)
-        svc = self._service_or_404(request.service)
-        st = svc.status
-        version = request.version or st.get("serving_version", 0)
-        phase = st.get("phase", "pending")
-        if not version:
-            if phase == "stopped":
-                raise unavailable("service.stopped", f"service {svc.name!r} is stopped",
-                                  "start it by setting replicas above 0")
-            raise unavailable("service.not_ready",
-                              f"service {svc.name!r} is {phase}: {st.get('message', '')}".rstrip(
-                                  ": "),
-                              f"wait until it is running (`modelport get {svc.name}`)")
-        model = svc.spec.model or svc.name
-        v = self._version_or_404(model, version)
-        config = json.loads(v.config_json)
-        return registry_pb2.Route(
-            service=svc.name, version=version, runtime_address=self.runtime_address,
-            interface_json=v.interface_json,
-            timeout_s=float(svc.spec.timeout_s or config.get("timeout_s") or 60.0),
-            phase=phase, message=st.get("message", ""))
+        return await self.serving.resolve_route(request, self._service_or_404,
+                                                self._version_or_404)

@@ -136,7 +136,7 @@ class Serving:
             config = json.loads(rec.config_json or "{}")
             route.versions.add(
                 version=v, percent=shares.get(v, 0.0), interface_json=rec.interface_json,
-                timeout_s=float(svc.spec.timeout_s or config.get("timeout_s") or 60.0),
+                timeout_s=svc.spec.request_timeout_s(config),
                 endpoints=endpoints.get(v, []))
         main = next((rv for rv in route.versions if rv.version == pinned), None) or max(
             route.versions, key=lambda rv: (rv.percent, rv.version), default=None)

@@ -18,8 +18,6 @@ from services.registry.controller.actions import (
 from services.registry.service_spec import ServiceSpec
 from services.registry.store.base import EventRecord, ServiceRecord, Store
 
-DEFAULT_TIMEOUT_S = 60.0
-
 
 def runtime_of(spec: ServiceSpec) -> str:
     """Where the service's replicas run, which is also what its versions are built into."""
@@ -80,13 +78,13 @@ class Actor:
                     return
                 config = json.loads(v.config_json)
                 env = {**config.get("env", {}), **svc.spec.env}
-                timeout = svc.spec.timeout_s or config.get("timeout_s") or DEFAULT_TIMEOUT_S
                 rid = f"{svc.name}-v{n}-{uuid.uuid4().hex[:6]}"
                 res = resources_of(svc.spec, config)
                 await self.stub(agent).StartReplica(runtime_pb2.StartReplicaRequest(
                     replica_id=rid, service=svc.name, version=n, kind=v.kind,
                     artifact=v.artifact, package_dir=v.package_dir, config_json=v.config_json,
-                    env=env, timeout_s=float(timeout), runtime=runtime_of(svc.spec),
+                    env=env, timeout_s=svc.spec.request_timeout_s(config),
+                    runtime=runtime_of(svc.spec),
                     cpu=float(res.get("cpu") or 0), memory=str(res.get("memory") or ""),
                     gpu=int(res.get("gpu") or 0),
                     max_concurrency=svc.spec.concurrency or 1,

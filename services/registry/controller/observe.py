@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -127,6 +128,4 @@ async def sync_build(store: Store, builder: builder_pb2_grpc.BuilderStub, v: Ver
 
 def _event(store: Store, service: str, v: VersionRecord, type_: str, reason: str,
            message: str) -> None:
-    import time
-
     store.add_event(EventRecord(time.time(), service, v.model, v.number, type_, reason, message))
