@@ -39,12 +39,8 @@ def plan_service(spec: ServiceSpec, generation: int, status: dict[str, Any],
                  now: float, *, cluster: Cluster | None = None, load: Load | None = None,
                  demand_at: float = 0.0, service: str = "") -> Plan:
     """The actions that move the service towards its spec, and the status to record."""
-    p = PassState(spec, generation, status, versions, replicas, now, cluster, load,
-                  demand_at, service)
-    p.live = [r for r in replicas if r.state not in GONE]
-    p.stopped = spec.lifecycle.stopped
-    p.template = template_of(spec)
-    p.drain_s = spec.timeout_s or 60.0
+    p = begin(PassState(spec, generation, status, versions, replicas, now, cluster, load,
+                        demand_at, service))
     diff.read_serving(p)
     diff.read_wanted(p)
     scaling.size(p)
@@ -58,6 +54,17 @@ def plan_service(spec: ServiceSpec, generation: int, status: dict[str, Any],
     scaling.prune_unrouted(p)
     health.assess_health(p)
     return Plan(p.actions, status_of(p))
+
+
+def begin(p: PassState) -> PassState:
+    """What every step reads from the spec and the replicas: the live replicas (not on
+    their way out), whether the service is stopped, its template, and how long a stopped
+    replica may finish its requests (the spec's request timeout, 60s by default)."""
+    p.live = [r for r in p.replicas if r.state not in GONE]
+    p.stopped = p.spec.lifecycle.stopped
+    p.template = template_of(p.spec)
+    p.drain_s = p.spec.timeout_s or 60.0
+    return p
 
 
 def status_of(p: PassState) -> dict[str, Any]:
