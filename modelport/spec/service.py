@@ -153,7 +153,8 @@ class ModelService(BaseModel):
     spec: ServiceSpecBody = Field(default_factory=ServiceSpecBody)
 
 
-def _json_path(loc: tuple[Any, ...]) -> str:
+def json_path(loc: tuple[Any, ...]) -> str:
+    """A pydantic error location as the JSON path problems are reported at."""
     out = "$"
     for part in loc:
         out += f"[{part}]" if isinstance(part, int) else f".{part}"
@@ -169,7 +170,7 @@ def parse_service(doc: Any, source: str = "") -> ModelService:
         svc = ModelService.model_validate(doc)
     except ValidationError as exc:
         problems = [
-            Problem(path=(f"{source}:" if source else "") + _json_path(e["loc"]),
+            Problem(path=(f"{source}:" if source else "") + json_path(e["loc"]),
                     message=e["msg"], fix="see config/modelservice.schema.json", code=e["type"])
             for e in exc.errors()
         ]

@@ -73,7 +73,7 @@ class _StoreCollector(Collector):
                                     "a service serves (0: none yet)", labels=["service"])
         for svc in self.store.list_services():
             st = svc.status
-            desired.add_metric([svc.name], svc.spec.get("replicas", 1))
+            desired.add_metric([svc.name], svc.spec.replicas)
             ready.add_metric([svc.name], st.get("ready_replicas", 0))
             serving.add_metric([svc.name], st.get("serving_version", 0))
             current = st.get("phase", "pending")

@@ -15,19 +15,21 @@ from modelport.v1 import (
     registry_pb2_grpc,
     runtime_pb2_grpc,
 )
+from services.registry.accounts import AuthServicer
 from services.registry.agents import AgentsServicer, AgentTable
-from services.registry.auth import AuthServicer, OwnershipInterceptor, load_signing_key
 from services.registry.blobs import PackageStore
 from services.registry.controller.activity import Activity
 from services.registry.controller.loop import ControllerLoop
-from services.registry.gitops import GitOpsServicer
+from services.registry.credentials import load_signing_key
+from services.registry.gitops_sources import GitOpsServicer
 from services.registry.metrics import METRICS
+from services.registry.ownership import OwnershipInterceptor
 from services.registry.retention import prune_forever
 from services.registry.servicer import RegistryServicer
 from services.registry.serving import Serving
 from services.registry.settings import RegistrySettings
 from services.registry.store import SqliteStore
-from services.registry.store.auth import AuthStore
+from services.registry.store.accounts import AuthStore
 from services.registry.store.tasks import SqliteTaskStore
 from services.registry.tasks import TaskQueue, TasksServicer
 from services.rpc.server import GrpcServer, channel, serve_until_signalled
@@ -51,10 +53,8 @@ async def serve(settings: RegistrySettings) -> None:
     controller = ControllerLoop(store, builder, runtime, settings.reconcile_interval_s,
                                 agents=agents, activity=activity,
                                 runtime_address=settings.runtime_address)
-    servicer = RegistryServicer(store, packages, builder, settings.runtime_address,
-                                controller.trigger)
-    servicer.serving = Serving(store, agents, activity, settings.runtime_address,
-                               controller.trigger)
+    serving = Serving(store, agents, activity, settings.runtime_address, controller.trigger)
+    servicer = RegistryServicer(store, packages, builder, serving, controller.trigger)
     auth = AuthStore(store.db)  # users, keys, ownership, audit (docs/security.md)
     server = GrpcServer(settings.listen, interceptors=[OwnershipInterceptor(auth)])
     server.add(auth_pb2_grpc.add_AuthServicer_to_server, AuthServicer(

@@ -7,21 +7,17 @@ import re
 import secrets
 import time
 from collections.abc import AsyncIterator, Callable
-from typing import Any
 
 import grpc
 
-from modelport.errors import conflict, invalid, not_found, too_large, unavailable
+from modelport.errors import conflict, invalid, not_found, too_large
 from modelport.package import Package
 from modelport.spec.service import check_name
 from modelport.v1 import builder_pb2, builder_pb2_grpc, registry_pb2, registry_pb2_grpc
 from services.registry.blobs import PackageStore
 from services.registry.metrics import METRICS
-from services.registry.serving import (
-    serving_spec_to_dict,
-    serving_spec_to_proto,
-    serving_status_to_proto,
-)
+from services.registry.service_spec import ServiceSpec
+from services.registry.serving import Serving, lifecycle_change, serving_status_to_proto
 from services.registry.store.base import (
     EventRecord,
     ServiceRecord,
@@ -29,35 +25,6 @@ from services.registry.store.base import (
     VersionRecord,
 )
 from services.rpc.errors import translate_errors
-
-
-def spec_to_dict(spec: registry_pb2.ServiceSpec, name: str) -> dict[str, Any]:
-    r = spec.resources
-    return {
-        "model": spec.model or name,
-        "version": spec.version,
-        "runtime": spec.runtime or "process",
-        "replicas": spec.replicas if spec.HasField("replicas") else 1,
-        "resources": {"cpu": r.cpu, "memory": r.memory, "gpu": r.gpu},
-        "env": dict(spec.env),
-        "timeout_s": spec.timeout_s,
-        "annotations": dict(spec.annotations),
-        "auth": {"required": spec.auth.required},
-        "rate_limit": {"rps": spec.rate_limit.rps, "burst": spec.rate_limit.burst},
-        **serving_spec_to_dict(spec),
-    }
-
-
-def spec_to_proto(spec: dict[str, Any]) -> registry_pb2.ServiceSpec:
-    return registry_pb2.ServiceSpec(
-        model=spec.get("model", ""), version=spec.get("version", 0),
-        runtime=spec.get("runtime", "process"), replicas=spec.get("replicas", 1),
-        resources=registry_pb2.Resources(**spec.get("resources", {})),
-        env=spec.get("env", {}), timeout_s=spec.get("timeout_s", 0.0),
-        annotations=spec.get("annotations", {}),
-        auth=registry_pb2.ServiceAuth(**spec.get("auth", {})),
-        rate_limit=registry_pb2.RateLimit(**spec.get("rate_limit", {})),
-        **serving_spec_to_proto(spec))
 
 
 def version_to_proto(v: VersionRecord) -> registry_pb2.ModelVersion:
@@ -73,16 +40,13 @@ def slug(text: str) -> str:
 
 
 class RegistryServicer(registry_pb2_grpc.RegistryServicer):
-    #: services/registry/serving.py Serving: routes over agents, splits and cold starts
-    #: (set by server.py; None: one runtime, the serving version only)
-    serving: Any = None
-
     def __init__(self, store: Store, packages: PackageStore, builder: builder_pb2_grpc.BuilderStub,
-                 runtime_address: str, trigger: Callable[[], None]) -> None:
+                 serving: Serving, trigger: Callable[[], None]) -> None:
         self.store = store
         self.packages = packages
         self.builder = builder
-        self.runtime_address = runtime_address
+        #: routes over agents, traffic splits and cold starts (serving.py)
+        self.serving = serving
         self.trigger = trigger
 
     # helpers --------------------------------------------------------------------------
@@ -99,14 +63,14 @@ class RegistryServicer(registry_pb2_grpc.RegistryServicer):
 
     def _service_proto(self, svc: ServiceRecord) -> registry_pb2.Service:
         st = svc.status
-        model = svc.spec.get("model") or svc.name
+        model = svc.spec.model or svc.name
         shown = st.get("serving_version") or st.get("target_version")
         v = self.store.get_version(model, shown) if shown else None
         if v is None:
             versions = self.store.list_versions(model)
             v = versions[-1] if versions else None
         return registry_pb2.Service(
-            name=svc.name, spec=spec_to_proto(svc.spec), generation=svc.generation,
+            name=svc.name, spec=svc.spec.to_proto(), generation=svc.generation,
             created_at=svc.created_at, interface_json=v.interface_json if v else "{}",
             status=registry_pb2.ServiceStatus(
                 phase=st.get("phase", "pending"), serving_version=st.get("serving_version", 0),
@@ -176,15 +140,15 @@ class RegistryServicer(registry_pb2_grpc.RegistryServicer):
         if self.store.get_service(name) is not None:
             raise conflict("service.exists", f"a service named {name!r} already exists",
                            f"choose another name, or `modelport update {name} PACKAGE`")
-        spec = spec_to_dict(request.spec, name)
+        spec = ServiceSpec.from_proto(request.spec, name)
         if request.upload_id:
-            self._version_from_upload(spec["model"], request.upload_id, name)
-        elif not self.store.list_versions(spec["model"]):
-            raise not_found("model.not_found", f"model {spec['model']!r} has no versions",
+            self._version_from_upload(spec.model, request.upload_id, name)
+        elif not self.store.list_versions(spec.model):
+            raise not_found("model.not_found", f"model {spec.model!r} has no versions",
                             "upload a package with the service")
         svc = ServiceRecord(name=name, spec=spec, status={"phase": "pending"})
         self.store.add_service(svc)
-        self._event(name, spec["model"], 0, "ServiceCreated", f"service {name} created")
+        self._event(name, spec.model, 0, "ServiceCreated", f"service {name} created")
         self.trigger()
         return self._service_proto(svc)
 
@@ -192,21 +156,22 @@ class RegistryServicer(registry_pb2_grpc.RegistryServicer):
     async def UpdateService(self, request: registry_pb2.UpdateServiceRequest,
                             context: grpc.aio.ServicerContext) -> registry_pb2.Service:
         svc = self._service_or_404(request.name)
-        spec = spec_to_dict(request.spec, svc.name) if request.HasField("spec") else dict(
-            svc.spec)
+        spec = ServiceSpec.from_proto(request.spec, svc.name) if request.HasField(
+            "spec") else svc.spec
         created = False
         if request.upload_id:
-            v, created = self._version_from_upload(spec["model"], request.upload_id, svc.name)
+            v, created = self._version_from_upload(spec.model, request.upload_id, svc.name)
             if not request.HasField("spec") or not request.spec.version:
                 # Serve the uploaded content: "latest" when it is the newest version, else pin
                 # the older version it matches (uploading an old package rolls back).
-                latest = self.store.list_versions(spec["model"])[-1].number
-                spec["version"] = 0 if v.number == latest else v.number
-        if svc.spec.get("lifecycle"):  # stop/restart are not the spec's to undo (serving.py)
-            spec["lifecycle"] = svc.spec["lifecycle"]
-        if spec != svc.spec or created:
+                latest = self.store.list_versions(spec.model)[-1].number
+                spec = spec.replace(version=0 if v.number == latest else v.number)
+        lifecycle = svc.spec.to_json().get("lifecycle")
+        if lifecycle:  # stop/restart are not the spec's to undo (serving.py)
+            spec = spec.replace(lifecycle=lifecycle)
+        if spec.to_json() != svc.spec.to_json() or created:
             svc = self.store.update_spec(svc.name, spec)
-            self._event(svc.name, spec["model"], 0, "SpecUpdated",
+            self._event(svc.name, spec.model, 0, "SpecUpdated",
                         f"generation {svc.generation} applied")
         self.trigger()
         return self._service_proto(svc)
@@ -229,20 +194,18 @@ class RegistryServicer(registry_pb2_grpc.RegistryServicer):
                             ) -> registry_pb2.DeleteServiceResponse:
         svc = self._service_or_404(request.name)
         self.store.delete_service(svc.name)
-        self._event(svc.name, svc.spec.get("model", svc.name), 0, "ServiceDeleted",
+        self._event(svc.name, svc.spec.model or svc.name, 0, "ServiceDeleted",
                     f"service {svc.name} deleted; its model versions are kept")
         self.trigger()  # the controller stops the replicas of services that no longer exist
         return registry_pb2.DeleteServiceResponse(name=svc.name)
 
     # lifecycle (docs/serving.md) ------------------------------------------------------
     def _lifecycle(self, name: str, action: str, reason: str) -> registry_pb2.Service:
-        from services.registry.serving import lifecycle_change
-
         svc = self._service_or_404(name)
         spec, event = lifecycle_change(svc, action, reason, time.time())
-        if spec != svc.spec:
+        if spec.to_json() != svc.spec.to_json():
             svc = self.store.update_spec(svc.name, spec)
-        self._event(svc.name, spec.get("model", svc.name), 0, *event)
+        self._event(svc.name, spec.model or svc.name, 0, *event)
         self.trigger()
         return self._service_proto(svc)
 
@@ -317,26 +280,5 @@ class RegistryServicer(registry_pb2_grpc.RegistryServicer):
     @translate_errors
     async def ResolveRoute(self, request: registry_pb2.ResolveRouteRequest,
                            context: grpc.aio.ServicerContext) -> registry_pb2.Route:
-        if self.serving is not None:  # replicas, traffic split, cold starts (serving.py)
-            return await self.serving.resolve_route(request, self._service_or_404,
-                                                    self._version_or_404)
-        svc = self._service_or_404(request.service)
-        st = svc.status
-        version = request.version or st.get("serving_version", 0)
-        phase = st.get("phase", "pending")
-        if not version:
-            if phase == "stopped":
-                raise unavailable("service.stopped", f"service {svc.name!r} is stopped",
-                                  "start it by setting replicas above 0")
-            raise unavailable("service.not_ready",
-                              f"service {svc.name!r} is {phase}: {st.get('message', '')}".rstrip(
-                                  ": "),
-                              f"wait until it is running (`modelport get {svc.name}`)")
-        model = svc.spec.get("model") or svc.name
-        v = self._version_or_404(model, version)
-        config = json.loads(v.config_json)
-        return registry_pb2.Route(
-            service=svc.name, version=version, runtime_address=self.runtime_address,
-            interface_json=v.interface_json,
-            timeout_s=float(svc.spec.get("timeout_s") or config.get("timeout_s") or 60.0),
-            phase=phase, message=st.get("message", ""))
+        return await self.serving.resolve_route(request, self._service_or_404,
+                                                self._version_or_404)

@@ -1,4 +1,4 @@
-"""The registry's side of serving: spec fields for replicas and routing, lifecycle
+"""The registry's side of serving: status fields for replicas and routing, lifecycle
 operations, and the route table gateways resolve (docs/serving.md).
 
 ``ResolveRoute`` answers with every version a request may go to: its share of the
@@ -20,50 +20,15 @@ from typing import Any
 from modelport.errors import conflict, unavailable
 from modelport.v1 import registry_pb2
 from services.registry.agents import AgentTable
-from services.registry.controller import autoscale
 from services.registry.controller.activity import Activity
+from services.registry.service_spec import ServiceSpec
 from services.registry.store.base import ServiceRecord, Store, VersionRecord
 
-DEFAULT_QUEUE_SIZE = 64
 #: how often a waiting ResolveRoute re-reads the status the controller writes
 WAIT_POLL_S = 0.1
 
 
-# ---------------------------------------------------------------------- spec <-> proto
-
-def serving_spec_to_dict(spec: registry_pb2.ServiceSpec) -> dict[str, Any]:
-    a = spec.autoscaling
-    return {
-        "traffic": [{"version": t.version, "percent": t.percent} for t in spec.traffic],
-        "autoscaling": {"min": a.min, "max": a.max,
-                        "target_concurrency": a.target_concurrency or 1.0,
-                        "idle_timeout_s": a.idle_timeout_s or autoscale.DEFAULT_IDLE_TIMEOUT_S,
-                        "scale_down_delay_s": a.scale_down_delay_s if a.scale_down_delay_s
-                        else autoscale.DEFAULT_SCALE_DOWN_DELAY_S} if a.max > 0 else {},
-        "concurrency": spec.concurrency or 1,
-        "queue_size": spec.queue_size or DEFAULT_QUEUE_SIZE,
-        "deploy_timeout_s": spec.deploy_timeout_s or 0.0,
-    }
-
-
-def serving_spec_to_proto(spec: dict[str, Any]) -> dict[str, Any]:
-    auto = spec.get("autoscaling") or {}
-    out: dict[str, Any] = {
-        "traffic": [registry_pb2.TrafficTarget(version=int(t["version"]),
-                                               percent=float(t["percent"]))
-                    for t in spec.get("traffic") or []],
-        "concurrency": int(spec.get("concurrency") or 1),
-        "queue_size": int(spec.get("queue_size") or DEFAULT_QUEUE_SIZE),
-        "deploy_timeout_s": float(spec.get("deploy_timeout_s") or 0.0),
-    }
-    if auto:
-        out["autoscaling"] = registry_pb2.Autoscaling(
-            min=int(auto.get("min") or 0), max=int(auto.get("max") or 0),
-            target_concurrency=float(auto.get("target_concurrency") or 1.0),
-            idle_timeout_s=float(auto.get("idle_timeout_s") or 0.0),
-            scale_down_delay_s=float(auto.get("scale_down_delay_s") or 0.0))
-    return out
-
+# ---------------------------------------------------------------------- status -> proto
 
 def serving_status_to_proto(status: dict[str, Any]) -> dict[str, Any]:
     notes = status.get("replicas") or {}
@@ -83,12 +48,12 @@ def serving_status_to_proto(status: dict[str, Any]) -> dict[str, Any]:
 # ---------------------------------------------------------------------- lifecycle
 
 def lifecycle_change(svc: ServiceRecord, action: str, reason: str, now: float
-                     ) -> tuple[dict[str, Any], tuple[str, str]]:
+                     ) -> tuple[ServiceSpec, tuple[str, str]]:
     """The spec after start / stop / restart, and the event (reason, message) to record.
 
-    Kept under ``spec["lifecycle"]``: applying a spec (CLI, GitOps) leaves it alone."""
-    spec = dict(svc.spec)
-    life = dict(spec.get("lifecycle") or {})
+    Kept under ``spec.lifecycle``: applying a spec (CLI, GitOps) leaves it alone."""
+    spec = svc.spec
+    life = dict(spec.to_json().get("lifecycle") or {})
     why = f" ({reason})" if reason else ""
     name = svc.name
     if action == "stop":
@@ -114,8 +79,7 @@ def lifecycle_change(svc: ServiceRecord, action: str, reason: str, now: float
                  "take the traffic once ready, then the old ones drain and stop")
     else:  # pragma: no cover - the servicer passes only these three
         raise ValueError(action)
-    spec["lifecycle"] = life
-    return spec, event
+    return spec.replace(lifecycle=life), event
 
 
 # ---------------------------------------------------------------------- routes
@@ -130,7 +94,7 @@ class Serving:
         self.trigger = trigger
 
     def _stopped(self, svc: ServiceRecord) -> bool:
-        return bool((svc.spec.get("lifecycle") or {}).get("stopped")) or (
+        return svc.spec.lifecycle.stopped or (
             svc.status.get("phase") == "stopped")
 
     def _endpoints(self, svc: ServiceRecord) -> dict[int, list[registry_pb2.Endpoint]]:
@@ -159,7 +123,7 @@ class Serving:
     def _route(self, svc: ServiceRecord, pinned: int,
                version_or_404: Callable[[str, int], VersionRecord]) -> registry_pb2.Route:
         st = svc.status
-        model = svc.spec.get("model") or svc.name
+        model = svc.spec.model or svc.name
         shares = {int(t["version"]): float(t["percent"]) for t in st.get("traffic") or []}
         if not shares and st.get("serving_version"):
             shares = {int(st["serving_version"]): 100.0}
@@ -172,7 +136,7 @@ class Serving:
             config = json.loads(rec.config_json or "{}")
             route.versions.add(
                 version=v, percent=shares.get(v, 0.0), interface_json=rec.interface_json,
-                timeout_s=float(svc.spec.get("timeout_s") or config.get("timeout_s") or 60.0),
+                timeout_s=svc.spec.request_timeout_s(config),
                 endpoints=endpoints.get(v, []))
         main = next((rv for rv in route.versions if rv.version == pinned), None) or max(
             route.versions, key=lambda rv: (rv.percent, rv.version), default=None)
@@ -182,7 +146,7 @@ class Serving:
             route.timeout_s = main.timeout_s
             route.runtime_address = (main.endpoints[0].address if main.endpoints
                                      else self.runtime_address)
-        route.scaled_to_zero = (autoscale.settings(svc.spec) is not None
+        route.scaled_to_zero = (svc.spec.autoscaling is not None
                                 and int(st.get("desired_replicas", 1) or 0) == 0)
         return route
 

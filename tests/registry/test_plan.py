@@ -6,15 +6,11 @@ from typing import Any
 
 import pytest
 
-from services.registry.controller.plan import (
-    DRAIN_SECONDS,
-    Event,
-    ObservedReplica,
-    StartBuild,
-    StartReplica,
-    StopReplica,
-    plan_service,
-)
+from services.registry.controller.actions import Event, StartBuild, StartReplica, StopReplica
+from services.registry.controller.plan import plan_service
+from services.registry.controller.replicas import ObservedReplica
+from services.registry.controller.scaling import DRAIN_SECONDS
+from services.registry.service_spec import ServiceSpec
 from services.registry.store.base import VersionRecord
 
 
@@ -24,8 +20,8 @@ def version(n: int, state: str, error: str = "") -> VersionRecord:
                          package_dir="/p", state=state, error=error)
 
 
-def spec(**kw: Any) -> dict[str, Any]:
-    return {"model": "m", "version": 0, "replicas": 1, **kw}
+def spec(**kw: Any) -> ServiceSpec:
+    return ServiceSpec.load({"model": "m", "version": 0, "replicas": 1, **kw})
 
 
 def rep(rid: str, v: int, state: str = "ready", message: str = "") -> ObservedReplica:
@@ -146,7 +142,7 @@ def test_missing_pinned_version_is_reported() -> None:
 
 from services.registry.controller.autoscale import Load  # noqa: E402
 from services.registry.controller.placement import AgentView, Cluster  # noqa: E402
-from services.registry.controller.plan import template_of  # noqa: E402
+from services.registry.controller.traffic import template_of  # noqa: E402
 
 
 def events(plan) -> list[str]:
@@ -227,7 +223,7 @@ def test_restart_replaces_replicas_rolling_then_stops_the_old_ones() -> None:
     before = spec(replicas=1)
     status = plan_service(before, 1, {}, versions, [rep("a", 1)], now=100).status
     old_t = template_of(before)
-    after = {**before, "lifecycle": {"restarted_at": 150.0}}
+    after = before.replace(lifecycle={"restarted_at": 150.0})
     new_t = template_of(after)
     assert new_t != old_t
     old = ObservedReplica("a", 1, "ready", template=old_t)

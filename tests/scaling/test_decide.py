@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+from modelport.spec.service import Autoscaling
 from services.registry.controller.autoscale import Load, decide
 
-AUTO = {"min": 1, "max": 4, "target_concurrency": 2, "idle_timeout_s": 30,
-        "scale_down_delay_s": 10}
+AUTO = Autoscaling(min=1, max=4, target_concurrency=2, idle_timeout_s=30,
+                   scale_down_delay_s=10)
 
 
 def test_starts_at_min_or_one() -> None:
     assert decide(AUTO, {}, Load(), 0, 100).replicas == 1
-    assert decide({**AUTO, "min": 3}, {}, Load(), 0, 100).replicas == 3
-    assert decide({**AUTO, "min": 0}, {}, Load(), 0, 100).replicas == 1
+    assert decide(AUTO.model_copy(update={"min": 3}), {}, Load(), 0, 100).replicas == 3
+    assert decide(AUTO.model_copy(update={"min": 0}), {}, Load(), 0, 100).replicas == 1
 
 
 def test_scales_up_at_once_to_the_load_capped_at_max() -> None:
@@ -40,7 +41,7 @@ def test_load_back_up_resets_the_scale_down_window() -> None:
 def test_never_below_min_unless_min_is_zero_and_idle() -> None:
     d = decide(AUTO, {"replicas": 1, "since": 0}, Load(last_request_at=0), 0, 1000)
     assert d.replicas == 1
-    zero = {**AUTO, "min": 0}
+    zero = AUTO.model_copy(update={"min": 0})
     d = decide(zero, {"replicas": 1, "since": 0}, Load(last_request_at=980), 0, 1000)
     assert d.replicas == 1  # 20s idle, timeout 30s
     d = decide(zero, d.state, Load(last_request_at=980), 0, 1011)
@@ -48,7 +49,7 @@ def test_never_below_min_unless_min_is_zero_and_idle() -> None:
 
 
 def test_idle_counts_from_when_the_last_request_finished() -> None:
-    zero = {**AUTO, "min": 0}
+    zero = AUTO.model_copy(update={"min": 0})
     d = decide(zero, {"replicas": 1, "since": 0}, Load(in_flight=1, last_request_at=900),
                0, 1000)
     d = decide(zero, d.state, Load(last_request_at=900), 0, 1020)
@@ -56,7 +57,7 @@ def test_idle_counts_from_when_the_last_request_finished() -> None:
 
 
 def test_a_request_brings_it_back_from_zero() -> None:
-    zero = {**AUTO, "min": 0}
+    zero = AUTO.model_copy(update={"min": 0})
     state = {"replicas": 0, "since": 0, "zero_at": 500}
     assert decide(zero, state, Load(last_request_at=400), 0, 600).replicas == 0
     d = decide(zero, state, Load(last_request_at=400), 550, 600)

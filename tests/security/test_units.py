@@ -16,8 +16,8 @@ import pytest
 from modelport import signing
 from modelport.worker import exit_codes
 from services.gateway.limits import Limits, TokenBucket
-from services.registry.auth import ReplayCache, role_scopes
-from services.registry.store.auth import AuthStore, KeyRecord, UserRecord
+from services.registry.credentials import ReplayCache, role_scopes
+from services.registry.store.accounts import AuthStore, KeyRecord, UserRecord
 from services.runtime import containment
 
 # ------------------------------------------------------------------------ signing

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from services.gateway.rest.gitops_routes import push_event
-from services.registry.gitops import repo_keys
+from services.registry.gitops_sources import repo_keys
 
 
 def test_github_and_gitea_push() -> None:

@@ -9,7 +9,7 @@
   credentials;
 - ``asgi.py``: ``AuthMiddleware``, the management API's gate and audit;
 - ``grpc_credentials.py``: public gRPC metadata as credentials, and the identity the
-  gateway's registry channel passes on (services/registry/auth.py keeps members to their own).
+  gateway's registry channel passes on (services/registry/ownership.py keeps members to their own).
 
 The registry holds users, keys and the audit log.
 """

@@ -10,7 +10,7 @@ from typing import Any
 import grpc
 
 from services.gateway.auth.principal import CREDENTIALS, PRINCIPAL, Credentials
-from services.registry.auth import identity_metadata
+from services.registry.ownership import identity_metadata
 
 log = logging.getLogger(__name__)
 

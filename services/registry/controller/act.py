@@ -8,21 +8,26 @@ import uuid
 from typing import Any
 
 from modelport.v1 import builder_pb2, builder_pb2_grpc, runtime_pb2, runtime_pb2_grpc
-from services.registry.controller.plan import Action, Event, StartBuild, StartReplica, StopReplica
+from services.registry.controller.actions import (
+    Action,
+    Event,
+    StartBuild,
+    StartReplica,
+    StopReplica,
+)
+from services.registry.service_spec import ServiceSpec
 from services.registry.store.base import EventRecord, ServiceRecord, Store
 
-DEFAULT_TIMEOUT_S = 60.0
 
-
-def runtime_of(spec: dict[str, Any]) -> str:
+def runtime_of(spec: ServiceSpec) -> str:
     """Where the service's replicas run, which is also what its versions are built into."""
-    return str(spec.get("runtime") or "process")
+    return spec.runtime or "process"
 
 
-def resources_of(spec: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
+def resources_of(spec: ServiceSpec, config: dict[str, Any]) -> dict[str, Any]:
     """config.json `resources`, each overridden by the service spec's when that is set."""
     merged = dict(config.get("resources") or {})
-    merged.update({k: v for k, v in (spec.get("resources") or {}).items() if v})
+    merged.update({k: v for k, v in spec.resources.model_dump().items() if v})
     return merged
 
 
@@ -48,12 +53,12 @@ class Actor:
 
     def event(self, svc: ServiceRecord, version: int, reason: str, message: str,
               warning: bool = False) -> None:
-        self.store.add_event(EventRecord(time.time(), svc.name, svc.spec.get("model", svc.name),
+        self.store.add_event(EventRecord(time.time(), svc.name, svc.spec.model or svc.name,
                                          version, "Warning" if warning else "Normal", reason,
                                          message))
 
     async def run(self, svc: ServiceRecord, action: Action) -> None:
-        model = svc.spec.get("model") or svc.name
+        model = svc.spec.model or svc.name
         match action:
             case StartBuild(version=n):
                 v = self.store.get_version(model, n)
@@ -72,19 +77,18 @@ class Actor:
                 if v is None:
                     return
                 config = json.loads(v.config_json)
-                env = {**config.get("env", {}), **svc.spec.get("env", {})}
-                timeout = (svc.spec.get("timeout_s") or config.get("timeout_s")
-                           or DEFAULT_TIMEOUT_S)
+                env = {**config.get("env", {}), **svc.spec.env}
                 rid = f"{svc.name}-v{n}-{uuid.uuid4().hex[:6]}"
                 res = resources_of(svc.spec, config)
                 await self.stub(agent).StartReplica(runtime_pb2.StartReplicaRequest(
                     replica_id=rid, service=svc.name, version=n, kind=v.kind,
                     artifact=v.artifact, package_dir=v.package_dir, config_json=v.config_json,
-                    env=env, timeout_s=float(timeout), runtime=runtime_of(svc.spec),
+                    env=env, timeout_s=svc.spec.request_timeout_s(config),
+                    runtime=runtime_of(svc.spec),
                     cpu=float(res.get("cpu") or 0), memory=str(res.get("memory") or ""),
                     gpu=int(res.get("gpu") or 0),
-                    max_concurrency=int(svc.spec.get("concurrency") or 1),
-                    queue_size=int(svc.spec.get("queue_size") or 0), template=template),
+                    max_concurrency=svc.spec.concurrency or 1,
+                    queue_size=svc.spec.queue_size, template=template),
                     timeout=30)
                 where = f" on agent {agent}" if agent and agent != self.runtime_address else ""
                 self.event(svc, n, "ReplicaStarting",

@@ -17,8 +17,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-DEFAULT_IDLE_TIMEOUT_S = 600.0
-DEFAULT_SCALE_DOWN_DELAY_S = 30.0
+from modelport.spec.service import Autoscaling
 
 
 @dataclass(frozen=True)
@@ -42,22 +41,14 @@ class Decision:
     event: tuple[str, str] | None = None
 
 
-def settings(spec: dict[str, Any]) -> dict[str, Any] | None:
-    """The spec's autoscaling block when autoscaling is on (``max`` > 0), else None."""
-    auto = spec.get("autoscaling") or {}
-    if int(auto.get("max") or 0) <= 0:
-        return None
-    return auto
-
-
-def decide(auto: dict[str, Any], previous: dict[str, Any], load: Load, demand_at: float,
+def decide(auto: Autoscaling, previous: dict[str, Any], load: Load, demand_at: float,
            now: float) -> Decision:
-    lo = max(0, int(auto.get("min") or 0))
-    hi = max(1, int(auto.get("max") or 1), lo)
-    per = float(auto.get("target_concurrency") or 1.0) or 1.0
-    idle_s = float(auto.get("idle_timeout_s") or DEFAULT_IDLE_TIMEOUT_S)
-    delay_s = float(auto.get("scale_down_delay_s") if auto.get("scale_down_delay_s") is not None
-                    else DEFAULT_SCALE_DOWN_DELAY_S)
+    """The replicas to run now, continuing the decision kept in ``previous``."""
+    lo = max(0, auto.min)
+    hi = max(1, auto.max, lo)
+    per = auto.target_concurrency
+    idle_s = auto.idle_timeout_s
+    delay_s = auto.scale_down_delay_s
     state = dict(previous)
     since = float(state.setdefault("since", now))  # when autoscaling took over
     current = int(state.get("replicas", max(lo, 1)))

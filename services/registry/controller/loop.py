@@ -17,7 +17,7 @@ from opentelemetry import context as otel_context
 from modelport.v1 import builder_pb2_grpc, runtime_pb2, runtime_pb2_grpc
 from services.registry.agents import AgentTable
 from services.registry.controller import observe
-from services.registry.controller.act import Actor
+from services.registry.controller.act import Actor, runtime_of
 from services.registry.controller.activity import Activity
 from services.registry.controller.plan import plan_service
 from services.registry.metrics import METRICS
@@ -108,10 +108,10 @@ class ControllerLoop:
             if waiting and any((note or {}).get("agent") in waiting
                                for note in (svc.status.get("replicas") or {}).values()):
                 continue  # an agent holding its replicas did not answer: decide next pass
-            model = svc.spec.get("model") or svc.name
+            model = svc.spec.model or svc.name
             versions = {v.number: v for v in self.store.list_versions(model)}
             for v in versions.values():
-                observe.match_runtime(self.store, v, svc.spec.get("runtime") or "process")
+                observe.match_runtime(self.store, v, runtime_of(svc.spec))
                 await observe.sync_build(self.store, self.builder, v, svc.name)
             versions = {v.number: v for v in self.store.list_versions(model)}
             plan = plan_service(svc.spec, svc.generation, svc.status, versions,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -13,7 +14,7 @@ import grpc
 from modelport.v1 import builder_pb2, builder_pb2_grpc, runtime_pb2, runtime_pb2_grpc
 from services.registry.controller.autoscale import Load
 from services.registry.controller.placement import AgentView, Cluster
-from services.registry.controller.plan import ObservedReplica
+from services.registry.controller.replicas import ObservedReplica
 from services.registry.metrics import METRICS
 from services.registry.store.base import EventRecord, Store, VersionRecord
 
@@ -127,6 +128,4 @@ async def sync_build(store: Store, builder: builder_pb2_grpc.BuilderStub, v: Ver
 
 def _event(store: Store, service: str, v: VersionRecord, type_: str, reason: str,
            message: str) -> None:
-    import time
-
     store.add_event(EventRecord(time.time(), service, v.model, v.number, type_, reason, message))

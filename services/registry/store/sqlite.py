@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from modelport.errors import conflict
+from services.registry.service_spec import ServiceSpec
 from services.registry.store.base import EventRecord, ServiceRecord, VersionRecord
 
 SCHEMA = """
@@ -92,7 +93,8 @@ class SqliteStore:
             self.db.execute(
                 "INSERT INTO services (name, spec_json, status_json, generation, created_at,"
                 " updated_at) VALUES (?,?,?,?,?,?)",
-                (s.name, json.dumps(s.spec), json.dumps(s.status), s.generation, now, now))
+                (s.name, json.dumps(s.spec.to_json()), json.dumps(s.status), s.generation, now,
+                 now))
         except sqlite3.IntegrityError:
             raise conflict("service.exists", f"a service named {s.name!r} already exists",
                            "choose another --name, or `modelport update` the existing one"
@@ -100,7 +102,9 @@ class SqliteStore:
         s.created_at = s.updated_at = now
 
     def _service(self, row: sqlite3.Row) -> ServiceRecord:
-        return ServiceRecord(name=row["name"], spec=json.loads(row["spec_json"]),
+        """A stored row; its spec is parsed here, where it leaves the database."""
+        spec = ServiceSpec.load(json.loads(row["spec_json"]), f"service {row['name']!r}")
+        return ServiceRecord(name=row["name"], spec=spec,
                              status=json.loads(row["status_json"]), generation=row["generation"],
                              created_at=row["created_at"], updated_at=row["updated_at"])
 
@@ -111,9 +115,9 @@ class SqliteStore:
     def list_services(self) -> list[ServiceRecord]:
         return [self._service(r) for r in self.db.execute("SELECT * FROM services ORDER BY name")]
 
-    def update_spec(self, name: str, spec: dict[str, Any]) -> ServiceRecord:
+    def update_spec(self, name: str, spec: ServiceSpec) -> ServiceRecord:
         self.db.execute("UPDATE services SET spec_json=?, generation=generation+1, updated_at=?"
-                        " WHERE name=?", (json.dumps(spec), time.time(), name))
+                        " WHERE name=?", (json.dumps(spec.to_json()), time.time(), name))
         rec = self.get_service(name)
         assert rec is not None
         return rec

@@ -3,7 +3,7 @@
 It shares the registry's connection (one writer, WAL) and so its database file. Nothing
 here can authenticate anyone by itself: a key row holds the SHA-256 of its secret and a
 salt from which only the registry's signing key (a file outside the database) derives
-the secret for AK/SK signatures. See services/registry/auth.py.
+the secret for AK/SK signatures. See services/registry/credentials.py.
 """
 
 from __future__ import annotations
