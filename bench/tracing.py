@@ -92,8 +92,8 @@ def micro(n: int = 20000) -> list[tuple[str, float]]:
 
     from services.gateway.stats import GatewayStats
     from services.gateway.telemetry import AccessLog, TelemetryMiddleware, note_service
-    from services.runtime.metrics import RuntimeMetrics
     from services.runtime.dataplane.observation import Observation
+    from services.runtime.metrics import RuntimeMetrics
 
     async def app(scope, receive, send):  # noqa: ANN001, ANN202 - a bare ASGI app
         note_service("svc")
