@@ -36,7 +36,7 @@ from services.runtime.containment import contained_by_default, secure_home
 
 START_ORDER = ("builder", "runtime", "registry", "gateway")
 READY_TIMEOUT_S = 60.0
-#: the environment variable naming the pipe a component writes "ready" to (grpc_server.py)
+#: the environment variable naming the pipe a component writes "ready" to (services/rpc/server.py)
 READY_FD_ENV = "MODELPORT_READY_FD"
 
 

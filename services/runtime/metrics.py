@@ -82,7 +82,7 @@ class RuntimeMetrics:
             ["service", "version"], buckets=BATCH_SIZE_BUCKETS, registry=r)
         self._labels = LabelCache()
         self._bound: dict[tuple[str, int], Bound] = {}
-        #: requests waiting for a replica, by (service, version) (observe.py counts them)
+        #: requests waiting for a replica, by (service, version) (counted by observation.py)
         self.waiting: Tally[tuple[str, int]] = Tally()
         r.register(_LiveCollector(self))
 

@@ -34,7 +34,7 @@ def replica_to_proto(r: ReplicaInfo, admission: Admission | None = None
                               log_path=str(r.log_path or ""), started_at=r.started_at or 0.0,
                               runtime=r.runtime, gpus=list(r.gpus),
                               last_exit=getattr(r, "last_exit", ""))
-    if admission is not None:  # its load and whether it is on its way out (queue.py)
+    if admission is not None:  # its load and whether it is on its way out (admission.py)
         out.in_flight = admission.in_flight.get(r.id, 0)
         out.template = admission.template(r.id)
         out.draining = admission.is_draining(r.id) and r.state != "stopped"

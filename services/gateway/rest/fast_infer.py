@@ -4,7 +4,7 @@ Through Starlette a no-op ``POST /v1/services/{name}/infer`` cost the gateway ab
 0.45 ms of CPU: five layers (telemetry, error handling, auth, exceptions, router) each
 wrap ``send``, the router tries its regexes, and a Request, Headers and Response are
 built per call. ``FastInfer`` does the same work once, inline and in the same order:
-request id and trace headers (``telemetry.py``), the caller's credentials (``auth.py``;
+request id and trace headers (``telemetry.py``), the caller's credentials (``auth/``;
 the data plane's gate checks them), the route's handler (``rest/infer.py``), the error
 envelope (``rest/errors.py``), then metrics and the access log.
 

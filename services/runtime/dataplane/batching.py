@@ -2,7 +2,7 @@
 
 A predictor whose config.json declares ``"batching": {"max_batch_size": N,
 "max_latency_ms": T}`` gets a ``Batcher``: requests that took a slot on the replica
-(queue.py) wait here, are sent to the worker together as one ``predict_batch`` frame
+(admission.py) wait here, are sent to the worker together as one ``predict_batch`` frame
 (``modelport/worker/protocol.py``), and each caller gets its own item's answer back.
 
 The policy, adaptive to the worker's load:
@@ -76,7 +76,7 @@ class BatchPolicy:
 
 
 def admission_slots(config: dict[str, Any] | None, max_concurrency: int) -> int:
-    """Slots a replica takes in admission (queue.py): a batching replica needs room for a
+    """Slots a replica takes in admission (admission.py): a batching replica needs room for a
     batch running and the next one forming, or batches could never fill up."""
     policy = BatchPolicy.from_config(config)
     if policy is None:
