@@ -14,7 +14,8 @@ is the separate in-process vs. gateway comparison with an httpx client.) In one 
    per core), checks one answer from each, then runs wrk at each concurrency against the
    limit and against ``POST /v1/services/{name}/infer``, reading the CPU time of each side's
    process tree from /proc around every run,
-3. with ``bench/models/batch-sleep`` and ``batch-sleep-unbatched`` present, compares the two
+3. with ``bench/models/batch-sleep`` present, compares it with a copy of itself whose
+   ``batching`` key is removed (``batch-sleep-unbatched``, made for the run): the two
    at c=32 on the platform,
 4. prints one table (every figure next to its reference from the same run, and the issue's
    targets with pass/miss) and, with ``--record``, adds it to bench/RESULTS.md.
@@ -29,6 +30,7 @@ bench/README.md.
 from __future__ import annotations
 
 import argparse
+import atexit
 import datetime as dt
 import json
 import os
@@ -151,11 +153,26 @@ def workloads(names: list[str]) -> list[Workload]:
     return [table[n] for n in names if n in table]
 
 
+def unbatched_copy(batched: Path) -> Path:
+    """``batch-sleep`` with its ``batching`` key removed, made fresh for this run (removed
+    at exit), so the reference can only differ from the batched package in that key."""
+    dest = Path(tempfile.mkdtemp(prefix="modelport-bench-")) / "batch-sleep-unbatched"
+    atexit.register(shutil.rmtree, dest.parent, True)
+    shutil.copytree(batched, dest)
+    config = json.loads((dest / "config.json").read_text())
+    config.pop("batching", None)
+    config["name"] = "batch-sleep-unbatched"
+    config["description"] = "batch-sleep served one request at a time (its reference)"
+    (dest / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+    return dest
+
+
 def batching_workloads() -> tuple[Workload, Workload, dict[str, Any]] | None:
-    """The batched/unbatched 5 ms model pair, when both packages exist."""
-    batched, unbatched = MODELS / "batch-sleep", MODELS / "batch-sleep-unbatched"
-    if not (batched / "config.json").exists() or not (unbatched / "config.json").exists():
+    """The batched/unbatched 5 ms model pair, when ``bench/models/batch-sleep`` exists."""
+    batched = MODELS / "batch-sleep"
+    if not (batched / "config.json").exists():
         return None
+    unbatched = unbatched_copy(batched)
     config = json.loads((batched / "config.json").read_text())
     inputs = config.get("input", [])
     if not inputs or any("example" not in i for i in inputs):
@@ -326,8 +343,7 @@ def main(argv: list[str] | None = None) -> int:
     wrk = wrk_version()
     pair = batching_workloads() if "batching" in args.workloads else None
     if "batching" in args.workloads and pair is None and args.explicit_workloads:
-        raise SystemExit(f"bench: --workloads batching needs {MODELS}/batch-sleep and "
-                         f"{MODELS}/batch-sleep-unbatched")
+        raise SystemExit(f"bench: --workloads batching needs {MODELS}/batch-sleep")
     date = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     sha = commit()
     cmd = command(__file__, argv)
