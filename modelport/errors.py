@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
 
 class Kind(StrEnum):
@@ -138,25 +138,25 @@ def invalid(code: str, message: str, fix: str = "", path: str = "", **kw: Any) -
     return ModelportError(Kind.INVALID, code, message, fix, path, **kw)
 
 
-def not_found(code: str, message: str, fix: str = "") -> ModelportError:
-    return ModelportError(Kind.NOT_FOUND, code, message, fix)
+class ErrorOfKind(Protocol):
+    """``not_found("service.not_found", "no service 'x'", "list them with ...")``."""
+
+    def __call__(self, code: str, message: str, fix: str = "") -> ModelportError: ...
 
 
-def conflict(code: str, message: str, fix: str = "") -> ModelportError:
-    return ModelportError(Kind.CONFLICT, code, message, fix)
+def _of_kind(kind: Kind) -> ErrorOfKind:
+    def make(code: str, message: str, fix: str = "") -> ModelportError:
+        return ModelportError(kind, code, message, fix)
+
+    make.__name__ = make.__qualname__ = kind.name.lower()
+    make.__doc__ = f"A ModelportError of Kind.{kind.name}."
+    return make
 
 
-def too_large(code: str, message: str, fix: str = "") -> ModelportError:
-    return ModelportError(Kind.TOO_LARGE, code, message, fix)
-
-
-def unavailable(code: str, message: str, fix: str = "") -> ModelportError:
-    return ModelportError(Kind.UNAVAILABLE, code, message, fix)
-
-
-def unauthenticated(code: str, message: str, fix: str = "") -> ModelportError:
-    return ModelportError(Kind.UNAUTHENTICATED, code, message, fix)
-
-
-def forbidden(code: str, message: str, fix: str = "") -> ModelportError:
-    return ModelportError(Kind.FORBIDDEN, code, message, fix)
+#: one constructor per kind the platform raises most
+not_found = _of_kind(Kind.NOT_FOUND)
+conflict = _of_kind(Kind.CONFLICT)
+too_large = _of_kind(Kind.TOO_LARGE)
+unavailable = _of_kind(Kind.UNAVAILABLE)
+unauthenticated = _of_kind(Kind.UNAUTHENTICATED)
+forbidden = _of_kind(Kind.FORBIDDEN)

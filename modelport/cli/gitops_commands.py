@@ -12,16 +12,12 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from modelport.cli.output import JsonOpt, UrlOpt, out
 from modelport.client import DEFAULT_URL, Client
 from modelport.errors import ModelportError
 
-out = Console()
-
-UrlOpt = Annotated[str, typer.Option("--url", envvar="MODELPORT_URL", help="gateway URL")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON for scripts")]
 PathArg = Annotated[Path | None, typer.Argument(
     help="directory with service YAML, inside a git work tree")]
 RepoOpt = Annotated[str, typer.Option("--repo", help="remote repository URL (clone and poll)")]

@@ -15,18 +15,14 @@ import os
 import re
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from modelport.cli.output import JsonOpt, UrlOpt, act, answered, emit, out
 from modelport.client import DEFAULT_URL, Client, credentials_file
-from modelport.errors import ModelportError
 
-out = Console()
-UrlOpt = Annotated[str, typer.Option("--url", envvar="MODELPORT_URL", help="gateway URL")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON for scripts")]
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhdw]?)$")
 _SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
@@ -45,30 +41,6 @@ def _duration(text: str) -> float:
     if not m:
         raise typer.BadParameter(f"{text!r} is not a duration like 3600, 12h, 30d")
     return float(m.group(1)) * _SECONDS[m.group(2)]
-
-
-def _fail(exc: Exception, as_json: bool) -> None:
-    data = {"error": exc.to_dict() if isinstance(exc, ModelportError) else
-            {"code": "client", "message": str(exc)}}
-    if as_json:
-        print(json.dumps(data, indent=2))
-    else:
-        print(f"error: {exc}", file=sys.stderr)
-    raise typer.Exit(1)
-
-
-def _run(action: Any, as_json: bool) -> Any:
-    try:
-        return action()
-    except (ModelportError, OSError) as exc:
-        _fail(exc, as_json)
-
-
-def _emit(data: Any, as_json: bool, human: str) -> None:
-    if as_json:
-        print(json.dumps(data, indent=2))
-    else:
-        out.print(human, highlight=False, markup=False)
 
 
 def _when(ts: float | None) -> str:
@@ -133,27 +105,27 @@ def login(
     password = _password("password", password_stdin)
     with Client(url) as c:
         c.http.headers.pop("Authorization", None)  # a login sends only the password
-        data = _run(lambda: c.login(name, password, name=f"cli@{os.uname().nodename}"),
+        data = answered(lambda: c.login(name, password, name=f"cli@{os.uname().nodename}"),
                     as_json)
     path = _store(url, data["token"])
     shown = {k: v for k, v in data.items() if k != "token"}
-    _emit({**shown, "stored": str(path)}, as_json,
+    emit({**shown, "stored": str(path)}, as_json,
           f"logged in as {data['user']} ({data['role']}); token stored in {path}")
 
 
 def logout(url: UrlOpt = DEFAULT_URL, as_json: JsonOpt = False) -> None:
     """End this URL's login token and forget it."""
     with Client(url) as c:
-        _run(lambda: c._json("POST", "/api/v1/auth/logout"), as_json)
+        answered(lambda: c._json("POST", "/api/v1/auth/logout"), as_json)
     _store(url, None)
-    _emit({"logged_out": True}, as_json, "logged out")
+    emit({"logged_out": True}, as_json, "logged out")
 
 
 def whoami(url: UrlOpt = DEFAULT_URL, as_json: JsonOpt = False) -> None:
     """Show who the current credential belongs to and what it may do."""
     with Client(url) as c:
-        data = _run(c.whoami, as_json)
-    _emit(data, as_json, f"{data['user']} ({data['role']}), {data['kind']} {data['key_id']}: "
+        data = answered(c.whoami, as_json)
+    emit(data, as_json, f"{data['user']} ({data['role']}), {data['kind']} {data['key_id']}: "
           f"{', '.join(data['scopes'])}")
 
 
@@ -176,8 +148,8 @@ def keys_create(
     """Create an API key; prints its token and its AK/SK pair once."""
     ttl_s = _duration(ttl) if ttl else 0.0
     with Client(url) as c:
-        data = _run(lambda: c.create_key(scope, name, ttl_s, rate_limit, user), as_json)
-    _emit(data, as_json,
+        data = answered(lambda: c.create_key(scope, name, ttl_s, rate_limit, user), as_json)
+    emit(data, as_json,
           f"key {data['id']} ({', '.join(data['scopes'])}) for {data['user']}\n"
           f"token:      {data['token']}\n"
           f"access key: {data['access_key']}\nsecret key: {data['secret_key']}\n"
@@ -193,9 +165,9 @@ def keys_list(
 ) -> None:
     """List API keys, login tokens and sessions (never their secrets)."""
     with Client(url) as c:
-        data = _run(lambda: c.keys(all_users, revoked), as_json)
+        data = answered(lambda: c.keys(all_users, revoked), as_json)
     if as_json:
-        _emit(data, True, "")
+        emit(data, True, "")
         return
     table = Table("ID", "USER", "KIND", "NAME", "SCOPES", "CREATED", "EXPIRES", "LAST USED",
                   "REVOKED")
@@ -209,9 +181,7 @@ def keys_list(
 @keys_app.command("revoke")
 def keys_revoke(key_id: str, url: UrlOpt = DEFAULT_URL, as_json: JsonOpt = False) -> None:
     """Revoke a key: it stops working at once."""
-    with Client(url) as c:
-        data = _run(lambda: c.revoke_key(key_id), as_json)
-    _emit(data, as_json, f"revoked {data['id']}")
+    act(url, as_json, lambda c: c.revoke_key(key_id), lambda data: f"revoked {data['id']}")
 
 
 # ------------------------------------------------------------------------ users
@@ -228,18 +198,17 @@ def users_add(
 ) -> None:
     """Create a user (members see and change only their own services)."""
     password = _password("password", password_stdin, confirm=not password_stdin)
-    with Client(url) as c:
-        data = _run(lambda: c.create_user(username, password, role), as_json)
-    _emit(data, as_json, f"created {data['username']} ({data['role']})")
+    act(url, as_json, lambda c: c.create_user(username, password, role),
+        lambda data: f"created {data['username']} ({data['role']})")
 
 
 @users_app.command("list")
 def users_list(url: UrlOpt = DEFAULT_URL, as_json: JsonOpt = False) -> None:
     """List users."""
     with Client(url) as c:
-        data = _run(c.users, as_json)
+        data = answered(c.users, as_json)
     if as_json:
-        _emit(data, True, "")
+        emit(data, True, "")
         return
     table = Table("USER", "ROLE", "CREATED", "DISABLED")
     for u in data:
@@ -251,9 +220,7 @@ def users_list(url: UrlOpt = DEFAULT_URL, as_json: JsonOpt = False) -> None:
 @users_app.command("remove")
 def users_remove(username: str, url: UrlOpt = DEFAULT_URL, as_json: JsonOpt = False) -> None:
     """Disable a user and revoke all their keys and sessions."""
-    with Client(url) as c:
-        data = _run(lambda: c.delete_user(username), as_json)
-    _emit(data, as_json, f"removed {data['username']}")
+    act(url, as_json, lambda c: c.delete_user(username), lambda data: f"removed {data['username']}")
 
 
 @users_app.command("passwd")
@@ -262,9 +229,8 @@ def users_passwd(username: str,
                  url: UrlOpt = DEFAULT_URL, as_json: JsonOpt = False) -> None:
     """Set a password (your own, or anyone's as an admin); other sessions end."""
     password = _password("new password", password_stdin, confirm=not password_stdin)
-    with Client(url) as c:
-        data = _run(lambda: c.set_password(username, password), as_json)
-    _emit(data, as_json, f"password of {data['username']} changed")
+    act(url, as_json, lambda c: c.set_password(username, password),
+        lambda data: f"password of {data['username']} changed")
 
 
 # ------------------------------------------------------------------------ audit
@@ -277,9 +243,9 @@ def audit(
 ) -> None:
     """Show the audit log (admins): who did what, when, from where."""
     with Client(url) as c:
-        data = _run(lambda: c.audit(limit, user), as_json)
+        data = answered(lambda: c.audit(limit, user), as_json)
     if as_json:
-        _emit(data, True, "")
+        emit(data, True, "")
         return
     table = Table("TIME", "USER", "ACTION", "TARGET", "STATUS", "FROM", "DETAIL")
     for e in reversed(data):

@@ -13,60 +13,28 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from modelport.cli.output import (
+    JsonOpt,
+    UrlOpt,
+    WaitOpt,
+    act,
+    answered,
+    emit,
+    err,
+    fail,
+    out,
+)
 from modelport.client import DEFAULT_URL, Client, DeployFailed
 from modelport.errors import ModelportError
 
 app = typer.Typer(help="modelport: turn a model package into an online service.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
-out = Console()
-err = Console(stderr=True)
-
-UrlOpt = Annotated[str, typer.Option("--url", envvar="MODELPORT_URL",
-                                     help="gateway URL")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON for scripts")]
-WaitOpt = Annotated[bool, typer.Option("--wait/--no-wait",
-                                       help="wait until the service answers")]
 
 
 def _client(url: str) -> Client:
     return Client(url or DEFAULT_URL)
-
-
-def _emit(data: Any, as_json: bool, human: str | None = None) -> None:
-    if as_json:
-        print(json.dumps(data, indent=2))
-    elif human is not None:
-        out.print(human, highlight=False, markup=False)
-
-
-def _fail(exc: Exception, as_json: bool) -> None:
-    if isinstance(exc, DeployFailed):
-        data = {"error": {"code": "deploy.failed", "message": str(exc), "reason": exc.reason,
-                          "service": exc.name,
-                          "version": exc.version, "build_log_tail": exc.build_log_tail,
-                          "service_removed": exc.removed}}
-        text = f"error: {exc}"
-        if exc.build_log_tail:
-            text += f"\n--- build log (last lines) ---\n{exc.build_log_tail}"
-        if exc.removed:
-            text += (f"\nthe service was removed; version {exc.version} and its build log stay"
-                     " inspectable (`modelport build-log MODEL VERSION`)")
-    elif isinstance(exc, ModelportError):
-        data = {"error": exc.to_dict()}
-        text = f"error: {exc}"
-        if rid := exc.details.get("request_id"):
-            text += f"\nrequest id: {rid}"
-    else:
-        data = {"error": {"code": "client", "message": str(exc)}}
-        text = f"error: {exc}"
-    if as_json:
-        print(json.dumps(data, indent=2))
-    else:
-        print(text, file=sys.stderr)  # unwrapped: paths and JSON paths stay greppable
-    raise typer.Exit(1)
 
 
 def _progress(as_json: bool):  # noqa: ANN202 - a small closure factory
@@ -95,14 +63,6 @@ def _describe(svc: dict[str, Any]) -> str:
             f"{'v' + str(e['version']) if e['version'] else '':<4} {e['message']}"
             for e in svc["events"])
     return text
-
-
-def _deploy(action: Any, as_json: bool) -> dict[str, Any]:
-    try:
-        return action()
-    except (ModelportError, DeployFailed, OSError) as exc:
-        _fail(exc, as_json)
-        raise  # unreachable
 
 
 @app.command()
@@ -187,9 +147,9 @@ def create(
     """Create a service from a package; prints its name, URL and how to call it."""
     spec = json.dumps({"runtime": runtime}) if runtime else None
     with _client(url) as c:
-        svc = _deploy(lambda: c.create(package, name=name, wait=wait, spec=spec,
+        svc = answered(lambda: c.create(package, name=name, wait=wait, spec=spec,
                                        progress=_progress(as_json)), as_json)
-    _emit(svc, as_json, _describe(svc))
+    emit(svc, as_json, _describe(svc))
 
 
 @app.command()
@@ -200,9 +160,9 @@ def update(
 ) -> None:
     """Deploy a new version behind the same URL; the old one serves until the new one is ready."""
     with _client(url) as c:
-        svc = _deploy(lambda: c.update(name, package, wait=wait, progress=_progress(as_json)),
+        svc = answered(lambda: c.update(name, package, wait=wait, progress=_progress(as_json)),
                       as_json)
-    _emit(svc, as_json, _describe(svc))
+    emit(svc, as_json, _describe(svc))
 
 
 @app.command()
@@ -216,26 +176,26 @@ def apply(
     try:
         services = load_service_file(file.read_text(), str(file))
     except (ModelportError, OSError) as exc:
-        _fail(exc, as_json)
+        fail(exc, as_json)
         return
     results = []
     with _client(url) as c:
         for svc in services:
             package = (file.parent / svc.spec.package).resolve() if svc.spec.package else None
             spec_doc = json.dumps(svc.model_dump(by_alias=True, exclude={"spec": {"package"}}))
-            results.append(_deploy(functools.partial(
+            results.append(answered(functools.partial(
                 c.apply, svc.metadata.name, spec_doc, package, wait=wait,
                 progress=_progress(as_json)), as_json))
-    _emit(results, as_json, "\n\n".join(_describe(r) for r in results))
+    emit(results, as_json, "\n\n".join(_describe(r) for r in results))
 
 
 @app.command("list")
 def list_(url: UrlOpt = DEFAULT_URL, as_json: JsonOpt = False) -> None:
     """List services."""
     with _client(url) as c:
-        data = _deploy(c.list, as_json)
+        data = answered(c.list, as_json)
     if as_json:
-        _emit(data["services"], True)
+        emit(data["services"], True)
         return
     table = Table("NAME", "PHASE", "VERSION", "READY", "URL")
     for s in data["services"]:
@@ -247,43 +207,33 @@ def list_(url: UrlOpt = DEFAULT_URL, as_json: JsonOpt = False) -> None:
 @app.command()
 def get(name: str, url: UrlOpt = DEFAULT_URL, as_json: JsonOpt = False) -> None:
     """Show a service: status, URL and call examples."""
-    with _client(url) as c:
-        svc = _deploy(lambda: c.get(name), as_json)
-    _emit(svc, as_json, _describe(svc))
+    act(url, as_json, lambda c: c.get(name), _describe)
 
 
 @app.command()
 def stop(name: str, url: UrlOpt = DEFAULT_URL, as_json: JsonOpt = False) -> None:
     """Stop a service: its replicas finish their requests and stop; calls get 503."""
-    with _client(url) as c:
-        svc = _deploy(lambda: c.stop(name), as_json)
-    _emit(svc, as_json, f"stopping {name}: {svc['message']}")
+    act(url, as_json, lambda c: c.stop(name), lambda svc: f"stopping {name}: {svc['message']}")
 
 
 @app.command()
 def start(name: str, url: UrlOpt = DEFAULT_URL, wait: WaitOpt = True,
           as_json: JsonOpt = False) -> None:
     """Start a stopped (or failed) service again."""
-    with _client(url) as c:
-        svc = _deploy(lambda: c.start(name, wait=wait), as_json)
-    _emit(svc, as_json, _describe(svc))
+    act(url, as_json, lambda c: c.start(name, wait=wait), _describe)
 
 
 @app.command()
 def restart(name: str, url: UrlOpt = DEFAULT_URL, wait: WaitOpt = True,
             as_json: JsonOpt = False) -> None:
     """Rolling restart: new replicas take the traffic once ready, the old ones drain."""
-    with _client(url) as c:
-        svc = _deploy(lambda: c.restart(name, wait=wait), as_json)
-    _emit(svc, as_json, _describe(svc))
+    act(url, as_json, lambda c: c.restart(name, wait=wait), _describe)
 
 
 @app.command()
 def delete(name: str, url: UrlOpt = DEFAULT_URL, as_json: JsonOpt = False) -> None:
     """Delete a service (its model versions are kept)."""
-    with _client(url) as c:
-        data = _deploy(lambda: c.delete(name), as_json)
-    _emit(data, as_json, f"deleted {name}")
+    act(url, as_json, lambda c: c.delete(name), lambda data: f"deleted {name}")
 
 
 @app.command()
@@ -298,23 +248,23 @@ def predict(
     for item in inputs or []:
         key, sep, value = item.partition("=")
         if not sep:
-            _fail(ModelportError.from_dict({"kind": "invalid", "code": "cli.input",
+            fail(ModelportError.from_dict({"kind": "invalid", "code": "cli.input",
                                             "message": f"{item!r} is not key=value",
                                             "fix": "write key=value or key=@file"}), as_json)
         values[key] = Path(value[1:]).read_bytes() if value.startswith("@") else value
     with _client(url) as c:
         # key=value pairs travel as form fields, so the gateway parses each by its declared type
-        data = _deploy(lambda: c.predict_form(name, values), as_json)
-    _emit(data, as_json, json.dumps(data.get("data"), indent=2))
+        data = answered(lambda: c.predict_form(name, values), as_json)
+    emit(data, as_json, json.dumps(data.get("data"), indent=2))
 
 
 @app.command()
 def versions(name: str, url: UrlOpt = DEFAULT_URL, as_json: JsonOpt = False) -> None:
     """List a service's model versions and their build states."""
     with _client(url) as c:
-        data = _deploy(lambda: c.versions(name), as_json)
+        data = answered(lambda: c.versions(name), as_json)
     if as_json:
-        _emit(data, True)
+        emit(data, True)
         return
     table = Table("VERSION", "STATE", "KIND", "DIGEST", "ERROR")
     for v in data:
@@ -328,9 +278,9 @@ def build_log(model: str, version: Annotated[int, typer.Argument()] = 0,
               url: UrlOpt = DEFAULT_URL, as_json: JsonOpt = False) -> None:
     """Print the build log of a model version (default: the latest)."""
     with _client(url) as c:
-        text = _deploy(lambda: c.build_log(model, version), as_json)
+        text = answered(lambda: c.build_log(model, version), as_json)
     if as_json:
-        _emit({"model": model, "version": version, "log": text}, True)
+        emit({"model": model, "version": version, "log": text}, True)
     else:
         sys.stdout.write(text)
 
@@ -343,9 +293,9 @@ def events(name: str, url: UrlOpt = DEFAULT_URL, as_json: JsonOpt = False,
     import datetime
 
     with _client(url) as c:
-        data = _deploy(lambda: c.events(name, limit, version), as_json)
+        data = answered(lambda: c.events(name, limit, version), as_json)
     if as_json:
-        _emit(data, True)
+        emit(data, True)
         return
     table = Table("TIME", "TYPE", "REASON", "VERSION", "MESSAGE")
     for e in data:

@@ -8,30 +8,15 @@ and latency percentiles over the last minute. `logs` streams
 from __future__ import annotations
 
 import json
-import sys
 import time
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from modelport.cli.output import JsonOpt, UrlOpt, fail, out
 from modelport.client import DEFAULT_URL, Client
 from modelport.errors import ModelportError
-
-out = Console()
-
-UrlOpt = Annotated[str, typer.Option("--url", envvar="MODELPORT_URL", help="gateway URL")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON for scripts")]
-
-
-def _fail(exc: Exception, as_json: bool) -> None:
-    if as_json:
-        data = exc.to_dict() if isinstance(exc, ModelportError) else {"message": str(exc)}
-        print(json.dumps({"error": data}, indent=2))
-    else:
-        print(f"error: {exc}", file=sys.stderr)
-    raise typer.Exit(1)
 
 
 def _ms(value: Any) -> str:
@@ -66,7 +51,7 @@ def top(url: UrlOpt = DEFAULT_URL,
         as_json: JsonOpt = False) -> None:
     """A live view of every service: traffic, errors, latency, replicas (Ctrl-C quits)."""
     if window not in ("1m", "5m", "15m"):
-        _fail(ValueError(f"--window {window!r}: use 1m, 5m or 15m"), as_json)
+        fail(ValueError(f"--window {window!r}: use 1m, 5m or 15m"), as_json)
     with Client(url) as client:
         try:
             if once or as_json:
@@ -90,9 +75,9 @@ def top(url: UrlOpt = DEFAULT_URL,
         except KeyboardInterrupt:
             pass
         except (ModelportError, OSError) as exc:
-            _fail(exc, as_json)
+            fail(exc, as_json)
         except Exception as exc:  # httpx transport errors: the gateway went away
-            _fail(exc, as_json)
+            fail(exc, as_json)
 
 
 def logs(name: Annotated[str, typer.Argument(help="service name")],
@@ -117,7 +102,7 @@ def logs(name: Annotated[str, typer.Argument(help="service name")],
         except KeyboardInterrupt:
             pass
         except ModelportError as exc:
-            _fail(exc, as_json)
+            fail(exc, as_json)
 
 
 def register(app: typer.Typer) -> None:

@@ -138,15 +138,23 @@ def predict(request_id: str, inputs: dict[str, Value], timeout_s: float | None =
             window: int | None = None,
             tensor_outputs: bool = False) -> tuple[dict[str, Any], list[bytes]]:
     parts: list[bytes] = []
-    header: dict[str, Any] = {"kind": PREDICT, "id": request_id,
-                              "inputs": encode_inputs(inputs, parts)}
+    return predict_header(request_id, encode_inputs(inputs, parts), timeout_s, window,
+                          tensor_outputs), parts
+
+
+def predict_header(request_id: str, inputs: Any, timeout_s: float | None = None,
+                   window: int | None = None, tensor_outputs: bool = False
+                   ) -> dict[str, Any]:
+    """A predict's header around inputs already in the header form (``encode_inputs``):
+    what the runtime sends for a request relayed from the gateway as it came."""
+    header: dict[str, Any] = {"kind": PREDICT, "id": request_id, "inputs": inputs}
     if timeout_s is not None:
         header["timeout_s"] = timeout_s
     if tensor_outputs:
         header["tensor_outputs"] = True
     if window is not None:
         header["window"] = window
-    return header, parts
+    return header
 
 
 def predict_batch(items: Any, timeout_s: float | None = None,
@@ -211,9 +219,7 @@ def output(request_id: str, result: Result, duration_ms: float | None = None,
     if duration_ms is not None:
         header["duration_ms"] = duration_ms
     if final:
-        header["final"] = True
-        if timings is not None:
-            header["timings"] = timings
+        header.update(final=True, **({} if timings is None else {"timings": timings}))
     return header, parts
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import uuid
 import zlib
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -161,6 +162,16 @@ def requested_outputs(doc: dict[str, Any]) -> tuple[list[str] | None, dict[str, 
     return [o["name"] for o in raw] or None, binary
 
 
+async def _about_model(request: Request,
+                       answer: Callable[[str, str], Awaitable[Response]]) -> Response:
+    """``answer(model, version)`` for the model the path names, or the error envelope."""
+    name, version = _model(request)
+    try:
+        return await answer(name, version)
+    except ModelportError as err:
+        return error_response(err, request.headers.get("x-request-id") or uuid.uuid4().hex)
+
+
 class OipRestApi:
     def __init__(self, models: OipModels, max_body: int) -> None:
         self.models = models
@@ -181,23 +192,19 @@ class OipRestApi:
                         media_type="application/json")
 
     async def model_ready(self, request: Request) -> Response:
-        name, version = _model(request)
-        rid = request.headers.get("x-request-id") or uuid.uuid4().hex
-        try:
+        async def answer(name: str, version: str) -> Response:
             ok = await self.models.model_ready(name, version)
-        except ModelportError as err:
-            return error_response(err, rid)
-        return Response(orjson.dumps({"name": name, "ready": ok}),
-                        status_code=200 if ok else 503, media_type="application/json")
+            return Response(orjson.dumps({"name": name, "ready": ok}),
+                            status_code=200 if ok else 503, media_type="application/json")
+
+        return await _about_model(request, answer)
 
     async def model_metadata(self, request: Request) -> Response:
-        name, version = _model(request)
-        rid = request.headers.get("x-request-id") or uuid.uuid4().hex
-        try:
+        async def answer(name: str, version: str) -> Response:
             meta = await self.models.model_metadata(name, version)
-        except ModelportError as err:
-            return error_response(err, rid)
-        return Response(orjson.dumps(meta), media_type="application/json")
+            return Response(orjson.dumps(meta), media_type="application/json")
+
+        return await _about_model(request, answer)
 
     # ---------------------------------------------------------------- infer
 

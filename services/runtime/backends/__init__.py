@@ -16,11 +16,13 @@ import hashlib
 import os
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from services.runtime.worker.link import WorkerLink
+from services.runtime.worker.listener import WorkerListener
 
 
 @dataclass
@@ -54,6 +56,36 @@ class ReplicaSpec:
     #: GPUs the supervisor placed it on (services/runtime/gpus.py); None = this host
     #: schedules no GPUs (the environment is left alone), [] = it must see none
     gpus: list[str] | None = None
+
+
+def worker_env(spec: ReplicaSpec, *, bin_dir: str, virtual_env: str | None, shim_dir: str,
+               home: str, tmp: str, system_path: str) -> dict[str, str]:
+    """A worker's whole environment (nothing of the host's): PATH with the environment's
+    ``bin_dir`` first, a private HOME and TMPDIR, PYTHONPATH = the shim only, the replica's
+    identity, then the spec's own variables (its PYTHONPATH and PATH keep the shim and
+    ``bin_dir`` in front)."""
+    env = {
+        "PATH": f"{bin_dir}:{system_path}",
+        "HOME": home,
+        "TMPDIR": tmp,
+        "LANG": "C.UTF-8",
+        "PYTHONUNBUFFERED": "1",
+        "PYTHONFAULTHANDLER": "1",  # a segfault in native code leaves a traceback in the log
+        "PYTHONPATH": shim_dir,
+        "MODELPORT_SERVICE": spec.service,
+        "MODELPORT_VERSION": str(spec.version),
+        "MODELPORT_REPLICA_ID": spec.replica_id,
+    }
+    if virtual_env is not None:
+        env["VIRTUAL_ENV"] = virtual_env
+    for key, value in spec.env.items():
+        if key == "PYTHONPATH":
+            env[key] = f"{shim_dir}:{value}"
+        elif key == "PATH":
+            env[key] = f"{bin_dir}:{value}"
+        else:
+            env[key] = str(value)
+    return env
 
 
 #: a unix socket's path must fit in sun_path (108 bytes on Linux), with room to spare
@@ -135,3 +167,26 @@ class Backend(Protocol):
         ModelportError when it cannot start (the message says why, with the log's tail).
         Setup is the caller's next step, over ``handle.link``.
         """
+
+
+R = TypeVar("R", bound=ReplicaHandle)
+
+
+async def launch_worker(listener: WorkerListener, launch: Callable[[], Awaitable[R]],
+                        accept: Callable[[R], Awaitable[WorkerLink]], reap_s: float) -> R:
+    """Every backend's start: ``launch()`` the worker, then ``accept`` its connection.
+    On any failure, or cancellation, a half-started replica is killed and reaped (for at
+    most ``reap_s``) so nothing is left running; the listener is closed either way."""
+    replica: R | None = None
+    try:
+        replica = await launch()
+        replica.link = await accept(replica)
+        return replica
+    except BaseException:
+        if replica is not None:
+            replica.kill()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(replica.wait(), reap_s)
+        raise
+    finally:
+        await listener.close()

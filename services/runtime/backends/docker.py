@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import logging
 import os
@@ -38,7 +39,9 @@ from services.runtime.backends import (
     MAX_SOCKET_PATH,
     ExitWatch,
     ReplicaSpec,
+    launch_worker,
     short_private_path,
+    worker_env,
 )
 from services.runtime.worker.errors import describe_exit
 from services.runtime.worker.link import WorkerLink
@@ -107,27 +110,9 @@ def default_user() -> str:
 
 def container_env(spec: ReplicaSpec) -> dict[str, str]:
     """The worker's whole environment inside the container (nothing of the host's)."""
-    env = {
-        "PATH": f"{IMAGE_ROOT}/venv/bin:{SYSTEM_PATH}",
-        "VIRTUAL_ENV": f"{IMAGE_ROOT}/venv",
-        "HOME": "/tmp",
-        "TMPDIR": "/tmp",
-        "LANG": "C.UTF-8",
-        "PYTHONUNBUFFERED": "1",
-        "PYTHONFAULTHANDLER": "1",
-        "PYTHONPATH": SHIM_MOUNT,
-        "MODELPORT_SERVICE": spec.service,
-        "MODELPORT_VERSION": str(spec.version),
-        "MODELPORT_REPLICA_ID": spec.replica_id,
-    }
-    for key, value in spec.env.items():
-        if key == "PYTHONPATH":
-            env[key] = f"{SHIM_MOUNT}:{value}"
-        elif key == "PATH":
-            env[key] = f"{IMAGE_ROOT}/venv/bin:{value}"
-        else:
-            env[key] = str(value)
-    return env
+    return worker_env(spec, bin_dir=f"{IMAGE_ROOT}/venv/bin",
+                      virtual_env=f"{IMAGE_ROOT}/venv", shim_dir=SHIM_MOUNT, home="/tmp",
+                      tmp="/tmp", system_path=SYSTEM_PATH)
 
 
 def container_options(spec: ReplicaSpec, *, shim_root: Path, sock_dir: Path,
@@ -350,8 +335,8 @@ class DockerBackend:
         if ids:  # the container's (unprivileged) user connects to the socket
             os.chown(sock_dir, *ids)
             os.chown(sock, *ids)
-        replica: ContainerReplica | None = None
-        try:
+
+        async def launch() -> ContainerReplica:
             replica_log.note(replica_dir, f"starting {spec.replica_id} ({spec.service} "
                                           f"v{spec.version}) in a container of {spec.image}")
             container = await asyncio.to_thread(self._create, client, options)
@@ -359,16 +344,10 @@ class DockerBackend:
                                        sock_dir)
             await asyncio.to_thread(container.reload)
             replica.pid = container.attrs.get("State", {}).get("Pid") or None
-            replica.link = await self._accept(listener, replica, spec)
             return replica
-        except BaseException:
-            if replica is not None:
-                replica.kill()
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(replica.wait(), TERM_GRACE_S + 5)
-            raise
-        finally:
-            await listener.close()
+
+        return await launch_worker(listener, launch, functools.partial(
+            self._accept, listener, spec=spec), TERM_GRACE_S + 5)
 
     def _create(self, client: Any, options: dict[str, Any]) -> Any:
         """Create and start the container (a leftover of the same name is removed first)."""

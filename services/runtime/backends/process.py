@@ -14,6 +14,7 @@ import logging
 import os
 import shutil
 import signal
+from collections.abc import Awaitable
 from pathlib import Path
 
 from modelport.errors import Kind, ModelportError
@@ -22,7 +23,9 @@ from services.runtime.backends import (
     MAX_SOCKET_PATH,
     ExitWatch,
     ReplicaSpec,
+    launch_worker,
     short_private_path,
+    worker_env,
 )
 from services.runtime.containment import Containment
 from services.runtime.worker.link import WorkerLink
@@ -44,29 +47,12 @@ PUMP_DRAIN_S = 2.0
 def build_env(spec: ReplicaSpec, shim_root: Path, replica_dir: Path) -> dict[str, str]:
     """The worker's whole environment: PATH with the venv first, a private HOME and TMPDIR,
     PYTHONPATH = the shim only, then the spec's env; CUDA_VISIBLE_DEVICES = its GPUs."""
-    bin_dir = str(Path(spec.python).parent)
-    env = {
-        "PATH": f"{bin_dir}:{SYSTEM_PATH}",
-        "HOME": str(replica_dir / "home"),
-        "TMPDIR": str(replica_dir / "tmp"),
-        "LANG": "C.UTF-8",
-        "PYTHONUNBUFFERED": "1",
-        "PYTHONFAULTHANDLER": "1",  # a segfault in native code leaves a traceback in the log
-        "PYTHONPATH": str(shim_root),
-        "MODELPORT_SERVICE": spec.service,
-        "MODELPORT_VERSION": str(spec.version),
-        "MODELPORT_REPLICA_ID": spec.replica_id,
-    }
-    venv = Path(bin_dir).parent
-    if (venv / "pyvenv.cfg").is_file():
-        env["VIRTUAL_ENV"] = str(venv)
-    for key, value in spec.env.items():
-        if key == "PYTHONPATH":
-            env[key] = f"{shim_root}:{value}"
-        elif key == "PATH":
-            env[key] = f"{bin_dir}:{value}"
-        else:
-            env[key] = str(value)
+    bin_dir = Path(spec.python).parent
+    venv = bin_dir.parent
+    env = worker_env(spec, bin_dir=str(bin_dir),
+                     virtual_env=str(venv) if (venv / "pyvenv.cfg").is_file() else None,
+                     shim_dir=str(shim_root), home=str(replica_dir / "home"),
+                     tmp=str(replica_dir / "tmp"), system_path=SYSTEM_PATH)
     if spec.gpus is not None:  # placed by the supervisor's GPU inventory: that wins
         env["CUDA_VISIBLE_DEVICES"] = ",".join(spec.gpus)
         env["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID"  # CUDA's indexes = nvidia-smi's / NVML's
@@ -165,8 +151,8 @@ class ProcessBackend:
         if spec.kind:
             argv += ["--kind", spec.kind]
         listener = await WorkerListener.open(sock)
-        replica: ProcessReplica | None = None
-        try:
+
+        async def launch() -> ProcessReplica:
             replica_log.note(replica_dir, f"starting {spec.replica_id} ({spec.service} "
                                           f"v{spec.version})")
             launch = await asyncio.to_thread(
@@ -186,21 +172,12 @@ class ProcessBackend:
                     Kind.UNAVAILABLE, "replica.spawn_failed",
                     f"cannot start {spec.python}: {exc}",
                     fix="rebuild the version's environment") from None
-            replica = ProcessReplica(spec, proc, log_path)
-            replica.link = await self._accept(listener, replica, spec)
-            return replica
-        except BaseException:
-            if replica is not None:
-                replica.kill()
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(replica.wait(), TERM_GRACE_S)
-            raise
-        finally:
-            await listener.close()
+            return ProcessReplica(spec, proc, log_path)
 
-    async def _accept(self, listener: WorkerListener, replica: ProcessReplica,
-                      spec: ReplicaSpec) -> WorkerLink:
-        return await accept_worker(
-            listener, spec.startup_timeout_s, spec.replica_id, replica.exit_future,
-            replica.wait, replica.log_path,
-            fix="check that the environment's Python is 3.8 or newer and starts")
+        def accept(replica: ProcessReplica) -> Awaitable[WorkerLink]:
+            return accept_worker(
+                listener, spec.startup_timeout_s, spec.replica_id, replica.exit_future,
+                replica.wait, replica.log_path,
+                fix="check that the environment's Python is 3.8 or newer and starts")
+
+        return await launch_worker(listener, launch, accept, TERM_GRACE_S)

@@ -50,6 +50,32 @@ def crashed_error(code: int | None, request_id: str | None = None,
                           details=details)
 
 
+#: errors the shim detected (its ``code``) -> (kind, our code ("" = the same), whether the
+#: message names the exception type, the fix; ``{where}`` names the request)
+_SHIM_ERRORS: dict[str, tuple[Kind, str, bool, str]] = {
+    ErrorCode.INVALID_INPUT: (Kind.INVALID, "request.invalid_input", False,
+                              "send the inputs declared in the package's config.json"),
+    ErrorCode.TIMEOUT: (Kind.DEADLINE, "request.timeout", False,
+                        "raise timeout_s, or make the model faster"),
+    ErrorCode.CANCELLED: (Kind.UNAVAILABLE, "request.cancelled", False, ""),
+    ErrorCode.SHUTTING_DOWN: (Kind.UNAVAILABLE, "", False,
+                              "retry; another replica or the restarted one will serve it"),
+    ErrorCode.NOT_READY: (Kind.UNAVAILABLE, "", False,
+                          "retry; another replica or the restarted one will serve it"),
+    ErrorCode.DUPLICATE_ID: (Kind.CONFLICT, "request.duplicate_id", False,
+                             "use a fresh request id per request"),
+    ErrorCode.OUTPUT_TOO_LARGE: (Kind.MODEL, "model.output_too_large", False,
+                                 "return a smaller result"),
+    ErrorCode.BATCH_INVALID: (Kind.MODEL, "model.batch_invalid", True,
+                              "make predict_batch return a list with one result (or "
+                              "Exception) per input, in input order"),
+    ErrorCode.OUTPUT_INVALID: (Kind.MODEL, "model.output_invalid", True,
+                               "return JSON-serialisable values or bytes (see the replica log)"),
+    ErrorCode.ENTRYPOINT_FAILED: (Kind.MODEL, "model.entrypoint_failed", False,
+                                  "see the replica log for the entrypoint's output{where}"),
+}
+
+
 def error_from_worker(err: dict[str, Any], request_id: str = "") -> ModelportError:
     """A ``done``/``setup_failed`` error from the worker as a ModelportError.
 
@@ -65,37 +91,12 @@ def error_from_worker(err: dict[str, Any], request_id: str = "") -> ModelportErr
     if request_id:
         details["request_id"] = request_id
     where = f" (request {request_id})" if request_id else ""
-    if code == ErrorCode.INVALID_INPUT:
-        return ModelportError(Kind.INVALID, "request.invalid_input", message,
-                              fix="send the inputs declared in the package's config.json",
-                              details=details)
-    if code == ErrorCode.TIMEOUT:
-        return ModelportError(Kind.DEADLINE, "request.timeout", message,
-                              fix="raise timeout_s, or make the model faster", details=details)
-    if code == ErrorCode.CANCELLED:
-        return ModelportError(Kind.UNAVAILABLE, "request.cancelled", message, details=details)
-    if code in (ErrorCode.SHUTTING_DOWN, ErrorCode.NOT_READY):
-        return ModelportError(Kind.UNAVAILABLE, str(code), message,
-                              fix="retry; another replica or the restarted one will serve it",
-                              details=details)
-    if code == ErrorCode.DUPLICATE_ID:
-        return ModelportError(Kind.CONFLICT, "request.duplicate_id", message,
-                              fix="use a fresh request id per request", details=details)
-    if code == ErrorCode.OUTPUT_TOO_LARGE:
-        return ModelportError(Kind.MODEL, "model.output_too_large", message,
-                              fix="return a smaller result", details=details)
-    if code == ErrorCode.BATCH_INVALID:
-        return ModelportError(Kind.MODEL, "model.batch_invalid", f"{type_name}: {message}",
-                              fix="make predict_batch return a list with one result (or "
-                                  "Exception) per input, in input order", details=details)
-    if code == ErrorCode.OUTPUT_INVALID:
-        return ModelportError(Kind.MODEL, "model.output_invalid", f"{type_name}: {message}",
-                              fix="return JSON-serialisable values or bytes"
-                              " (see the replica log)", details=details)
-    if code == ErrorCode.ENTRYPOINT_FAILED:
-        return ModelportError(Kind.MODEL, "model.entrypoint_failed", message,
-                              fix=f"see the replica log for the entrypoint's output{where}",
-                              details=details)
+    known = _SHIM_ERRORS.get(code) if isinstance(code, str) else None
+    if known is not None:
+        kind, our_code, with_type, fix = known
+        return ModelportError(kind, our_code or str(code),
+                              f"{type_name}: {message}" if with_type else message,
+                              fix=fix.format(where=where), details=details)
     return ModelportError(Kind.MODEL, "model.error", f"{type_name}: {message}",
                           fix=f"the model's code raised; the traceback is in the replica "
                               f"log{where}", details=details)

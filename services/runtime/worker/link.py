@@ -149,11 +149,7 @@ class WorkerLink:
         Raises ModelportError when the request cannot be sent (closed link, duplicate id,
         too large). No future, task or timer per request: this is every unary request's
         path."""
-        header: dict[str, Any] = {"kind": p.PREDICT, "id": request_id, "inputs": inputs}
-        if timeout_s is not None:
-            header["timeout_s"] = timeout_s
-        if tensor_outputs:
-            header["tensor_outputs"] = True
+        header = p.predict_header(request_id, inputs, timeout_s, None, tensor_outputs)
         req = UnaryRequest(self, request_id, timeout_s, on_end)
         # a write to a worker that just died is dropped: the crash fails the request
         # (with the exit code) once the connection's loss is noticed

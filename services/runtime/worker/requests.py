@@ -72,7 +72,46 @@ class StreamRequest:
         self.finished = False
 
 
-class ItemSink:
+class _Collecting:
+    """A request whose events (as the link's reader hands them over) end in one answer: its
+    ``output``, or its chunks joined once ``done`` arrives; ``failed`` ends it with the
+    error. Subclasses say what a chunk is kept as, how the answer is made, and where it
+    goes (``_settle``, called once)."""
+
+    __slots__ = ()
+    ended: bool
+    output: Any
+    chunks: list[Result]
+
+    def put_nowait(self, event: tuple[str, Any]) -> None:
+        kind, payload = event
+        if self.ended:
+            return
+        if kind == "output":
+            self.output = payload
+        elif kind == "chunk":
+            self.chunks.append(self._chunk(payload))
+        elif kind == "done":
+            duration, timings = payload
+            try:
+                outcome = self._joined(duration, timings)
+            except ModelportError as err:
+                outcome = err
+            self._settle(outcome)
+        else:
+            self._settle(payload)
+
+    def _chunk(self, payload: Any) -> Result:
+        return payload
+
+    def _joined(self, duration: float | None, timings: Any) -> Any:
+        raise NotImplementedError
+
+    def _settle(self, outcome: Any) -> None:
+        raise NotImplementedError
+
+
+class ItemSink(_Collecting):
     """A batch item's events, handled as they arrive: ``on_end(index, outcome)`` once."""
 
     __slots__ = ("index", "on_end", "output", "chunks", "ended")
@@ -84,27 +123,14 @@ class ItemSink:
         self.chunks: list[Result] = []
         self.ended = False
 
-    def put_nowait(self, event: tuple[str, Any]) -> None:
-        kind, payload = event
-        if self.ended:
-            return
-        if kind == "output":
-            self.output = payload
-            return
-        if kind == "chunk":
-            self.chunks.append(payload)
-            return
+    def _joined(self, duration: float | None, timings: Any) -> Result:
+        result = self.output if self.output is not None else join_chunks(self.chunks,
+                                                                         duration)
+        return dataclasses.replace(result, timings=timings) if timings else result
+
+    def _settle(self, outcome: Result | ModelportError) -> None:
         self.ended = True
-        if kind == "done":
-            duration, timings = payload
-            try:
-                result = self.output if self.output is not None else join_chunks(self.chunks,
-                                                                           duration)
-            except ModelportError as err:
-                payload = err
-            else:
-                payload = dataclasses.replace(result, timings=timings) if timings else result
-        self.on_end(self.index, payload)
+        self.on_end(self.index, outcome)
 
 
 class BatchItemRequest:
@@ -120,7 +146,7 @@ class BatchItemRequest:
         self.finished = False
 
 
-class UnaryRequest:
+class UnaryRequest(_Collecting):
     """A unary request in flight (``WorkerLink.call``): the reader hands it each event as
     its frame arrives and it settles once, with a Reply or a ModelportError, by calling
     ``on_end`` at once. Its deadline (the link's ``Deadlines``) times it out; ``cancel()``
@@ -157,25 +183,8 @@ class UnaryRequest:
         except Exception:  # the caller's bug: the connection (we are in its callback) lives
             log.exception("%s: handling the answer to %s failed", self.link.name, self.id)
 
-    def put_nowait(self, event: tuple[str, Any]) -> None:
-        kind, payload = event
-        if self.ended:
-            return
-        if kind == "output":
-            self.output = payload
-            return
-        if kind == "chunk":
-            self.chunks.append(payload.decoded())
-            return
-        if kind == "done":
-            duration, timings = payload
-            try:
-                outcome = self._joined(duration, timings)
-            except ModelportError as err:
-                outcome = err
-            self._settle(outcome)
-            return
-        self._settle(payload)
+    def _chunk(self, payload: Reply) -> Result:
+        return payload.decoded()
 
     def _joined(self, duration: float | None, timings: Any) -> Reply:
         out = self.output
