@@ -20,7 +20,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from modelport.cli.output import JsonOpt, UrlOpt, act, answered, emit, out
+from modelport.cli.output import JsonOpt, UrlOpt, act, answered, emit, listing, out
 from modelport.client import DEFAULT_URL, Client, credentials_file
 
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhdw]?)$")
@@ -164,18 +164,12 @@ def keys_list(
     url: UrlOpt = DEFAULT_URL, as_json: JsonOpt = False,
 ) -> None:
     """List API keys, login tokens and sessions (never their secrets)."""
-    with Client(url) as c:
-        data = answered(lambda: c.keys(all_users, revoked), as_json)
-    if as_json:
-        emit(data, True, "")
-        return
-    table = Table("ID", "USER", "KIND", "NAME", "SCOPES", "CREATED", "EXPIRES", "LAST USED",
-                  "REVOKED")
-    for k in data:
-        table.add_row(k["id"], k["user"], k["kind"], k["name"], ", ".join(k["scopes"]),
-                      _when(k["created_at"]), _when(k["expires_at"]), _when(k["last_used_at"]),
-                      _when(k["revoked_at"]))
-    out.print(table)
+    listing(url, as_json, lambda c: c.keys(all_users, revoked),
+            ("ID", "USER", "KIND", "NAME", "SCOPES", "CREATED", "EXPIRES", "LAST USED",
+             "REVOKED"),
+            lambda k: (k["id"], k["user"], k["kind"], k["name"], ", ".join(k["scopes"]),
+                       _when(k["created_at"]), _when(k["expires_at"]),
+                       _when(k["last_used_at"]), _when(k["revoked_at"])))
 
 
 @keys_app.command("revoke")
@@ -205,16 +199,10 @@ def users_add(
 @users_app.command("list")
 def users_list(url: UrlOpt = DEFAULT_URL, as_json: JsonOpt = False) -> None:
     """List users."""
-    with Client(url) as c:
-        data = answered(c.users, as_json)
-    if as_json:
-        emit(data, True, "")
-        return
-    table = Table("USER", "ROLE", "CREATED", "DISABLED")
-    for u in data:
-        table.add_row(u["username"], u["role"], _when(u["created_at"]),
-                      "yes" if u["disabled"] else "")
-    out.print(table)
+    listing(url, as_json, lambda c: c.users(),
+            ("USER", "ROLE", "CREATED", "DISABLED"),
+            lambda u: (u["username"], u["role"], _when(u["created_at"]),
+                       "yes" if u["disabled"] else ""))
 
 
 @users_app.command("remove")

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
 from modelport.cli.output import (
     JsonOpt,
@@ -24,7 +23,7 @@ from modelport.cli.output import (
     emit,
     err,
     fail,
-    out,
+    listing,
 )
 from modelport.client import DEFAULT_URL, Client, DeployFailed
 from modelport.errors import ModelportError
@@ -192,16 +191,10 @@ def apply(
 @app.command("list")
 def list_(url: UrlOpt = DEFAULT_URL, as_json: JsonOpt = False) -> None:
     """List services."""
-    with _client(url) as c:
-        data = answered(c.list, as_json)
-    if as_json:
-        emit(data["services"], True)
-        return
-    table = Table("NAME", "PHASE", "VERSION", "READY", "URL")
-    for s in data["services"]:
-        table.add_row(s["name"], s["phase"], str(s["serving_version"] or "-"),
-                      str(s["ready_replicas"]), s["url"])
-    out.print(table)
+    listing(url, as_json, lambda c: c.list()["services"],
+            ("NAME", "PHASE", "VERSION", "READY", "URL"),
+            lambda s: (s["name"], s["phase"], str(s["serving_version"] or "-"),
+                       str(s["ready_replicas"]), s["url"]))
 
 
 @app.command()
@@ -261,16 +254,10 @@ def predict(
 @app.command()
 def versions(name: str, url: UrlOpt = DEFAULT_URL, as_json: JsonOpt = False) -> None:
     """List a service's model versions and their build states."""
-    with _client(url) as c:
-        data = answered(lambda: c.versions(name), as_json)
-    if as_json:
-        emit(data, True)
-        return
-    table = Table("VERSION", "STATE", "KIND", "DIGEST", "ERROR")
-    for v in data:
-        table.add_row(str(v["number"]), v["state"], v["kind"], v["digest"][:19],
-                      v["error"].splitlines()[0] if v["error"] else "")
-    out.print(table)
+    listing(url, as_json, lambda c: c.versions(name),
+            ("VERSION", "STATE", "KIND", "DIGEST", "ERROR"),
+            lambda v: (str(v["number"]), v["state"], v["kind"], v["digest"][:19],
+                       v["error"].splitlines()[0] if v["error"] else ""))
 
 
 @app.command("build-log")
@@ -292,16 +279,10 @@ def events(name: str, url: UrlOpt = DEFAULT_URL, as_json: JsonOpt = False,
     """Show a service's events, oldest first."""
     import datetime
 
-    with _client(url) as c:
-        data = answered(lambda: c.events(name, limit, version), as_json)
-    if as_json:
-        emit(data, True)
-        return
-    table = Table("TIME", "TYPE", "REASON", "VERSION", "MESSAGE")
-    for e in data:
-        ts = datetime.datetime.fromtimestamp(e["ts"]).strftime("%H:%M:%S")
-        table.add_row(ts, e["type"], e["reason"], str(e["version"] or ""), e["message"])
-    out.print(table)
+    listing(url, as_json, lambda c: c.events(name, limit, version),
+            ("TIME", "TYPE", "REASON", "VERSION", "MESSAGE"),
+            lambda e: (datetime.datetime.fromtimestamp(e["ts"]).strftime("%H:%M:%S"),
+                       e["type"], e["reason"], str(e["version"] or ""), e["message"]))
 
 
 @app.command()

@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Annotated, Any, NoReturn, TypeVar
 
+import httpx
 import typer
 from rich.console import Console
+from rich.table import Table
 
 from modelport.client import DEFAULT_URL, Client, DeployFailed
-from modelport.errors import ModelportError
+from modelport.errors import Kind, ModelportError
 
 T = TypeVar("T")
 
@@ -70,8 +72,22 @@ def answered(action: Callable[[], T], as_json: bool) -> T:
     ends the command through ``fail``."""
     try:
         return action()
+    except httpx.TransportError as exc:
+        fail(_unreachable(exc), as_json)
     except (ModelportError, DeployFailed, OSError) as exc:
         fail(exc, as_json)
+
+
+def _unreachable(exc: httpx.TransportError) -> ModelportError:
+    """No answer from the gateway at all (refused, timed out, reset)."""
+    try:
+        where = f" at {exc.request.url.scheme}://{exc.request.url.netloc.decode()}"
+    except RuntimeError:  # the error has no request
+        where = ""
+    return ModelportError(Kind.UNAVAILABLE, "gateway.unreachable",
+                          f"cannot reach the modelport gateway{where}: {exc}",
+                          fix="start the platform with `modelport up` (or `make up`), or "
+                              "point --url / MODELPORT_URL at a running gateway")
 
 
 def act(url: str, as_json: bool, call: Callable[[Client], T],
@@ -81,3 +97,18 @@ def act(url: str, as_json: bool, call: Callable[[Client], T],
     with Client(url or DEFAULT_URL) as client:
         data = answered(lambda: call(client), as_json)
     emit(data, as_json, say(data))
+
+
+def listing(url: str, as_json: bool, call: Callable[[Client], list[dict[str, Any]]],
+            columns: Sequence[str], row: Callable[[dict[str, Any]], Sequence[str]]) -> None:
+    """A list command: the items as JSON, or a table of ``columns`` with ``row(item)``
+    for each."""
+    with Client(url or DEFAULT_URL) as client:
+        items = answered(lambda: call(client), as_json)
+    if as_json:
+        emit(items, True)
+        return
+    table = Table(*columns)
+    for item in items:
+        table.add_row(*row(item))
+    out.print(table)
