@@ -31,6 +31,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from modelport import discovery
 from modelport.home import HomeLayout
 from services.runtime.containment import contained_by_default, secure_home
 
@@ -359,12 +360,8 @@ def up(platform: Platform, deploy: list[Path], no_auth: bool, as_json: bool) -> 
     """Start the platform, print where it is (the admin token once), deploy the packages
     given, and run until SIGTERM/SIGINT; 1 with the reason on stderr when it cannot start."""
 
-    async def main() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        await platform.start()
+    async def serve(stop: asyncio.Event) -> None:
+        """Say where it is, deploy what was asked, and wait for a signal."""
         host = platform.host
         print(f"ready: {platform.url}", flush=True)
         print(f"grpc: {host}:{platform.bound_grpc_port}  home: {platform.layout.root}", flush=True)
@@ -387,12 +384,26 @@ def up(platform: Platform, deploy: list[Path], no_auth: bool, as_json: bool) -> 
                 env=platform._child_env(), preexec_fn=_die_with_parent)
             await proc.wait()
         await stop.wait()
-        print("stopping...", flush=True)
-        await platform.stop()
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await platform.start()
+        # client commands and modelport.Client() find it from here (modelport/discovery.py)
+        discovery.record(platform.layout.root,
+                         discovery.client_url(platform.host, platform.http_port), os.getpid())
+        try:
+            await serve(stop)
+        finally:
+            discovery.forget(platform.layout.root, os.getpid())
+            print("stopping...", flush=True)
+            await platform.stop()
 
     try:
         asyncio.run(main())
-    except RuntimeError as exc:
+    except (RuntimeError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr, flush=True)
         return 1
     return 0
