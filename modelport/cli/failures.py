@@ -60,8 +60,8 @@ def refused(exc: ModelportError, client: Client) -> ModelportError:
                    f" set MODELPORT_TOKEN, or set MODELPORT_HOME to the platform's home (its "
                    f"admin.token; {home} has none)")
     elif exc.kind is Kind.UNAUTHENTICATED:
-        exc.fix = (f"the credential sent came from {source} and {url} does not accept it "
-                   "(expired, revoked, or another platform's): log in again with "
+        exc.fix = (f"the credential sent came from {source} and {url} does not accept it: "
+                   "expired, revoked or another platform's; log in again with "
                    "`modelport login`, or fix/unset MODELPORT_TOKEN")
     elif exc.kind is Kind.FORBIDDEN:
         exc.fix = (f"{exc.fix}; the credential sent came from {source}: use one with that "

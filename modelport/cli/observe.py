@@ -34,8 +34,8 @@ def stats_table(data: dict[str, Any], window: str = "1m") -> Table:
     name too long for its column wraps). The rest (error rate, P90, totals) is in
     `top --json` and `GET /api/v1/stats`."""
     table = Table(title=f"modelport top {time.strftime('%H:%M:%S')}  last {window}; P50/P99: "
-                        "latency in ms at the gateway", title_justify="left", box=box.SIMPLE_HEAD,
-                  pad_edge=False, padding=(0, 1, 0, 0))
+                        "latency in ms at the gateway", title_justify="left", box=None,
+                  padding=(0, 1, 0, 0), header_style="bold underline")
     table.add_column("SERVICE", overflow="fold", min_width=7)
     for name in ("PHASE", "VER", "READY", "RPS", "CALLS", "FAIL", "P50", "P99", "INFL"):
         table.add_column(name, no_wrap=True, justify="left" if name == "PHASE" else "right")
