@@ -141,8 +141,14 @@ def forget(home: Path, pid: int) -> None:
             pass
 
 
+def _normal(url: str) -> str:
+    """``127.0.0.1:8000`` (what people type) as ``http://127.0.0.1:8000``; no trailing /."""
+    return (url if "://" in url else f"http://{url}").rstrip("/")
+
+
 def _home_of(url: str, home: Path) -> Path:
-    """The home a given URL belongs to: a running platform's with that URL, else ``home``."""
+    """The home a URL belongs to (for its admin token): that of a running platform with
+    this URL, else ``home``; a home passed in explicitly is used as it is."""
     for rec in (running(home), pointed()):
         if rec is not None and rec["url"].rstrip("/") == url:
             return Path(rec["home"])
@@ -153,11 +159,13 @@ def find(url: str | None = None, home: str | os.PathLike[str] | None = None) -> 
     """The platform to talk to (the order is in this module's docstring)."""
     root = resolve_home(home)
     if url:
-        url = url.rstrip("/")
-        return Found(url, "given", _home_of(url, root), "given (--url or Client(url))")
+        url = _normal(url)
+        return Found(url, "given", root if home else _home_of(url, root),
+                     "given (--url or Client(url))")
     if env := os.environ.get("MODELPORT_URL"):
-        env = env.rstrip("/")
-        return Found(env, "MODELPORT_URL", _home_of(env, root), "MODELPORT_URL")
+        env = _normal(env)
+        return Found(env, "MODELPORT_URL", root if home else _home_of(env, root),
+                     "MODELPORT_URL")
     which = "MODELPORT_HOME" if home is None and os.environ.get("MODELPORT_HOME") else (
         "--home" if home is not None else "the default home")
     if rec := running(root):

@@ -288,7 +288,10 @@ def predict(
             fail(ModelportError.from_dict({"kind": "invalid", "code": "cli.input",
                                             "message": f"{item!r} is not key=value",
                                             "fix": "write key=value or key=@file"}), as_json)
-        values[key] = Path(value[1:]).read_bytes() if value.startswith("@") else value
+        try:
+            values[key] = Path(value[1:]).read_bytes() if value.startswith("@") else value
+        except OSError as exc:
+            fail(exc, as_json)
     with Client(url) as c:
         # key=value pairs travel as form fields, so the gateway parses each by its declared type
         data = answered(lambda: c.predict_form(name, values), as_json, c)

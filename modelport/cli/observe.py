@@ -12,7 +12,6 @@ import time
 from typing import Annotated, Any
 
 import typer
-from rich import box
 from rich.table import Table
 
 from modelport.cli.output import JsonOpt, UrlOpt, answered, fail, out

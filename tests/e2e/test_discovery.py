@@ -103,6 +103,27 @@ def test_the_discovery_order(plat: RunningPlatform, user: Path) -> None:
     assert "MODELPORT_TOKEN" in line and "modelport login" in line, line
 
 
+def test_a_credential_short_of_a_scope_says_where_it_came_from(plat: RunningPlatform,
+                                                              user: Path) -> None:
+    made = second_terminal(user, CLI, "keys", "create", "--scope", "read", "--json")
+    assert made.returncode == 0, made.stderr
+    token = json.loads(made.stdout)["token"]
+    line = one_error_line(second_terminal(user, CLI, "--token", token, "users", "list"))
+    assert "MODELPORT_TOKEN" in line and "modelport whoami" in line, line  # --token sets it
+
+
+def test_a_gateway_that_never_answers_is_a_timeout(user: Path) -> None:
+    with socket.socket() as silent:  # accepts connections (the backlog), answers nothing
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        res = second_terminal(user, CLI, "where", "--json", "--url", url)
+    assert res.returncode == 1
+    error = json.loads(res.stdout)["error"]
+    assert (error["code"], error["kind"]) == ("gateway.timeout", "deadline")
+    assert "retry" in error["fix"]
+
+
 def test_human_where_names_the_platform_and_how(plat: RunningPlatform, user: Path) -> None:
     res = second_terminal(user, CLI, "where")
     assert res.returncode == 0, res.stderr
