@@ -63,6 +63,8 @@ class Component:
     restarts: int = 0
     started_at: float = 0.0
     backoff: float = field(default=1.0)
+    #: where this start's output begins in its log (an earlier start's stays above)
+    log_offset: int = 0
 
 
 class Platform:
@@ -105,6 +107,7 @@ class Platform:
     async def _spawn(self, comp: Component) -> None:
         comp.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = comp.log_path.open("ab")
+        comp.log_offset = log.tell()
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         root = str(Path(__file__).resolve().parent.parent)
         env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH")
@@ -200,9 +203,8 @@ class Platform:
 
     def _check_alive(self, comp: Component) -> None:
         if comp.proc is not None and comp.proc.returncode is not None:
-            tail = comp.log_path.read_text(errors="replace").splitlines()[-15:]
-            raise RuntimeError(f"{comp.name} exited with code {comp.proc.returncode}:\n"
-                               + "\n".join(tail))
+            raise RuntimeError(f"{comp.name} exited with code {comp.proc.returncode}: "
+                               f"{_first_error(comp)} (its log: {comp.log_path})")
 
     async def _start_one(self, name: str) -> None:
         comp = self.components[name]
@@ -334,6 +336,25 @@ class Platform:
                 await comp.proc.wait()
         for comp in self.components.values():
             self._close_ready(comp)
+
+
+def _first_error(comp: Component) -> str:
+    """Why a component died, in one line: the first error its JSON log has since it
+    started (a port in use, a bad home; what follows is fallout), else its last line."""
+    try:
+        with comp.log_path.open("rb") as f:
+            f.seek(comp.log_offset)
+            lines = f.read().decode(errors="replace").splitlines()
+    except OSError:
+        return "no log"
+    for line in lines:
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(entry, dict) and entry.get("level") in ("error", "critical"):
+            return (str(entry.get("message", "")).splitlines() or ["an error"])[0]
+    return next((line for line in reversed(lines) if line.strip()), "no output")
 
 
 async def http_status(host: str, port: int, path: str, timeout: float = 1.0) -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import socket
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -132,6 +133,12 @@ def up(
                             f"{running['pid']})", "use it (`modelport where` shows it), stop it "
                             f"first (Ctrl-C in its terminal, or kill {running['pid']}), or "
                             "pick another --home"), as_json)
+    if port and not _port_free(host, port):
+        fail(ModelportError(Kind.CONFLICT, "platform.port_in_use",
+                            f"port {port} on {host} is in use by another program",
+                            "pick another with --port N or `make up PORT=N`, or --port 0 for "
+                            "a free one; `modelport where` shows whether a modelport platform "
+                            "already answers there"), as_json)
     # the supervisor runs for the platform's whole life: it replaces this process (same pid,
     # so signals and process trees are unchanged) with `python -m modelport.launcher`, which
     # imports none of the CLI's or SDK's libraries (modelport/launcher.py says why)
@@ -148,6 +155,19 @@ def up(
     sys.stdout.flush()
     sys.stderr.flush()
     os.execv(sys.executable, argv)
+
+
+def _port_free(host: str, port: int) -> bool:
+    """Whether the gateway could bind ``host:port`` now (as uvicorn does: SO_REUSEADDR, so a
+    port in TIME_WAIT counts as free)."""
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        with socket.socket(family, socket.SOCK_STREAM) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind((host, port))
+    except OSError:
+        return False
+    return True
 
 
 def _deploy_example(url: str, pkg: Path, home: Path | None = None) -> None:

@@ -124,6 +124,17 @@ def test_a_gateway_that_never_answers_is_a_timeout(user: Path) -> None:
     assert "retry" in error["fix"]
 
 
+def test_up_on_a_running_home_or_a_taken_port_is_one_line(plat: RunningPlatform, user: Path,
+                                                          tmp_path: Path) -> None:
+    again = second_terminal(user, CLI, "up", "--home", str(plat.home), "--port", "0", "--json")
+    assert again.returncode == 1
+    assert json.loads(again.stdout)["error"]["code"] == "platform.running"
+    port = plat.url.rsplit(":", 1)[1]
+    taken = second_terminal(user, CLI, "up", "--home", str(tmp_path / "home"), "--port", port)
+    line = one_error_line(taken)
+    assert f"port {port} on 127.0.0.1 is in use" in line and "--port 0" in line, line
+
+
 def test_human_where_names_the_platform_and_how(plat: RunningPlatform, user: Path) -> None:
     res = second_terminal(user, CLI, "where")
     assert res.returncode == 0, res.stderr
