@@ -4,14 +4,25 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed
+# `make up` needs the platform alone (pip install -e .); `make test` adds the `dev` extra
+# (test tooling and third-party clients). A venv with the dev extra has the platform too.
+PLATFORM_STAMP := $(VENV)/.installed-platform
+STAMP          := $(VENV)/.installed
 PORT      ?= 8000
 GRPC_PORT ?= 0
 EXAMPLE   ?= examples/predictor-iris
 
-.PHONY: venv up test protos lint bench clean
+.PHONY: venv platform up test protos lint bench clean
 
 venv: $(STAMP)
+
+platform: $(PLATFORM_STAMP)
+
+$(PLATFORM_STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@if [ $(STAMP) -nt pyproject.toml ]; then :; else \
+	  $(BIN)/python -m pip install -q --upgrade pip && $(BIN)/python -m pip install -q -e .; fi
+	@touch $(PLATFORM_STAMP)
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,7 +30,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	@touch $(STAMP)
 
-up: venv
+up: platform
 	$(BIN)/modelport up --port $(PORT) --grpc-port $(GRPC_PORT) --deploy $(EXAMPLE)
 
 test: venv

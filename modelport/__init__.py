@@ -1,7 +1,7 @@
 """modelport: turn a model package into a production online service.
 
     import modelport
-    client = modelport.Client("http://127.0.0.1:8000")
+    client = modelport.Client()  # finds the running platform (modelport/discovery.py)
     svc = client.create("examples/predictor-iris")
     client.predict(svc["name"], features=[5.1, 3.5, 1.4, 0.2])
 """

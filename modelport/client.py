@@ -1,4 +1,6 @@
-"""The Python SDK: `modelport.Client(url)` over the gateway's management and inference API.
+"""The Python SDK: `modelport.Client()` over the gateway's management and inference API.
+
+With no URL it finds the platform itself, and its credential too (modelport/discovery.py).
 
 `create`, `get` and `update` return the service view, which includes at least
 `{"call", "url", "name"}` as in the call_tool contract users already know.
@@ -15,9 +17,8 @@ from typing import Any
 
 import httpx
 
+from modelport import discovery
 from modelport.errors import Kind, ModelportError
-
-DEFAULT_URL = "http://127.0.0.1:8000"
 
 
 class DeployFailed(Exception):
@@ -47,46 +48,18 @@ def _raise_for(resp: httpx.Response) -> None:
     raise exc
 
 
-def credentials_file() -> Path:
-    """Where `modelport login` keeps tokens, one per gateway URL (0600)."""
-    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
-    return Path(base) / "modelport" / "credentials.json"
-
-
-def resolve_token(url: str, token: str | None = None,
-                  home: str | os.PathLike[str] | None = None) -> str:
-    """The credential a client sends: ``token``, else MODELPORT_TOKEN, else the token
-    `modelport login` stored for this URL, else the admin token of ``home`` (or
-    MODELPORT_HOME, or the default home) that `modelport up` wrote; "" when none."""
-    if token:
-        return token
-    if env := os.environ.get("MODELPORT_TOKEN"):
-        return env
-    import json
-
-    try:
-        stored = json.loads(credentials_file().read_text()).get(url.rstrip("/"))
-        if isinstance(stored, str) and stored:
-            return stored
-    except (OSError, ValueError, AttributeError):
-        pass
-    from modelport.home import HomeLayout, resolve_home
-
-    try:
-        return HomeLayout(resolve_home(home)).admin_token.read_text().strip()
-    except OSError:
-        return ""
-
-
 class Client:
-    """``token``: see ``resolve_token``; ``access_key``/``secret_key`` (or
-    MODELPORT_ACCESS_KEY/MODELPORT_SECRET_KEY) sign every request instead
+    """``url``, ``home`` and ``token``: see ``discovery.find`` and ``discovery.find_token``
+    (``platform`` and ``token_source`` say what was found); ``access_key``/``secret_key``
+    (or MODELPORT_ACCESS_KEY/MODELPORT_SECRET_KEY) sign every request instead
     (modelport/signing.py)."""
 
     def __init__(self, url: str | None = None, timeout: float = 120.0, *,
                  token: str | None = None, home: str | os.PathLike[str] | None = None,
                  access_key: str | None = None, secret_key: str | None = None) -> None:
-        self.url = (url or os.environ.get("MODELPORT_URL") or DEFAULT_URL).rstrip("/")
+        self.platform = discovery.find(url, home)
+        self.url = self.platform.url
+        self.token_source = "none"
         access_key = access_key or os.environ.get("MODELPORT_ACCESS_KEY")
         secret_key = secret_key or os.environ.get("MODELPORT_SECRET_KEY")
         headers, auth = {}, None
@@ -94,8 +67,11 @@ class Client:
             from modelport.signing import httpx_auth
 
             auth = httpx_auth(access_key, secret_key)
-        elif credential := resolve_token(self.url, token, home):
-            headers["Authorization"] = f"Bearer {credential}"
+            self.token_source = "an AK/SK signature"
+        else:
+            credential, self.token_source = discovery.find_token(self.platform, token)
+            if credential:
+                headers["Authorization"] = f"Bearer {credential}"
         self.http = httpx.Client(base_url=self.url, timeout=timeout, headers=headers, auth=auth)
 
     def close(self) -> None:

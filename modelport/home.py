@@ -76,5 +76,10 @@ class HomeLayout:
         digest = hashlib.sha256(str(self.root).encode()).hexdigest()[:16]
         return Path("/tmp") / f"modelport-{digest}"
 
+    @property
+    def platform_file(self) -> Path:
+        """Where the running `modelport up` says its URL and pid (modelport/discovery.py)."""
+        return self.run / "platform.json"
+
     def socket(self, component: str) -> str:
         return f"unix:{self.run / (component + '.sock')}"

@@ -31,6 +31,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from modelport import discovery
 from modelport.home import HomeLayout
 from services.runtime.containment import contained_by_default, secure_home
 
@@ -62,6 +63,8 @@ class Component:
     restarts: int = 0
     started_at: float = 0.0
     backoff: float = field(default=1.0)
+    #: where this start's output begins in its log (an earlier start's stays above)
+    log_offset: int = 0
 
 
 class Platform:
@@ -104,6 +107,7 @@ class Platform:
     async def _spawn(self, comp: Component) -> None:
         comp.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = comp.log_path.open("ab")
+        comp.log_offset = log.tell()
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         root = str(Path(__file__).resolve().parent.parent)
         env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH")
@@ -199,9 +203,8 @@ class Platform:
 
     def _check_alive(self, comp: Component) -> None:
         if comp.proc is not None and comp.proc.returncode is not None:
-            tail = comp.log_path.read_text(errors="replace").splitlines()[-15:]
-            raise RuntimeError(f"{comp.name} exited with code {comp.proc.returncode}:\n"
-                               + "\n".join(tail))
+            raise RuntimeError(f"{comp.name} exited with code {comp.proc.returncode}: "
+                               f"{_first_error(comp)} (its log: {comp.log_path})")
 
     async def _start_one(self, name: str) -> None:
         comp = self.components[name]
@@ -335,6 +338,25 @@ class Platform:
             self._close_ready(comp)
 
 
+def _first_error(comp: Component) -> str:
+    """Why a component died, in one line: the first error its JSON log has since it
+    started (a port in use, a bad home; what follows is fallout), else its last line."""
+    try:
+        with comp.log_path.open("rb") as f:
+            f.seek(comp.log_offset)
+            lines = f.read().decode(errors="replace").splitlines()
+    except OSError:
+        return "no log"
+    for line in lines:
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(entry, dict) and entry.get("level") in ("error", "critical"):
+            return (str(entry.get("message", "")).splitlines() or ["an error"])[0]
+    return next((line for line in reversed(lines) if line.strip()), "no output")
+
+
 async def http_status(host: str, port: int, path: str, timeout: float = 1.0) -> int:
     """The status code of one plain HTTP/1.1 GET, 0 when nothing answers: enough to see the
     gateway's /health without an HTTP client library resident in the launcher."""
@@ -359,12 +381,8 @@ def up(platform: Platform, deploy: list[Path], no_auth: bool, as_json: bool) -> 
     """Start the platform, print where it is (the admin token once), deploy the packages
     given, and run until SIGTERM/SIGINT; 1 with the reason on stderr when it cannot start."""
 
-    async def main() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        await platform.start()
+    async def serve(stop: asyncio.Event) -> None:
+        """Say where it is, deploy what was asked, and wait for a signal."""
         host = platform.host
         print(f"ready: {platform.url}", flush=True)
         print(f"grpc: {host}:{platform.bound_grpc_port}  home: {platform.layout.root}", flush=True)
@@ -387,12 +405,26 @@ def up(platform: Platform, deploy: list[Path], no_auth: bool, as_json: bool) -> 
                 env=platform._child_env(), preexec_fn=_die_with_parent)
             await proc.wait()
         await stop.wait()
-        print("stopping...", flush=True)
-        await platform.stop()
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await platform.start()
+        # client commands and modelport.Client() find it from here (modelport/discovery.py)
+        discovery.record(platform.layout.root,
+                         discovery.client_url(platform.host, platform.http_port), os.getpid())
+        try:
+            await serve(stop)
+        finally:
+            discovery.forget(platform.layout.root, os.getpid())
+            print("stopping...", flush=True)
+            await platform.stop()
 
     try:
         asyncio.run(main())
-    except RuntimeError as exc:
+    except (RuntimeError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr, flush=True)
         return 1
     return 0

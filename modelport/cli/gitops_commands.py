@@ -14,8 +14,8 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from modelport.cli.output import JsonOpt, UrlOpt, out
-from modelport.client import DEFAULT_URL, Client
+from modelport.cli.output import JsonOpt, UrlOpt, answered, fail, out
+from modelport.client import Client
 from modelport.errors import ModelportError
 
 PathArg = Annotated[Path | None, typer.Argument(
@@ -28,15 +28,6 @@ WorktreeOpt = Annotated[bool, typer.Option(
     "--worktree", help="apply the working tree on save, uncommitted edits included")]
 
 
-def _die(exc: Exception, as_json: bool) -> None:
-    data = exc.to_dict() if isinstance(exc, ModelportError) else {"message": str(exc)}
-    if as_json:
-        print(json.dumps({"error": data}, indent=2))
-    else:
-        print(f"error: {exc}", file=__import__("sys").stderr)
-    raise typer.Exit(1)
-
-
 def watch(
     path: PathArg = None, repo: RepoOpt = "", branch: BranchOpt = "", subpath: SubpathOpt = "",
     interval: Annotated[str, typer.Option(help="polling fallback and drift check: 30s, 2m")]
@@ -47,7 +38,7 @@ def watch(
         "(default: on, or the repository's GitOpsConfig)")] = True,
     once: Annotated[bool, typer.Option("--once", help="sync one time and exit")] = False,
     cache: Annotated[str, typer.Option(help="where --repo clones go")] = "",
-    url: UrlOpt = DEFAULT_URL, as_json: JsonOpt = False,
+    url: UrlOpt = None, as_json: JsonOpt = False,
 ) -> None:
     """Apply the committed service YAML of a git branch, and keep applying it."""
     from services.watcher.main import make_source, parse_interval, run
@@ -56,10 +47,9 @@ def watch(
         source = make_source(str(path) if path else None, repo, branch, subpath, worktree, cache)
         seconds = parse_interval(interval)
     except (ModelportError, RuntimeError) as exc:
-        _die(exc, as_json)
-        return
+        fail(exc, as_json)
     # --prune is the default; only an explicit --no-prune overrides the repository's choice
-    code = run(source, url, seconds, None if prune else False, once, as_json)
+    code = run(source, url or "", seconds, None if prune else False, once, as_json)
     raise typer.Exit(code)
 
 
@@ -68,7 +58,7 @@ def diff(
     worktree: WorktreeOpt = False,
     prune: Annotated[bool, typer.Option("--prune/--no-prune")] = True,
     cache: Annotated[str, typer.Option(help="where --repo clones go")] = "",
-    url: UrlOpt = DEFAULT_URL, as_json: JsonOpt = False,
+    url: UrlOpt = None, as_json: JsonOpt = False,
 ) -> None:
     """Print what the next sync would change (created/updated/pruned, per field); changes
     nothing."""
@@ -78,11 +68,16 @@ def diff(
 
     try:
         source = make_source(str(path) if path else None, repo, branch, subpath, worktree, cache)
-        platform = Platform(url)
-        p = Syncer(source, platform, None if prune else False).prepare()
     except (ModelportError, RuntimeError, OSError) as exc:
-        _die(exc, as_json)
-        return
+        fail(exc, as_json)
+    platform = Platform(url or "")
+    try:
+        p = answered(Syncer(source, platform, None if prune else False).prepare, as_json,
+                     platform.client)
+    except RuntimeError as exc:  # git failed under the source
+        fail(exc, as_json)
+    finally:
+        platform.close()
     changes = [c for c in p.changes if c.action != "keep"]
     if as_json:
         print(json.dumps({"commit": p.snapshot.commit, "applies": not p.failures,
@@ -118,14 +113,10 @@ def _when(ts: float) -> str:
     return datetime.datetime.fromtimestamp(ts).strftime("%H:%M:%S") if ts else "-"
 
 
-def status(url: UrlOpt = DEFAULT_URL, as_json: JsonOpt = False) -> None:
+def status(url: UrlOpt = None, as_json: JsonOpt = False) -> None:
     """Per GitOps-managed service: sync status, commit, health, last error, last sync."""
-    try:
-        with Client(url) as c:
-            data: dict[str, Any] = c._json("GET", "/api/v1/gitops")
-    except ModelportError as exc:
-        _die(exc, as_json)
-        return
+    with Client(url) as c:
+        data: dict[str, Any] = answered(lambda: c._json("GET", "/api/v1/gitops"), as_json, c)
     if as_json:
         print(json.dumps(data, indent=2))
         return

@@ -1,9 +1,9 @@
-"""Credentials on the command line: `login`, `logout`, `whoami`, `keys`, `users`, `audit`,
-and the global `--token` / `--home` every client command honours.
+"""Credentials on the command line: `login`, `logout`, `whoami`, `keys`, `users`, `audit`.
 
 A client command sends `--token`, else MODELPORT_TOKEN, else the token `modelport login`
-stored for the URL, else `<home>/admin.token` of `--home` / MODELPORT_HOME / the default
-home (what `modelport up` wrote): a local user never types a token. See docs/security.md.
+stored for the URL, else the `admin.token` of the home the platform was found in (what
+`modelport up` wrote): a local user never types a token. modelport/discovery.py finds
+both; see docs/security.md.
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ import typer
 from rich.table import Table
 
 from modelport.cli.output import JsonOpt, UrlOpt, act, answered, emit, listing, out
-from modelport.client import DEFAULT_URL, Client, credentials_file
+from modelport.client import Client
+from modelport.discovery import credentials_file
 
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhdw]?)$")
 _SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
@@ -72,29 +73,11 @@ def _store(url: str, token: str | None) -> Path:
     return path
 
 
-# ------------------------------------------------------------------------ global options
-
-
-def global_options(
-    token: Annotated[str | None, typer.Option(
-        "--token", help="credential for client commands (env MODELPORT_TOKEN); default: "
-        "the `modelport login` token, else <home>/admin.token")] = None,
-    home: Annotated[str | None, typer.Option(
-        "--home", help="platform home whose admin.token client commands use "
-        "(env MODELPORT_HOME)")] = None,
-) -> None:
-    """modelport: turn a model package into an online service."""
-    if token:
-        os.environ["MODELPORT_TOKEN"] = token
-    if home:
-        os.environ["MODELPORT_HOME"] = home
-
-
 # ------------------------------------------------------------------------ login
 
 
 def login(
-    url: UrlOpt = DEFAULT_URL,
+    url: UrlOpt = None,
     username: Annotated[str | None, typer.Option("-u", "--username")] = None,
     password_stdin: Annotated[bool, typer.Option(
         "--password-stdin", help="read the password from stdin")] = False,
@@ -106,25 +89,25 @@ def login(
     with Client(url) as c:
         c.http.headers.pop("Authorization", None)  # a login sends only the password
         data = answered(lambda: c.login(name, password, name=f"cli@{os.uname().nodename}"),
-                    as_json)
-    path = _store(url, data["token"])
+                        as_json, c)
+    path = _store(c.url, data["token"])
     shown = {k: v for k, v in data.items() if k != "token"}
     emit({**shown, "stored": str(path)}, as_json,
           f"logged in as {data['user']} ({data['role']}); token stored in {path}")
 
 
-def logout(url: UrlOpt = DEFAULT_URL, as_json: JsonOpt = False) -> None:
+def logout(url: UrlOpt = None, as_json: JsonOpt = False) -> None:
     """End this URL's login token and forget it."""
     with Client(url) as c:
-        answered(lambda: c._json("POST", "/api/v1/auth/logout"), as_json)
-    _store(url, None)
+        answered(lambda: c._json("POST", "/api/v1/auth/logout"), as_json, c)
+    _store(c.url, None)
     emit({"logged_out": True}, as_json, "logged out")
 
 
-def whoami(url: UrlOpt = DEFAULT_URL, as_json: JsonOpt = False) -> None:
+def whoami(url: UrlOpt = None, as_json: JsonOpt = False) -> None:
     """Show who the current credential belongs to and what it may do."""
     with Client(url) as c:
-        data = answered(c.whoami, as_json)
+        data = answered(c.whoami, as_json, c)
     emit(data, as_json, f"{data['user']} ({data['role']}), {data['kind']} {data['key_id']}: "
           f"{', '.join(data['scopes'])}")
 
@@ -143,12 +126,13 @@ def keys_create(
     = "",
     rate_limit: Annotated[float, typer.Option(help="requests/s for this key; 0 = none")] = 0,
     user: Annotated[str, typer.Option(help="for another user (admins)")] = "",
-    url: UrlOpt = DEFAULT_URL, as_json: JsonOpt = False,
+    url: UrlOpt = None, as_json: JsonOpt = False,
 ) -> None:
     """Create an API key; prints its token and its AK/SK pair once."""
     ttl_s = _duration(ttl) if ttl else 0.0
     with Client(url) as c:
-        data = answered(lambda: c.create_key(scope, name, ttl_s, rate_limit, user), as_json)
+        data = answered(lambda: c.create_key(scope, name, ttl_s, rate_limit, user), as_json,
+                        c)
     emit(data, as_json,
           f"key {data['id']} ({', '.join(data['scopes'])}) for {data['user']}\n"
           f"token:      {data['token']}\n"
@@ -161,7 +145,7 @@ def keys_create(
 def keys_list(
     all_users: Annotated[bool, typer.Option("--all", help="every user's (admins)")] = False,
     revoked: Annotated[bool, typer.Option(help="include revoked keys")] = False,
-    url: UrlOpt = DEFAULT_URL, as_json: JsonOpt = False,
+    url: UrlOpt = None, as_json: JsonOpt = False,
 ) -> None:
     """List API keys, login tokens and sessions (never their secrets)."""
     listing(url, as_json, lambda c: c.keys(all_users, revoked),
@@ -173,7 +157,7 @@ def keys_list(
 
 
 @keys_app.command("revoke")
-def keys_revoke(key_id: str, url: UrlOpt = DEFAULT_URL, as_json: JsonOpt = False) -> None:
+def keys_revoke(key_id: str, url: UrlOpt = None, as_json: JsonOpt = False) -> None:
     """Revoke a key: it stops working at once."""
     act(url, as_json, lambda c: c.revoke_key(key_id), lambda data: f"revoked {data['id']}")
 
@@ -188,7 +172,7 @@ def users_add(
     username: str,
     role: Annotated[str, typer.Option(help="admin | member")] = "member",
     password_stdin: Annotated[bool, typer.Option("--password-stdin")] = False,
-    url: UrlOpt = DEFAULT_URL, as_json: JsonOpt = False,
+    url: UrlOpt = None, as_json: JsonOpt = False,
 ) -> None:
     """Create a user (members see and change only their own services)."""
     password = _password("password", password_stdin, confirm=not password_stdin)
@@ -197,7 +181,7 @@ def users_add(
 
 
 @users_app.command("list")
-def users_list(url: UrlOpt = DEFAULT_URL, as_json: JsonOpt = False) -> None:
+def users_list(url: UrlOpt = None, as_json: JsonOpt = False) -> None:
     """List users."""
     listing(url, as_json, lambda c: c.users(),
             ("USER", "ROLE", "CREATED", "DISABLED"),
@@ -206,7 +190,7 @@ def users_list(url: UrlOpt = DEFAULT_URL, as_json: JsonOpt = False) -> None:
 
 
 @users_app.command("remove")
-def users_remove(username: str, url: UrlOpt = DEFAULT_URL, as_json: JsonOpt = False) -> None:
+def users_remove(username: str, url: UrlOpt = None, as_json: JsonOpt = False) -> None:
     """Disable a user and revoke all their keys and sessions."""
     act(url, as_json, lambda c: c.delete_user(username), lambda data: f"removed {data['username']}")
 
@@ -214,7 +198,7 @@ def users_remove(username: str, url: UrlOpt = DEFAULT_URL, as_json: JsonOpt = Fa
 @users_app.command("passwd")
 def users_passwd(username: str,
                  password_stdin: Annotated[bool, typer.Option("--password-stdin")] = False,
-                 url: UrlOpt = DEFAULT_URL, as_json: JsonOpt = False) -> None:
+                 url: UrlOpt = None, as_json: JsonOpt = False) -> None:
     """Set a password (your own, or anyone's as an admin); other sessions end."""
     password = _password("new password", password_stdin, confirm=not password_stdin)
     act(url, as_json, lambda c: c.set_password(username, password),
@@ -227,11 +211,11 @@ def users_passwd(username: str,
 def audit(
     limit: Annotated[int, typer.Option(help="newest N")] = 50,
     user: Annotated[str, typer.Option(help="only this user's")] = "",
-    url: UrlOpt = DEFAULT_URL, as_json: JsonOpt = False,
+    url: UrlOpt = None, as_json: JsonOpt = False,
 ) -> None:
     """Show the audit log (admins): who did what, when, from where."""
     with Client(url) as c:
-        data = answered(lambda: c.audit(limit, user), as_json)
+        data = answered(lambda: c.audit(limit, user), as_json, c)
     if as_json:
         emit(data, True, "")
         return
@@ -244,7 +228,6 @@ def audit(
 
 
 def register(app: typer.Typer) -> None:
-    app.callback()(global_options)
     app.command()(login)
     app.command()(logout)
     app.command()(whoami)

@@ -1,6 +1,8 @@
 """The `modelport` command line: `up` runs the platform; the rest are clients of its REST API.
 
-Client commands take `--url` (or MODELPORT_URL) and `--json` for scripts.
+Client commands find the platform themselves (`modelport where` says which; `--url` or
+MODELPORT_URL overrides it, modelport/discovery.py) and take `--json` for scripts. A
+failure is an `error: ...` line saying what to do, never a traceback unless `--debug`.
 """
 
 from __future__ import annotations
@@ -8,32 +10,68 @@ from __future__ import annotations
 import functools
 import json
 import os
+import socket
 import sys
 from pathlib import Path
 from typing import Annotated, Any
 
+import httpx
 import typer
 
+from modelport import discovery
 from modelport.cli.output import (
+    DEBUG_ENV,
     JsonOpt,
     UrlOpt,
     WaitOpt,
     act,
     answered,
+    debugging,
     emit,
     err,
     fail,
     listing,
 )
-from modelport.client import DEFAULT_URL, Client, DeployFailed
-from modelport.errors import ModelportError
-
-app = typer.Typer(help="modelport: turn a model package into an online service.",
-                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+from modelport.client import Client, DeployFailed
+from modelport.errors import Kind, ModelportError
 
 
-def _client(url: str) -> Client:
-    return Client(url or DEFAULT_URL)
+class _App(typer.Typer):
+    """The CLI: an error no command foresaw is still one line (a traceback with --debug)."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().__call__(*args, **kwargs)
+        except Exception as exc:
+            if debugging():
+                raise
+            print(f"error: {type(exc).__name__}: {exc} (this is a modelport bug: rerun with "
+                  "--debug for the traceback and report it)", file=sys.stderr)
+            sys.exit(1)
+
+
+app = _App(help="modelport: turn a model package into an online service.",
+           no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+
+
+@app.callback()
+def global_options(
+    token: Annotated[str | None, typer.Option(
+        "--token", help="credential for client commands (env MODELPORT_TOKEN); default: "
+        "the `modelport login` token, else the found platform's <home>/admin.token")] = None,
+    home: Annotated[str | None, typer.Option(
+        "--home", help="platform home: client commands talk to the platform running on it "
+        "and use its admin.token (env MODELPORT_HOME)")] = None,
+    debug: Annotated[bool, typer.Option(
+        "--debug", help="show the traceback of a failure")] = False,
+) -> None:
+    """modelport: turn a model package into an online service."""
+    if token:
+        os.environ["MODELPORT_TOKEN"] = token
+    if home:
+        os.environ["MODELPORT_HOME"] = home
+    if debug:
+        os.environ[DEBUG_ENV] = "1"
 
 
 def _progress(as_json: bool):  # noqa: ANN202 - a small closure factory
@@ -88,10 +126,23 @@ def up(
                   "run code on this machine; bind 127.0.0.1, or drop --no-auth",
                   highlight=False, markup=False)
         raise typer.Exit(2)
+    root = resolve_home(home)
+    if running := discovery.running(root):
+        fail(ModelportError(Kind.CONFLICT, "platform.running",
+                            f"a platform already runs on {root}: {running['url']} (pid "
+                            f"{running['pid']})", "use it (`modelport where` shows it), stop it "
+                            f"first (Ctrl-C in its terminal, or kill {running['pid']}), or "
+                            "pick another --home"), as_json)
+    if port and not _port_free(host, port):
+        fail(ModelportError(Kind.CONFLICT, "platform.port_in_use",
+                            f"port {port} on {host} is in use by another program",
+                            "pick another with --port N or `make up PORT=N`, or --port 0 for "
+                            "a free one; `modelport where` shows whether a modelport platform "
+                            "already answers there"), as_json)
     # the supervisor runs for the platform's whole life: it replaces this process (same pid,
     # so signals and process trees are unchanged) with `python -m modelport.launcher`, which
     # imports none of the CLI's or SDK's libraries (modelport/launcher.py says why)
-    argv = [sys.executable, "-m", "modelport.launcher", "up", "--home", str(resolve_home(home)),
+    argv = [sys.executable, "-m", "modelport.launcher", "up", "--home", str(root),
             "--host", host, "--port", str(port), "--grpc-port", str(grpc_port)]
     if config is not None:
         argv += ["--config", str(config)]
@@ -104,6 +155,19 @@ def up(
     sys.stdout.flush()
     sys.stderr.flush()
     os.execv(sys.executable, argv)
+
+
+def _port_free(host: str, port: int) -> bool:
+    """Whether the gateway could bind ``host:port`` now (as uvicorn does: SO_REUSEADDR, so a
+    port in TIME_WAIT counts as free)."""
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        with socket.socket(family, socket.SOCK_STREAM) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind((host, port))
+    except OSError:
+        return False
+    return True
 
 
 def _deploy_example(url: str, pkg: Path, home: Path | None = None) -> None:
@@ -131,7 +195,7 @@ def _deploy_example(url: str, pkg: Path, home: Path | None = None) -> None:
         print(f"deployed {svc['name']} (version {svc['serving_version']}): {svc['url']}",
               flush=True)
         print(f"try: {svc['examples']['curl']}", flush=True)
-    except (ModelportError, DeployFailed) as exc:
+    except (ModelportError, DeployFailed, httpx.TransportError, OSError) as exc:
         print(f"deploy of {pkg} failed: {exc}", file=sys.stderr, flush=True)
 
 
@@ -141,13 +205,13 @@ def create(
     name: Annotated[str | None, typer.Option(help="service name (default: generated)")] = None,
     runtime: Annotated[str | None, typer.Option(
         help="where replicas run: process (default) or docker (an image per version)")] = None,
-    url: UrlOpt = DEFAULT_URL, wait: WaitOpt = True, as_json: JsonOpt = False,
+    url: UrlOpt = None, wait: WaitOpt = True, as_json: JsonOpt = False,
 ) -> None:
     """Create a service from a package; prints its name, URL and how to call it."""
     spec = json.dumps({"runtime": runtime}) if runtime else None
-    with _client(url) as c:
+    with Client(url) as c:
         svc = answered(lambda: c.create(package, name=name, wait=wait, spec=spec,
-                                       progress=_progress(as_json)), as_json)
+                                       progress=_progress(as_json)), as_json, c)
     emit(svc, as_json, _describe(svc))
 
 
@@ -155,19 +219,19 @@ def create(
 def update(
     name: Annotated[str, typer.Argument(help="service name")],
     package: Annotated[Path, typer.Argument(help="model zip or directory")],
-    url: UrlOpt = DEFAULT_URL, wait: WaitOpt = True, as_json: JsonOpt = False,
+    url: UrlOpt = None, wait: WaitOpt = True, as_json: JsonOpt = False,
 ) -> None:
     """Deploy a new version behind the same URL; the old one serves until the new one is ready."""
-    with _client(url) as c:
+    with Client(url) as c:
         svc = answered(lambda: c.update(name, package, wait=wait, progress=_progress(as_json)),
-                      as_json)
+                       as_json, c)
     emit(svc, as_json, _describe(svc))
 
 
 @app.command()
 def apply(
     file: Annotated[Path, typer.Option("-f", "--file", help="ModelService YAML")],
-    url: UrlOpt = DEFAULT_URL, wait: WaitOpt = True, as_json: JsonOpt = False,
+    url: UrlOpt = None, wait: WaitOpt = True, as_json: JsonOpt = False,
 ) -> None:
     """Create or update the services a ModelService YAML declares."""
     from modelport.spec.service import load_service_file
@@ -178,18 +242,18 @@ def apply(
         fail(exc, as_json)
         return
     results = []
-    with _client(url) as c:
+    with Client(url) as c:
         for svc in services:
             package = (file.parent / svc.spec.package).resolve() if svc.spec.package else None
             spec_doc = json.dumps(svc.model_dump(by_alias=True, exclude={"spec": {"package"}}))
             results.append(answered(functools.partial(
                 c.apply, svc.metadata.name, spec_doc, package, wait=wait,
-                progress=_progress(as_json)), as_json))
+                progress=_progress(as_json)), as_json, c))
     emit(results, as_json, "\n\n".join(_describe(r) for r in results))
 
 
 @app.command("list")
-def list_(url: UrlOpt = DEFAULT_URL, as_json: JsonOpt = False) -> None:
+def list_(url: UrlOpt = None, as_json: JsonOpt = False) -> None:
     """List services."""
     listing(url, as_json, lambda c: c.list()["services"],
             ("NAME", "PHASE", "VERSION", "READY", "URL"),
@@ -198,33 +262,33 @@ def list_(url: UrlOpt = DEFAULT_URL, as_json: JsonOpt = False) -> None:
 
 
 @app.command()
-def get(name: str, url: UrlOpt = DEFAULT_URL, as_json: JsonOpt = False) -> None:
+def get(name: str, url: UrlOpt = None, as_json: JsonOpt = False) -> None:
     """Show a service: status, URL and call examples."""
     act(url, as_json, lambda c: c.get(name), _describe)
 
 
 @app.command()
-def stop(name: str, url: UrlOpt = DEFAULT_URL, as_json: JsonOpt = False) -> None:
+def stop(name: str, url: UrlOpt = None, as_json: JsonOpt = False) -> None:
     """Stop a service: its replicas finish their requests and stop; calls get 503."""
     act(url, as_json, lambda c: c.stop(name), lambda svc: f"stopping {name}: {svc['message']}")
 
 
 @app.command()
-def start(name: str, url: UrlOpt = DEFAULT_URL, wait: WaitOpt = True,
+def start(name: str, url: UrlOpt = None, wait: WaitOpt = True,
           as_json: JsonOpt = False) -> None:
     """Start a stopped (or failed) service again."""
     act(url, as_json, lambda c: c.start(name, wait=wait), _describe)
 
 
 @app.command()
-def restart(name: str, url: UrlOpt = DEFAULT_URL, wait: WaitOpt = True,
+def restart(name: str, url: UrlOpt = None, wait: WaitOpt = True,
             as_json: JsonOpt = False) -> None:
     """Rolling restart: new replicas take the traffic once ready, the old ones drain."""
     act(url, as_json, lambda c: c.restart(name, wait=wait), _describe)
 
 
 @app.command()
-def delete(name: str, url: UrlOpt = DEFAULT_URL, as_json: JsonOpt = False) -> None:
+def delete(name: str, url: UrlOpt = None, as_json: JsonOpt = False) -> None:
     """Delete a service (its model versions are kept)."""
     act(url, as_json, lambda c: c.delete(name), lambda data: f"deleted {name}")
 
@@ -234,7 +298,7 @@ def predict(
     name: str,
     inputs: Annotated[list[str] | None, typer.Argument(
         help="key=value (text/JSON) or key=@file (file contents)")] = None,
-    url: UrlOpt = DEFAULT_URL, as_json: JsonOpt = False,
+    url: UrlOpt = None, as_json: JsonOpt = False,
 ) -> None:
     """Call a service once: `modelport predict NAME text=hello image=@cat.jpg`."""
     values: dict[str, Any] = {}
@@ -244,15 +308,18 @@ def predict(
             fail(ModelportError.from_dict({"kind": "invalid", "code": "cli.input",
                                             "message": f"{item!r} is not key=value",
                                             "fix": "write key=value or key=@file"}), as_json)
-        values[key] = Path(value[1:]).read_bytes() if value.startswith("@") else value
-    with _client(url) as c:
+        try:
+            values[key] = Path(value[1:]).read_bytes() if value.startswith("@") else value
+        except OSError as exc:
+            fail(exc, as_json)
+    with Client(url) as c:
         # key=value pairs travel as form fields, so the gateway parses each by its declared type
-        data = answered(lambda: c.predict_form(name, values), as_json)
+        data = answered(lambda: c.predict_form(name, values), as_json, c)
     emit(data, as_json, json.dumps(data.get("data"), indent=2))
 
 
 @app.command()
-def versions(name: str, url: UrlOpt = DEFAULT_URL, as_json: JsonOpt = False) -> None:
+def versions(name: str, url: UrlOpt = None, as_json: JsonOpt = False) -> None:
     """List a service's model versions and their build states."""
     listing(url, as_json, lambda c: c.versions(name),
             ("VERSION", "STATE", "KIND", "DIGEST", "ERROR"),
@@ -262,10 +329,10 @@ def versions(name: str, url: UrlOpt = DEFAULT_URL, as_json: JsonOpt = False) -> 
 
 @app.command("build-log")
 def build_log(model: str, version: Annotated[int, typer.Argument()] = 0,
-              url: UrlOpt = DEFAULT_URL, as_json: JsonOpt = False) -> None:
+              url: UrlOpt = None, as_json: JsonOpt = False) -> None:
     """Print the build log of a model version (default: the latest)."""
-    with _client(url) as c:
-        text = answered(lambda: c.build_log(model, version), as_json)
+    with Client(url) as c:
+        text = answered(lambda: c.build_log(model, version), as_json, c)
     if as_json:
         emit({"model": model, "version": version, "log": text}, True)
     else:
@@ -273,7 +340,7 @@ def build_log(model: str, version: Annotated[int, typer.Argument()] = 0,
 
 
 @app.command()
-def events(name: str, url: UrlOpt = DEFAULT_URL, as_json: JsonOpt = False,
+def events(name: str, url: UrlOpt = None, as_json: JsonOpt = False,
            version: Annotated[int, typer.Option(help="only this model version's")] = 0,
            limit: Annotated[int, typer.Option(help="the newest N")] = 100) -> None:
     """Show a service's events, oldest first."""
@@ -303,10 +370,12 @@ def serve(component: Annotated[str, typer.Argument(help="registry|builder|runtim
 from modelport.cli import gitops_commands as _gitops  # noqa: E402 - watch, diff, status
 from modelport.cli import keys as _keys  # noqa: E402 - keys, login, users, audit
 from modelport.cli import observe as _observe  # noqa: E402 - top, logs
+from modelport.cli import where as _where  # noqa: E402 - where
 
 _gitops.register(app)
 _keys.register(app)
 _observe.register(app)
+_where.register(app)
 
 if __name__ == "__main__":
     app()

@@ -2,13 +2,17 @@
 
 A command's answer is JSON with ``--json`` (for scripts), else a line or a table for
 people. Its failure is one ``{"error": {...}}`` object with ``--json``, else ``error: ...``
-on stderr (unwrapped, so paths stay greppable), and exit status 1 either way.
+on stderr (unwrapped, so paths stay greppable), and exit status 1 either way; a
+traceback only with the global ``--debug``. A command without ``--url`` talks to the
+platform modelport/discovery.py finds.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
+import traceback
 from collections.abc import Callable, Sequence
 from typing import Annotated, Any, NoReturn, TypeVar
 
@@ -17,15 +21,19 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from modelport.client import DEFAULT_URL, Client, DeployFailed
-from modelport.errors import Kind, ModelportError
+from modelport.cli.failures import explain
+from modelport.client import Client, DeployFailed
+from modelport.errors import ModelportError
 
 T = TypeVar("T")
 
 out = Console()
 err = Console(stderr=True)
 
-UrlOpt = Annotated[str, typer.Option("--url", envvar="MODELPORT_URL", help="gateway URL")]
+#: None when not given: the client then finds the platform (`modelport where` says which)
+UrlOpt = Annotated[str | None, typer.Option(
+    "--url", help="gateway URL (default: MODELPORT_URL, else the running platform; see "
+    "`modelport where`)", show_default=False)]
 JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON for scripts")]
 WaitOpt = Annotated[bool, typer.Option("--wait/--no-wait",
                                        help="wait until the service answers")]
@@ -39,8 +47,18 @@ def emit(data: Any, as_json: bool, human: str | None = None) -> None:
         out.print(human, highlight=False, markup=False)
 
 
+#: set by the global --debug (inherited by the commands a command runs)
+DEBUG_ENV = "MODELPORT_DEBUG"
+
+
+def debugging() -> bool:
+    return os.environ.get(DEBUG_ENV) == "1"
+
+
 def fail(exc: Exception, as_json: bool) -> NoReturn:
     """The command failed: say why (and how to fix it, which ModelportError carries)."""
+    if debugging():
+        traceback.print_exception(exc, file=sys.stderr)
     if isinstance(exc, DeployFailed):
         data = {"error": {"code": "deploy.failed", "message": str(exc), "reason": exc.reason,
                           "service": exc.name,
@@ -67,44 +85,30 @@ def fail(exc: Exception, as_json: bool) -> NoReturn:
     raise typer.Exit(1)
 
 
-def answered(action: Callable[[], T], as_json: bool) -> T:
+def answered(action: Callable[[], T], as_json: bool, client: Client | None = None) -> T:
     """``action()``'s answer; a platform error, a failed deploy or an unreachable gateway
-    ends the command through ``fail``."""
+    ends the command through ``fail``, said as cli/failures.py says it for ``client``."""
     try:
         return action()
-    except httpx.TransportError as exc:
-        fail(_unreachable(exc), as_json)
-    except (ModelportError, DeployFailed, OSError) as exc:
-        fail(exc, as_json)
+    except (httpx.TransportError, ModelportError, DeployFailed, OSError) as exc:
+        fail(explain(exc, client), as_json)
 
 
-def _unreachable(exc: httpx.TransportError) -> ModelportError:
-    """No answer from the gateway at all (refused, timed out, reset)."""
-    try:
-        where = f" at {exc.request.url.scheme}://{exc.request.url.netloc.decode()}"
-    except RuntimeError:  # the error has no request
-        where = ""
-    return ModelportError(Kind.UNAVAILABLE, "gateway.unreachable",
-                          f"cannot reach the modelport gateway{where}: {exc}",
-                          fix="start the platform with `modelport up` (or `make up`), or "
-                              "point --url / MODELPORT_URL at a running gateway")
-
-
-def act(url: str, as_json: bool, call: Callable[[Client], T],
+def act(url: str | None, as_json: bool, call: Callable[[Client], T],
         say: Callable[[T], str]) -> None:
     """One request on a client of ``url``, its answer printed (``say(answer)`` for
     people): the whole of most client commands."""
-    with Client(url or DEFAULT_URL) as client:
-        data = answered(lambda: call(client), as_json)
+    with Client(url) as client:
+        data = answered(lambda: call(client), as_json, client)
     emit(data, as_json, say(data))
 
 
-def listing(url: str, as_json: bool, call: Callable[[Client], list[dict[str, Any]]],
+def listing(url: str | None, as_json: bool, call: Callable[[Client], list[dict[str, Any]]],
             columns: Sequence[str], row: Callable[[dict[str, Any]], Sequence[str]]) -> None:
     """A list command: the items as JSON, or a table of ``columns`` with ``row(item)``
     for each."""
-    with Client(url or DEFAULT_URL) as client:
-        items = answered(lambda: call(client), as_json)
+    with Client(url) as client:
+        items = answered(lambda: call(client), as_json, client)
     if as_json:
         emit(items, True)
         return
