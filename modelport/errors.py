@@ -21,6 +21,7 @@ class Kind(StrEnum):
     UNAUTHENTICATED = "unauthenticated"  # no valid credential: send one (401)
     FORBIDDEN = "forbidden"  # a valid credential without the right scope (403)
     NOT_FOUND = "not_found"
+    METHOD_NOT_ALLOWED = "method_not_allowed"  # the path exists; use one of its methods
     CONFLICT = "conflict"
     TOO_LARGE = "too_large"
     EXHAUSTED = "exhausted"  # queue full, rate limited: retry later
@@ -35,6 +36,7 @@ HTTP_STATUS: dict[Kind, int] = {
     Kind.UNAUTHENTICATED: 401,
     Kind.FORBIDDEN: 403,
     Kind.NOT_FOUND: 404,
+    Kind.METHOD_NOT_ALLOWED: 405,
     Kind.CONFLICT: 409,
     Kind.TOO_LARGE: 413,
     Kind.EXHAUSTED: 429,
@@ -50,6 +52,7 @@ GRPC_STATUS: dict[Kind, str] = {
     Kind.UNAUTHENTICATED: "UNAUTHENTICATED",
     Kind.FORBIDDEN: "PERMISSION_DENIED",
     Kind.NOT_FOUND: "NOT_FOUND",
+    Kind.METHOD_NOT_ALLOWED: "UNIMPLEMENTED",
     Kind.CONFLICT: "ALREADY_EXISTS",
     Kind.TOO_LARGE: "RESOURCE_EXHAUSTED",
     Kind.EXHAUSTED: "RESOURCE_EXHAUSTED",

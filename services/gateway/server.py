@@ -14,6 +14,7 @@ from typing import Any
 
 import uvicorn
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -46,6 +47,7 @@ from services.gateway.rest.management import ManagementApi
 from services.gateway.rest.observability import ObservabilityApi
 from services.gateway.rest.oip_routes import OipRestApi
 from services.gateway.rest.openapi import OpenApi
+from services.gateway.rest.route_errors import handle_http_exception
 from services.gateway.rest.tasks import TaskApi, task_view
 from services.gateway.settings import GatewaySettings
 from services.gateway.stats import GatewayStats
@@ -102,7 +104,9 @@ def build_app(settings: GatewaySettings, dataplane: DataPlane,
         except Exception:  # noqa: BLE001 - the action happened; say the record is missing
             log.exception("audit record lost: %s %s", entry.action, entry.target)
 
+    # the router's 404/405 as the error envelope too (rest/route_errors.py)
     return Starlette(routes=routes, exception_handlers={ModelportError: handle_modelport_error,
+                                                        HTTPException: handle_http_exception,
                                                         Exception: handle_unexpected},
                      middleware=[Middleware(
                          AuthMiddleware, gate=gate, routes=routes, audit=audit,

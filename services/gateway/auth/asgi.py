@@ -32,8 +32,6 @@ from services.gateway.rest.errors import error_response
 
 log = logging.getLogger(__name__)
 
-log = logging.getLogger(__name__)
-
 
 PUBLIC_ROUTES = {("POST", "/api/v1/auth/login"), ("POST", "/api/v1/auth/token"),
                  ("POST", "/api/v1/auth/register")}
@@ -157,8 +155,11 @@ class AuthMiddleware:
     async def _management(self, scope: dict[str, Any], receive: Any, send: Any,
                           creds: Credentials) -> None:
         template, params = _match(self.routes, scope)
+        if not template:  # no such route: nothing to guard, and the router's 404 names
+            await self.app(scope, receive, send)  # the closest ones (rest/route_errors.py)
+            return
         method = scope.get("method", "GET")
-        need = route_need(method, template or scope["path"], self.webhook_secret)
+        need = route_need(method, template, self.webhook_secret)
         status = 500
         principal: Principal | None = None
         error: ModelportError | None = None
@@ -191,7 +192,7 @@ class AuthMiddleware:
             user = (scope.get("state", {}).get("audit_user") or (who.user if who else ""))
             entry = auth_pb2.AuditEntry(
                 ts=time.time(), user=user, key_id=who.key_id if who else "",
-                action=f"{method} {template or scope['path']}",
+                action=f"{method} {template}",
                 target=" ".join(f"{k}={v}" for k, v in params.items()), status=status,
                 remote=creds.remote, detail=error.code if error is not None else "")
             task = asyncio.ensure_future(self.audit(entry))
@@ -203,7 +204,7 @@ class AuthMiddleware:
         if not p.can(need):
             what = {"session": "a login session or token (`modelport login`)",
                     "admin": "an admin credential"}.get(need, f"scope {need} (or admin)")
-            raise forbidden("auth.scope", f"{method} {template or 'this path'} needs {what}; "
+            raise forbidden("auth.scope", f"{method} {template} needs {what}; "
                             f"this credential has {describe_principal(p)}",
                             f"use a credential with {what}" + (
                                 f" (`modelport keys create --scope {need}`)"

@@ -11,6 +11,7 @@ import base64
 import binascii
 import uuid
 from typing import Any
+from urllib.parse import parse_qsl
 
 import orjson
 from starlette.datastructures import UploadFile
@@ -122,7 +123,13 @@ async def decode(request: Request, route: Route, max_body: int) -> list[inferenc
     # ModelArts code receives the request as sent (files with their names, fields as
     # text, the JSON body as parsed): its `apis` schema describes, it does not convert
     as_sent = route.interface.get("kind") == "modelarts"
-    if ctype in ("multipart/form-data", "application/x-www-form-urlencoded"):
+    if ctype == "application/x-www-form-urlencoded":  # curl -d's type: often JSON meant
+        body = await _read_limited(request, max_body)
+        if _is_json_object(body):
+            raise json_without_its_type(ctype)
+        return [_value(key, "text" if as_sent else types.get(key, "text"), val, "multipart")
+                for key, val in parse_qsl(body.decode("latin-1"), keep_blank_values=True)]
+    if ctype == "multipart/form-data":
         form = await request.form(max_part_size=max_body)
         out = []
         for key, val in form.multi_items():
@@ -141,14 +148,37 @@ async def decode(request: Request, route: Route, max_body: int) -> list[inferenc
         return decode_json(body, route)
     if ctype in ("text/plain", "application/octet-stream"):
         if len(types) != 1:
+            if _is_json_object(body):
+                raise json_without_its_type(ctype)
             raise invalid("request.single_input_only", f"{ctype} bodies work only for services "
                           f"with one input; {route.service!r} has {len(types)}",
                           "send application/json or multipart/form-data")
         (name, type_), = types.items()
         return [_value(name, type_, body, "raw")]
+    if _is_json_object(body):
+        raise json_without_its_type(ctype)
     raise invalid("request.content_type", f"unsupported Content-Type {ctype!r}",
                   "use application/json, multipart/form-data, text/plain or "
                   "application/octet-stream")
+
+
+def _is_json_object(body: bytes) -> bool:
+    """Whether ``body`` is a JSON object: what a request meant as JSON carries."""
+    if not body.lstrip().startswith(b"{"):
+        return False
+    try:
+        return isinstance(orjson.loads(body), dict)
+    except orjson.JSONDecodeError:
+        return False
+
+
+def json_without_its_type(ctype: str) -> ModelportError:
+    """A JSON body sent under another Content-Type (``curl -d`` says form-urlencoded)."""
+    return invalid("request.content_type_not_json",
+                   f"the body is a JSON object but its Content-Type is {ctype!r}, so it was "
+                   "not read as JSON (curl -d sends application/x-www-form-urlencoded)",
+                   "send the JSON type: curl -H 'Content-Type: application/json' -d "
+                   "'{...}' URL (or curl --json '{...}' URL, curl 7.82+)")
 
 
 async def _read_limited(request: Request, limit: int) -> bytes:

@@ -215,11 +215,25 @@ class ManagementApi:
         if package is None:
             raise invalid("request.package_missing", "no package was uploaded",
                           "send the zip as a multipart file field named 'package'")
-        await self._call("GetService", registry_pb2.GetServiceRequest(name=name))
-        upload_id = (await self._upload(package)).upload_id
+        svc = await self._call("GetService", registry_pb2.GetServiceRequest(name=name))
+        ref = await self._upload(package)
+        if same := await self._same_package(svc, ref.digest):
+            return _json({**self.service_view(request, svc), "unchanged": True,
+                          "notice": f"unchanged: version {same} already has this package"})
         svc = await self._call("UpdateService", registry_pb2.UpdateServiceRequest(
-            name=name, upload_id=upload_id))
-        return _json(self.service_view(request, svc))
+            name=name, upload_id=ref.upload_id))
+        return _json({**self.service_view(request, svc), "unchanged": False})
+
+    async def _same_package(self, svc: registry_pb2.Service, digest: str) -> int:
+        """The number of the version ``svc`` serves (or is rolling out) when its package is
+        ``digest`` and it did not fail to build (a failed one is built again), else 0: an
+        update with that package would change nothing."""
+        number = svc.status.target_version or svc.status.serving_version
+        if not number:
+            return 0
+        v = await self._call("GetVersion", registry_pb2.GetVersionRequest(
+            model=svc.spec.model or svc.name, number=number))
+        return number if v.digest == digest and v.state != "failed" else 0
 
     async def list(self, request: Request) -> Response:
         resp = await self._call("ListServices", registry_pb2.ListServicesRequest())
