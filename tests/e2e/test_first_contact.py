@@ -36,10 +36,13 @@ def test_an_unknown_path_is_a_json_404_naming_the_closest_routes(
     assert err["details"]["closest"][0] == "POST /v1/services/{name}/infer"
     assert "did you mean POST /v1/services/{name}/infer" in err["fix"]
     assert r.json()["metadata"]["request_id"] == r.headers["x-request-id"]
-    # under /api/v1 too, and before any credential is asked for: there is nothing to guard
-    r = httpx.get(f"{platform.url}/api/v1/servics", timeout=30)
+    # under /api/v1 too, for a caller with a credential; an anonymous one is asked for a
+    # credential first, so the management API's routes are not shown to anyone
+    r = httpx.get(f"{platform.url}/api/v1/servics", headers=AUTH_HEADERS, timeout=30)
     assert r.status_code == 404 and _error(r)["code"] == "route.not_found"
     assert "GET|POST /api/v1/services" in _error(r)["details"]["closest"]
+    anonymous = httpx.get(f"{platform.url}/api/v1/servics", timeout=30)
+    assert anonymous.status_code == 401 and _error(anonymous)["code"] == "auth.required"
     # nothing near: no guess, only where the list is
     err = _error(httpx.get(f"{platform.url}/zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz", timeout=30))
     assert "closest" not in err.get("details", {}) and "/openapi.json" in err["fix"]

@@ -155,11 +155,8 @@ class AuthMiddleware:
     async def _management(self, scope: dict[str, Any], receive: Any, send: Any,
                           creds: Credentials) -> None:
         template, params = _match(self.routes, scope)
-        if not template:  # no such route: nothing to guard, and the router's 404 names
-            await self.app(scope, receive, send)  # the closest ones (rest/route_errors.py)
-            return
         method = scope.get("method", "GET")
-        need = route_need(method, template, self.webhook_secret)
+        need = route_need(method, template or scope["path"], self.webhook_secret)
         status = 500
         principal: Principal | None = None
         error: ModelportError | None = None
@@ -192,7 +189,7 @@ class AuthMiddleware:
             user = (scope.get("state", {}).get("audit_user") or (who.user if who else ""))
             entry = auth_pb2.AuditEntry(
                 ts=time.time(), user=user, key_id=who.key_id if who else "",
-                action=f"{method} {template}",
+                action=f"{method} {template or scope['path']}",
                 target=" ".join(f"{k}={v}" for k, v in params.items()), status=status,
                 remote=creds.remote, detail=error.code if error is not None else "")
             task = asyncio.ensure_future(self.audit(entry))
