@@ -142,7 +142,9 @@ class Client:
     def update(self, name: str, path: str | Path, wait: bool = True, timeout: float = 900,
                progress: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
         svc = self._upload("PUT", f"/api/v1/services/{name}/package", path, {})
-        return self.wait(name, svc["generation"], timeout, progress) if wait else svc
+        if svc.get("unchanged") or not wait:  # the same package: no new version to wait for
+            return svc
+        return self.wait(name, svc["generation"], timeout, progress)
 
     def get(self, name: str) -> dict[str, Any]:
         return self._json("GET", f"/api/v1/services/{name}")

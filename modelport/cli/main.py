@@ -225,7 +225,7 @@ def update(
     with Client(url) as c:
         svc = answered(lambda: c.update(name, package, wait=wait, progress=_progress(as_json)),
                        as_json, c)
-    emit(svc, as_json, _describe(svc))
+    emit(svc, as_json, svc["notice"] if svc.get("unchanged") else _describe(svc))
 
 
 @app.command()
