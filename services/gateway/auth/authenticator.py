@@ -27,8 +27,6 @@ from services.rpc.errors import from_rpc_error
 
 log = logging.getLogger(__name__)
 
-log = logging.getLogger(__name__)
-
 
 class Authenticator:
     """Credentials -> Principal, through the registry's Auth service, with a short cache."""

@@ -26,8 +26,6 @@ from services.rpc.errors import from_rpc_error
 
 log = logging.getLogger(__name__)
 
-log = logging.getLogger(__name__)
-
 
 @dataclass
 class _Policy:

@@ -14,8 +14,6 @@ from services.registry.ownership import identity_metadata
 
 log = logging.getLogger(__name__)
 
-log = logging.getLogger(__name__)
-
 
 class GrpcCredentialsInterceptor(grpc.aio.ServerInterceptor):
     """Public gRPC: the call's metadata are its credentials (authorization, apikey,

@@ -15,8 +15,6 @@ from modelport.v1 import auth_pb2
 
 log = logging.getLogger(__name__)
 
-log = logging.getLogger(__name__)
-
 
 SESSION_COOKIE = "modelport_session"
 CSRF_COOKIE = "modelport_csrf"
