@@ -72,7 +72,7 @@ class ReplicaInfo:
         return out
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Serving:
     """A replica as the data plane sees it: its worker link (None when it has none open),
     its batcher (None unless config.json asks for batching) and its default timeout."""
