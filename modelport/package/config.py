@@ -168,6 +168,10 @@ class CommonConfig(_Strict):
     health: Health | None = None
     timeout_s: float | None = Field(None, gt=0)
     python: str | None = None
+    #: fail the build when `python` is unavailable instead of using the nearest version
+    python_strict: bool = False
+    #: the docker runtime's base image for this package (the process runtime ignores it)
+    base_image: str | None = Field(None, min_length=1)
 
     @field_validator("env")
     @classmethod
@@ -236,7 +240,6 @@ class FileContractConfig(CommonConfig):
     name: str = Field(min_length=1)
     input: list[FileInput] = Field(min_length=1)
     output: list[FileOutput]
-    base_image: str | None = None
     entrypoint: str = Field(min_length=1)
 
     @field_validator("output", mode="before")

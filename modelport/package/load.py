@@ -219,6 +219,7 @@ def _build(
         "env": dict(cfg.env or {}),
         "health": cfg.health,
         "python": cfg.python,
+        "base_image": cfg.base_image,
     }
     if isinstance(cfg, FileContractConfig):
         return Package(
@@ -228,7 +229,6 @@ def _build(
             inputs=[InputSpec(i.name or i.path, i.type, path=i.path) for i in cfg.input],
             outputs=[OutputSpec(o.path, o.type, path=o.path) for o in cfg.output],
             entrypoint=cfg.entrypoint,
-            base_image=cfg.base_image,
         )
     if isinstance(cfg, PredictorConfig):
         return Package(

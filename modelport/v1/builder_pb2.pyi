@@ -5,7 +5,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class BuildRequest(_message.Message):
-    __slots__ = ("target", "package_dir", "requirements", "python", "label", "base_image", "package_digest")
+    __slots__ = ("target", "package_dir", "requirements", "python", "label", "base_image", "package_digest", "python_strict")
     TARGET_FIELD_NUMBER: _ClassVar[int]
     PACKAGE_DIR_FIELD_NUMBER: _ClassVar[int]
     REQUIREMENTS_FIELD_NUMBER: _ClassVar[int]
@@ -13,6 +13,7 @@ class BuildRequest(_message.Message):
     LABEL_FIELD_NUMBER: _ClassVar[int]
     BASE_IMAGE_FIELD_NUMBER: _ClassVar[int]
     PACKAGE_DIGEST_FIELD_NUMBER: _ClassVar[int]
+    PYTHON_STRICT_FIELD_NUMBER: _ClassVar[int]
     target: str
     package_dir: str
     requirements: str
@@ -20,10 +21,11 @@ class BuildRequest(_message.Message):
     label: str
     base_image: str
     package_digest: str
-    def __init__(self, target: _Optional[str] = ..., package_dir: _Optional[str] = ..., requirements: _Optional[str] = ..., python: _Optional[str] = ..., label: _Optional[str] = ..., base_image: _Optional[str] = ..., package_digest: _Optional[str] = ...) -> None: ...
+    python_strict: bool
+    def __init__(self, target: _Optional[str] = ..., package_dir: _Optional[str] = ..., requirements: _Optional[str] = ..., python: _Optional[str] = ..., label: _Optional[str] = ..., base_image: _Optional[str] = ..., package_digest: _Optional[str] = ..., python_strict: _Optional[bool] = ...) -> None: ...
 
 class Build(_message.Message):
-    __slots__ = ("id", "state", "env_key", "artifact", "error", "cached", "started_at", "finished_at", "target")
+    __slots__ = ("id", "state", "env_key", "artifact", "error", "cached", "started_at", "finished_at", "target", "warning")
     ID_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     ENV_KEY_FIELD_NUMBER: _ClassVar[int]
@@ -33,6 +35,7 @@ class Build(_message.Message):
     STARTED_AT_FIELD_NUMBER: _ClassVar[int]
     FINISHED_AT_FIELD_NUMBER: _ClassVar[int]
     TARGET_FIELD_NUMBER: _ClassVar[int]
+    WARNING_FIELD_NUMBER: _ClassVar[int]
     id: str
     state: str
     env_key: str
@@ -42,7 +45,8 @@ class Build(_message.Message):
     started_at: float
     finished_at: float
     target: str
-    def __init__(self, id: _Optional[str] = ..., state: _Optional[str] = ..., env_key: _Optional[str] = ..., artifact: _Optional[str] = ..., error: _Optional[str] = ..., cached: _Optional[bool] = ..., started_at: _Optional[float] = ..., finished_at: _Optional[float] = ..., target: _Optional[str] = ...) -> None: ...
+    warning: str
+    def __init__(self, id: _Optional[str] = ..., state: _Optional[str] = ..., env_key: _Optional[str] = ..., artifact: _Optional[str] = ..., error: _Optional[str] = ..., cached: _Optional[bool] = ..., started_at: _Optional[float] = ..., finished_at: _Optional[float] = ..., target: _Optional[str] = ..., warning: _Optional[str] = ...) -> None: ...
 
 class GetBuildRequest(_message.Message):
     __slots__ = ("id",)

@@ -57,6 +57,7 @@ class BuildRecord:
     python: str = ""  # the interpreter's version
     follows: str = ""  # the build whose environment this one waits for, if any
     target: str = "process"  # process (a virtualenv) | docker (an image: image.py)
+    warning: str = ""  # what the caller should know though it succeeds (interpreters.py)
 
     @property
     def done(self) -> bool:
@@ -110,7 +111,7 @@ class BuildCache:
 
     async def start(self, *, python: str, requirements: str, label: str = "",
                     target: str = "process", base_image: str = "", package_dir: str = "",
-                    package_digest: str = "") -> BuildRecord:
+                    package_digest: str = "", python_strict: bool = False) -> BuildRecord:
         """Begin a build and return at once: queued/running, or succeeded when cached.
 
         ``target`` "docker" builds an image (``image.py``) from ``base_image``, the
@@ -132,12 +133,14 @@ class BuildCache:
                 return self._failed_at_once(record, exc.reason)
             what = f"image {spec.tag} from {spec.base_image}"
         else:
-            spec = await builder.plan(python, requirements)
-            record.python = spec.python.version
+            spec = await builder.plan(python, requirements, python_strict)
+            record.python, record.warning = spec.python.version, spec.warning
             what = f"environment {spec.key} for python {spec.python.version}"
         record.env_key = spec.key
         blog = self._open_log(record.id)
         blog.header(f"build {record.id}" + (f" of {label}" if label else "") + f": {what}")
+        if record.warning:
+            blog.line(f"warning: {record.warning}")
         self._records[record.id] = record
         # no await from here on: checking and claiming the key is one step
         if (marker := builder.existing(spec.key)) is not None:

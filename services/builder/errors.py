@@ -33,9 +33,19 @@ def python_malformed(request: str) -> ModelportError:
                    path="python")
 
 
-def python_unavailable(request: str, default_version: str) -> ModelportError:
+def python_unavailable(request: str, default_version: str, strict: bool = False
+                       ) -> ModelportError:
+    if strict:
+        return invalid("build.python_unavailable",
+                       f"Python {request} is not available on the builder host, and "
+                       "python_strict forbids building with another version",
+                       fix=f"install Python {request} there (e.g. `uv python install "
+                           f"{request}`; the worker needs >= 3.8), or drop "
+                           f'"python_strict" to build with the nearest available version',
+                       path="python")
     return invalid("build.python_unavailable",
-                   f"Python {request} is not installed on the builder host",
+                   f"Python {request} is not installed on the builder host, nor any Python "
+                   "of the same major version the worker can run on",
                    fix=f"install it there (e.g. `uv python install {request}`), or leave "
                        f"`python` out to use the builder's Python {default_version}",
                    path="python")

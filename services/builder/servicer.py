@@ -32,7 +32,8 @@ class BuilderServicer(builder_pb2_grpc.BuilderServicer):
                                          requirements=request.requirements, label=request.label,
                                          target=target, base_image=request.base_image,
                                          package_dir=request.package_dir,
-                                         package_digest=request.package_digest)
+                                         package_digest=request.package_digest,
+                                         python_strict=request.python_strict)
         return to_proto(record)
 
     @translate_errors
@@ -51,4 +52,5 @@ def to_proto(record: BuildRecord) -> builder_pb2.Build:
     return builder_pb2.Build(
         id=record.id, state=record.state, env_key=record.env_key, artifact=record.artifact,
         error=record.error, cached=record.cached, started_at=record.started_at,
-        finished_at=record.finished_at, target=record.target)
+        finished_at=record.finished_at, target=record.target,
+        warning=record.warning)

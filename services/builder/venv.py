@@ -21,8 +21,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from services.builder import errors
+from services.builder import errors, interpreters
 from services.builder.buildlog import BuildLog
+from services.builder.interpreters import Choice, Interpreter, matches
 from services.builder.pipconfig import read_pip_config, redact, uv_environment
 
 log = logging.getLogger(__name__)
@@ -36,16 +37,11 @@ _DROPPED_ENV = ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "PYTHONSTARTUP")
 
 
 @dataclass(frozen=True)
-class Interpreter:
-    path: str
-    version: str  # as the interpreter reports it, e.g. "3.11.7"
-
-
-@dataclass(frozen=True)
 class EnvSpec:
     key: str
     python: Interpreter
     requirements: str  # normalized: one requirement per line, sorted
+    warning: str = ""  # set when `python` is not the version the package asked for
 
     @property
     def empty(self) -> bool:
@@ -89,13 +85,17 @@ class VenvBuilder:
 
     # -- planning ---------------------------------------------------------------------
 
-    async def plan(self, python_request: str, requirements: str) -> EnvSpec:
+    async def plan(self, python_request: str, requirements: str,
+                   strict: bool = False) -> EnvSpec:
         """Resolve the interpreter and compute the key; raises INVALID for a bad python."""
-        interpreter = await self.resolve_python(python_request.strip())
+        choice = await self.resolve_python(python_request.strip(), strict)
         normalized = normalize_requirements(requirements)
-        return EnvSpec(env_key(interpreter.version, normalized), interpreter, normalized)
+        return EnvSpec(env_key(choice.interpreter.version, normalized), choice.interpreter,
+                       normalized, choice.warning)
 
-    async def resolve_python(self, request: str) -> Interpreter:
+    async def resolve_python(self, request: str, strict: bool = False) -> Choice:
+        """The interpreter for `request` ("" = the builder's own): one that provides it,
+        else (unless `strict`) the nearest usable one with a warning (interpreters.py)."""
         if self._default is None:
             try:
                 version = await self._version_of(self.default_python)
@@ -104,33 +104,45 @@ class VenvBuilder:
             self._default = Interpreter(self.default_python, version)
         default = self._default
         if not request:
-            return default
+            return Choice(default)
         if not _VERSION_REQUEST.match(request):
             raise errors.python_malformed(request)
-        if _matches(default.version, request):
-            return default
-        for candidate in await self._candidates(request):
-            try:
-                version = await self._version_of(candidate)
-            except OSError:
-                continue
-            if _matches(version, request):
-                return Interpreter(candidate, version)
-        raise errors.python_unavailable(request, default.version)
+        if matches(default.version, request):
+            return Choice(default)
+        found = await interpreters.installed(
+            [default.path, *await self._candidates(request)], self._version_of)
+        exact = [i for i in found if matches(i.version, request) and i.usable]
+        if exact:
+            return Choice(exact[0])
+        if strict:
+            raise errors.python_unavailable(request, default.version, strict=True)
+        chosen = interpreters.nearest(request, found)
+        if chosen is None:
+            raise errors.python_unavailable(request, default.version)
+        return Choice(chosen, interpreters.substitution_warning(request, chosen, found))
 
     async def _candidates(self, request: str) -> list[str]:
+        """Every interpreter path worth probing: uv's pick for the request, uv's installed
+        list, pythonX.Y on PATH, pyenv's versions (active or not)."""
         found = []
+        uv_env = self._environ | {"UV_PYTHON_DOWNLOADS": "never"}
         if self.uv is not None and self.uv.exists():
             code, out = await _capture(
                 [str(self.uv), "python", "find", "--system", "--no-project", request],
-                self._environ | {"UV_PYTHON_DOWNLOADS": "never"}, cwd=self.envs_dir)
+                uv_env, cwd=self.envs_dir)
             if code == 0 and out.strip():
                 found.append(out.strip().splitlines()[-1])
+            code, out = await _capture(
+                [str(self.uv), "python", "list", "--only-installed", "--output-format", "json"],
+                uv_env, cwd=self.envs_dir)
+            if code == 0:
+                found += interpreters.uv_listing(out)
         minor = ".".join(request.split(".")[:2])
         for name in (f"python{minor}", f"python{request}"):
             if path := shutil.which(name, path=self._environ.get("PATH")):
                 found.append(path)
-        return found
+        return [*found, *interpreters.path_pythons(self._environ),
+                *interpreters.pyenv_pythons(self._environ)]
 
     async def _version_of(self, python: str) -> str:
         code, out = await _capture(
@@ -236,10 +248,6 @@ class VenvBuilder:
                 pip = await read_pip_config(self.default_python, self._environ)
                 self._uv_index_env = uv_environment(pip, self._environ)
             return self._uv_index_env
-
-
-def _matches(version: str, request: str) -> bool:
-    return version == request or version.startswith(request + ".")
 
 
 def _relocate(tmp: Path, final: Path) -> None:

@@ -199,10 +199,15 @@ def test_bad_requests_are_invalid_with_a_message(builder: BuilderProcess) -> Non
     assert docker.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert error_of(docker.value)["path"] == "package_dir"
 
-    with pytest.raises(grpc.RpcError) as python:
-        builder.start("", python="3.99")
+    with pytest.raises(grpc.RpcError) as python:  # no Python 2 the worker can run on
+        builder.start("", python="2.5")
     assert python.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert error_of(python.value)["code"] == "build.python_unavailable"
+
+    with pytest.raises(grpc.RpcError) as strict:  # strict: no substitute for 3.99 either
+        builder.start("", python="3.99", python_strict=True)
+    assert strict.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "python_strict" in error_of(strict.value)["message"]
 
     with pytest.raises(grpc.RpcError) as missing:
         builder.get("0123456789abcdef")

@@ -77,17 +77,62 @@ def test_python_requests_resolve_to_an_interpreter_of_that_version(tmp_path: Pat
     here = ".".join(map(str, sys.version_info[:3]))
 
     async def scenario() -> None:
-        default = await builder.resolve_python("")
+        default = (await builder.resolve_python("")).interpreter
         assert default.path == sys.executable and default.version == here
         minor = await builder.resolve_python(f"{sys.version_info[0]}.{sys.version_info[1]}")
-        assert minor.version == here
-        for request, code in [("3.99", "build.python_unavailable"),
+        assert minor.interpreter.version == here and minor.warning == ""
+        for request, code in [("2.5", "build.python_unavailable"),
                               ("/bin/sh", "build.python_malformed"),
                               ("3.11; rm -rf /", "build.python_malformed")]:
             with pytest.raises(ModelportError) as err:
                 await builder.resolve_python(request)
             assert err.value.kind == Kind.INVALID and err.value.code == code
             assert err.value.path == "python"
+
+    asyncio.run(scenario())
+
+
+def fake_python(path: Path, version: str) -> None:
+    """An executable that answers the builder's version probe like a Python of `version`
+    (enough for choosing one; nothing is built with it)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"#!/bin/sh\necho {version}\n")
+    path.chmod(0o755)
+
+
+def test_a_missing_python_is_replaced_by_the_nearest_usable_one_or_fails_when_strict(
+        tmp_path: Path) -> None:
+    """pyenv versions count even when not active (the shims only print an error); one
+    older than the worker's 3.8 is installed but not usable, so the nearest usable one is
+    chosen with a warning naming both; strict refuses instead."""
+    pyenv = tmp_path / "pyenv"
+    for version in ("3.6.15", "3.9.18", "3.12.1"):
+        fake_python(pyenv / "versions" / version / "bin" / "python3", version)
+    empty_path = tmp_path / "bin"
+    empty_path.mkdir()
+    builder = VenvBuilder(tmp_path / "envs", uv=None, default_python=sys.executable,
+                          environ={"PATH": str(empty_path), "PYENV_ROOT": str(pyenv),
+                                   "HOME": str(tmp_path)})
+
+    async def scenario() -> None:
+        inactive = await builder.resolve_python("3.12")
+        assert inactive.interpreter.version == "3.12.1" and inactive.warning == ""
+        assert inactive.interpreter.path == str(pyenv / "versions/3.12.1/bin/python3")
+
+        old = await builder.resolve_python("3.6")
+        assert old.interpreter.version == "3.9.18"
+        assert "Python 3.6" in old.warning and "3.9.18" in old.warning
+        assert "3.6.15 is installed but the worker needs Python >= 3.8" in old.warning
+        assert "python_strict" in old.warning
+
+        newer = await builder.resolve_python("3.14")  # nothing newer: the newest there is
+        assert newer.interpreter.version == "3.12.1"
+        assert "no installed interpreter provides Python 3.14" in newer.warning
+
+        with pytest.raises(ModelportError) as strict:
+            await builder.resolve_python("3.6", strict=True)
+        assert strict.value.code == "build.python_unavailable"
+        assert "python_strict" in strict.value.message and strict.value.fix
 
     asyncio.run(scenario())
 

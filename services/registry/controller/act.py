@@ -7,6 +7,8 @@ import time
 import uuid
 from typing import Any
 
+import grpc
+
 from modelport.v1 import builder_pb2, builder_pb2_grpc, runtime_pb2, runtime_pb2_grpc
 from services.registry.controller.actions import (
     Action,
@@ -16,7 +18,8 @@ from services.registry.controller.actions import (
     StopReplica,
 )
 from services.registry.service_spec import ServiceSpec
-from services.registry.store.base import EventRecord, ServiceRecord, Store
+from services.registry.store.base import EventRecord, ServiceRecord, Store, VersionRecord
+from services.rpc.errors import from_rpc_error
 
 
 def runtime_of(spec: ServiceSpec) -> str:
@@ -57,6 +60,37 @@ class Actor:
                                          version, "Warning" if warning else "Normal", reason,
                                          message))
 
+    async def start_build(self, svc: ServiceRecord, model: str, v: VersionRecord) -> None:
+        """Ask the builder for version `v`'s environment. A request the builder refuses as
+        invalid (a Python that cannot be had, a bad base image name) fails the version at
+        once with the reason: retrying the same request would only repeat the refusal."""
+        config = json.loads(v.config_json)
+        runtime = runtime_of(svc.spec)
+        base_image = config.get("base_image") or ""
+        try:
+            b = await self.builder.StartBuild(builder_pb2.BuildRequest(
+                target=runtime, package_dir=v.package_dir, requirements=v.requirements,
+                python=v.python, label=f"{model}:{v.number}", base_image=base_image,
+                package_digest=v.digest, python_strict=bool(config.get("python_strict"))),
+                timeout=30)
+        except grpc.aio.AioRpcError as err:
+            if err.code() != grpc.StatusCode.INVALID_ARGUMENT:
+                raise
+            why = from_rpc_error(err, "the builder")
+            reason = why.message + (f"; {why.fix}" if why.fix else "")
+            self.store.update_version(model, v.number, state="failed", error=reason)
+            self.event(svc, v.number, "BuildFailed", f"version {v.number}: {reason}", True)
+            return
+        self.store.update_version(model, v.number, state="building", build_id=b.id)
+        self.event(svc, v.number, "BuildStarted", f"version {v.number}: build {b.id} started")
+        if b.warning:
+            self.event(svc, v.number, "PythonSubstituted", f"version {v.number}: {b.warning}",
+                       True)
+        if base_image and runtime == "process":
+            self.event(svc, v.number, "BaseImageIgnored",
+                       f"version {v.number}: base_image {base_image} applies to the docker "
+                       "runtime; the process runtime builds a virtualenv and ignores it")
+
     async def run(self, svc: ServiceRecord, action: Action) -> None:
         model = svc.spec.model or svc.name
         match action:
@@ -64,14 +98,7 @@ class Actor:
                 v = self.store.get_version(model, n)
                 if v is None or v.state != "pending":
                     return
-                config = json.loads(v.config_json)
-                b = await self.builder.StartBuild(builder_pb2.BuildRequest(
-                    target=runtime_of(svc.spec), package_dir=v.package_dir,
-                    requirements=v.requirements, python=v.python, label=f"{model}:{n}",
-                    base_image=config.get("base_image") or "", package_digest=v.digest),
-                    timeout=30)
-                self.store.update_version(model, n, state="building", build_id=b.id)
-                self.event(svc, n, "BuildStarted", f"version {n}: build {b.id} started")
+                await self.start_build(svc, model, v)
             case StartReplica(version=n, agent=agent, template=template):
                 v = self.store.get_version(model, n)
                 if v is None:
