@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.docker.support import containers, docker_spec, wait_until
+from tests.docker.support import BASE_IMAGE, containers, docker_spec, wait_until
 from tests.e2e.packages import EXAMPLES, predictor
 
 NUMPY = """
@@ -78,3 +78,41 @@ def test_missing_base_image_fails_the_build_saying_how_to_provide_it(
     assert "docker load" in message and "docker import" in message
     assert client.get(svc["name"])["phase"] == "failed"
     client.delete(svc["name"])
+
+
+MARKED_BASE = "modelport-test/marked-base:1"
+READS_MARKER = """
+class Predictor:
+    def predict(self, text):
+        with open("/etc/modelport-test-base") as f:
+            return {"base": f.read().strip(), "text": text}
+"""
+
+
+def test_a_predictor_names_its_own_base_image(client, docker_client, tmp_path: Path) -> None:
+    """`base_image` is a key of every package kind, not only the file contract's: the
+    predictor's replica runs on that base (a file only that base has proves it)."""
+    context = tmp_path / "base"
+    context.mkdir()
+    (context / "marker").write_text("marked\n")
+    (context / "Dockerfile").write_text(
+        f"FROM {BASE_IMAGE}\nCOPY marker /etc/modelport-test-base\n")
+    docker_client.images.build(path=str(context), tag=MARKED_BASE, rm=True)
+    pkg = predictor(tmp_path, "on-marked-base", READS_MARKER)
+    config = json.loads((pkg / "config.json").read_text())
+    (pkg / "config.json").write_text(json.dumps({**config, "base_image": MARKED_BASE}))
+    tags: set[str] = set()
+    try:
+        svc = client.create(pkg, name="on-marked-base", spec=docker_spec())
+        r = httpx.post(svc["url"], json={"text": "hi"}, timeout=60)
+        assert r.status_code == 200, r.text
+        assert r.json()["data"] == {"base": "marked", "text": "hi"}
+        assert MARKED_BASE in client.build_log("on-marked-base", 1)
+        for box in containers(docker_client, "on-marked-base"):
+            tags.update(box.image.tags)
+    finally:
+        client.delete("on-marked-base")
+        wait_until(lambda: not containers(docker_client, "on-marked-base"), 60, "removal")
+        for tag in [*tags, MARKED_BASE]:
+            docker_client.images.remove(tag, force=True)
+

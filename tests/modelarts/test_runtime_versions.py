@@ -1,6 +1,7 @@
 """ModelArts packages declare old runtimes (`python3.6`); each gets its answer in seconds:
 served on the nearest usable Python with a warning event naming both, or, with
-`python_strict`, refused at once with the reason (never a build retried until a timeout)."""
+`python_strict`, refused at once with the reason (never a build retried until a timeout).
+A `base_image` is accepted too; the process runtime says it ignores it."""
 
 from __future__ import annotations
 
@@ -63,3 +64,14 @@ def test_python36_strict_fails_at_once_with_the_reason(platform: RunningPlatform
     assert out.returncode != 0
     assert "Python 3.6 is not available" in out.stdout + out.stderr
     assert "Traceback" not in out.stdout + out.stderr
+
+
+def test_a_base_image_is_accepted_and_the_process_runtime_says_it_ignores_it(
+        platform: RunningPlatform, tmp_path: Path) -> None:
+    pkg = package_with(tmp_path, base_image="python:3.6-slim")
+    with modelport.Client(platform.url) as c:
+        svc = c.create(pkg, name="ma-base", timeout=120)
+        assert svc["phase"] == "running", svc
+        notes = [e for e in c.events("ma-base") if e["reason"] == "BaseImageIgnored"]
+    assert len(notes) == 1 and "python:3.6-slim" in notes[0]["message"], notes
+    assert "process runtime" in notes[0]["message"]
