@@ -37,6 +37,7 @@ from services.gateway.grpc import oip_service as grpc_oip
 from services.gateway.grpc.inference import InferenceServicer
 from services.gateway.http1 import HttpProtocol
 from services.gateway.oip.models import OipModels, registry_ready_probe
+from services.gateway.rest import modelarts_infer
 from services.gateway.rest.auth_routes import AuthApi
 from services.gateway.rest.errors import handle_modelport_error, handle_unexpected
 from services.gateway.rest.fast_infer import FastInfer
@@ -70,11 +71,11 @@ def build_app(settings: GatewaySettings, dataplane: DataPlane,
     mgmt = ManagementApi(registry, settings.max_upload_bytes, dataplane.forget)
     tasks = tasks or TaskApi(registry_pb2_grpc.TasksStub(channel(settings.registry_address)),
                              dataplane, settings.max_body_bytes)
+    infer = InferEndpoint(dataplane, settings.max_body_bytes, tasks)
     routes = [
         Route("/health", health, methods=["GET"]),
-        Route("/v1/services/{name}/infer",
-              InferEndpoint(dataplane, settings.max_body_bytes, tasks).handle,
-              methods=["POST"]),
+        Route("/v1/services/{name}/infer", infer.handle, methods=["POST"]),
+        *modelarts_infer.routes(infer),
         *tasks.routes(),
         WebSocketRoute("/v1/services/{name}/ws",
                        WebSocketEndpoint(dataplane, settings.max_body_bytes).handle),

@@ -65,3 +65,32 @@ def test_req_data_json_through_the_ml_base_class(services: dict[str, dict]) -> N
     r = httpx.post(services["sk"]["url"], json=body, timeout=60)
     assert r.status_code == 200, r.text
     assert r.json()["data"] == {"resp_data": [{"predictresult": 1}, {"predictresult": 0}]}
+
+
+def test_the_modelarts_route_answers_the_raw_body_and_modelarts_errors(
+        platform: RunningPlatform, services: dict[str, dict]) -> None:
+    """`/v1/infers/{name}` is ModelArts' URL: the body `_postprocess` returned, no envelope
+    (and a finer `apis` path reaches the same model); errors as {error_code, error_msg}."""
+    body = {"data": {"req_data": [{"x1": 0.9, "x2": 0.5}]}}
+    for path in ("/v1/infers/ma-sk", "/v1/infers/ma-sk/predictions/poetry"):
+        r = httpx.post(platform.url + path, json=body, timeout=60)
+        assert r.status_code == 200, r.text
+        assert r.json() == {"resp_data": [{"predictresult": 1}]}
+        assert r.headers["content-type"] == "application/json"
+    r = httpx.post(platform.url + "/v1/infers/ma-image",
+                   files={"images": ("white.png", png(250), "image/png")}, timeout=60)
+    assert r.status_code == 200, r.text
+    assert r.json()["predicted_label"] == "bright" and "result" not in r.json()
+    # the envelope route is unchanged
+    enveloped = httpx.post(services["sk"]["url"], json=body, timeout=60).json()
+    assert enveloped["result"] is True and enveloped["data"]["resp_data"]
+
+    broken = httpx.post(platform.url + "/v1/infers/ma-image",
+                        files={"images": ("x.png", b"not an image")}, timeout=60)
+    assert broken.status_code == 500
+    assert broken.json()["error_code"] == "model.error"
+    assert "UnidentifiedImageError" in broken.json()["error_msg"]
+    missing = httpx.post(platform.url + "/v1/infers/no-such-service", json=body, timeout=60)
+    assert missing.status_code == 404
+    assert set(missing.json()) == {"error_code", "error_msg"}
+    assert "no-such-service" in missing.json()["error_msg"]

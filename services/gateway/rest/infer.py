@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import uuid
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -205,10 +206,19 @@ def envelope(res: InferenceResult) -> bytes:
 
 
 class InferEndpoint:
-    def __init__(self, dataplane: DataPlane, max_body: int, tasks: Any = None) -> None:
+    """`POST /v1/services/{name}/infer`: the envelope. `answer`/`fail` render the success
+    and error bodies, so the ModelArts route (rest/modelarts_infer.py) is this endpoint
+    with the package's raw body and ModelArts' error shape."""
+
+    def __init__(self, dataplane: DataPlane, max_body: int, tasks: Any = None,
+                 answer: Callable[[InferenceResult, str | None], tuple[bytes, str]] | None
+                 = None, fail: Callable[[ModelportError, str], Response] | None = None
+                 ) -> None:
         self.dataplane = dataplane
         self.max_body = max_body
         self.tasks = tasks  # rest/tasks.py TaskApi: `Prefer: respond-async` submits a task
+        self.answer = answer or answer_body
+        self.fail = fail or error_response
 
     async def handle(self, request: Request) -> Response:
         rid = request.headers.get("x-request-id") or uuid.uuid4().hex
@@ -225,8 +235,8 @@ class InferEndpoint:
             res = await self.dataplane.infer(InferenceRequest(name, rid, inputs, version=pin),
                                              route)
         except ModelportError as err:
-            return error_response(err, rid)
-        body, media_type = answer_body(res, request.headers.get("accept"))
+            return self.fail(err, rid)
+        body, media_type = self.answer(res, request.headers.get("accept"))
         return Response(body, headers={"X-Request-ID": rid, "X-Model-Version": str(res.version)},
                         media_type=media_type)
 
