@@ -327,3 +327,62 @@ class Client:
     def audit(self, limit: int = 100, user: str = "") -> list[dict[str, Any]]:
         params: dict[str, Any] = {"limit": limit, **({"user": user} if user else {})}
         return self._json("GET", "/api/v1/audit", params=params)["entries"]
+
+    # batch jobs (docs/batch.md) -------------------------------------------------------------
+    def batch_create(self, service: str, path: str | Path, concurrency: int = 1
+                     ) -> dict[str, Any]:
+        """A job over a folder, a .manifest, a .csv or a .jsonl (modelport/batch_input.py),
+        uploaded now: it runs on the platform whether or not this client stays."""
+        from modelport.batch_input import pack
+
+        packed = pack(Path(path), self.get(service)["inputs"])
+        return self._json("POST", "/api/v1/batches", content=packed.data,
+                          params={"service": service, "concurrency": concurrency,
+                                  "input_kind": packed.kind},
+                          headers={"Content-Type": "application/zip"})
+
+    def batch(self, batch_id: str) -> dict[str, Any]:
+        return self._json("GET", f"/api/v1/batches/{batch_id}")
+
+    def batches(self, service: str = "", limit: int = 50) -> list[dict[str, Any]]:
+        params: dict[str, Any] = {"limit": limit, **({"service": service} if service else {})}
+        return self._json("GET", "/api/v1/batches", params=params)["batches"]
+
+    def batch_cancel(self, batch_id: str) -> dict[str, Any]:
+        return self._json("POST", f"/api/v1/batches/{batch_id}/cancel")
+
+    def batch_log(self, batch_id: str) -> str:
+        resp = self.http.get(f"/api/v1/batches/{batch_id}/logs")
+        _raise_for(resp)
+        return resp.text
+
+    def batch_wait(self, batch_id: str, timeout: float = 3600,
+                   progress: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+        """Until the job finishes (succeeded, failed or cancelled); returns its last state."""
+        deadline = time.monotonic() + timeout
+        while True:
+            job = self.batch(batch_id)
+            if progress:
+                progress(job)
+            if job["status"] in ("succeeded", "failed", "cancelled"):
+                return job
+            if time.monotonic() > deadline:
+                raise ModelportError(Kind.UNAVAILABLE, "batch.wait_timeout",
+                                     f"batch job {batch_id} is still {job['status']} after "
+                                     f"{timeout:g}s", "wait again, or check `modelport batch "
+                                     f"logs {batch_id}`")
+            time.sleep(0.5)
+
+    def batch_results(self, batch_id: str, output: str | Path) -> Path:
+        """The finished job's output in ModelArts' layout, extracted under ``output``;
+        returns the manifest's path."""
+        import io
+        import zipfile
+
+        resp = self.http.get(f"/api/v1/batches/{batch_id}/results")
+        _raise_for(resp)
+        out = Path(output)
+        out.mkdir(parents=True, exist_ok=True)
+        with zipfile.ZipFile(io.BytesIO(resp.content)) as z:
+            z.extractall(out)  # our own archive: names are infer-result-<id>[/...]
+        return out / f"infer-result-{batch_id}.manifest"

@@ -52,6 +52,11 @@ class HomeLayout:
         return self.root / "uploads"
 
     @property
+    def batches(self) -> Path:
+        """Batch jobs' input archives and logs (services/registry/batches.py)."""
+        return self.root / "batches"
+
+    @property
     def envs(self) -> Path:
         return self.root / "envs"
 

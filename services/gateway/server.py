@@ -23,7 +23,13 @@ from starlette.routing import Route, WebSocketRoute
 from modelport.errors import ModelportError
 from modelport.home import HomeLayout
 from modelport.inference import grpc_predict_v2_pb2_grpc
-from modelport.v1 import auth_pb2, auth_pb2_grpc, inference_pb2_grpc, registry_pb2_grpc
+from modelport.v1 import (
+    auth_pb2,
+    auth_pb2_grpc,
+    batches_pb2_grpc,
+    inference_pb2_grpc,
+    registry_pb2_grpc,
+)
 from services.gateway.auth.asgi import AuthMiddleware
 from services.gateway.auth.authenticator import Authenticator
 from services.gateway.auth.gate import InferenceGate
@@ -32,6 +38,7 @@ from services.gateway.auth.grpc_credentials import (
     identity_interceptors,
 )
 from services.gateway.auth.principal import CREDENTIALS, INTERNAL
+from services.gateway.batch_runner import BatchRunner
 from services.gateway.dataplane import DataPlane
 from services.gateway.grpc import oip_service as grpc_oip
 from services.gateway.grpc.inference import InferenceServicer
@@ -39,6 +46,7 @@ from services.gateway.http1 import HttpProtocol
 from services.gateway.oip.models import OipModels, registry_ready_probe
 from services.gateway.rest import modelarts_infer
 from services.gateway.rest.auth_routes import AuthApi
+from services.gateway.rest.batches import BatchApi
 from services.gateway.rest.errors import handle_modelport_error, handle_unexpected
 from services.gateway.rest.fast_infer import FastInfer
 from services.gateway.rest.gitops_routes import GitOpsApi
@@ -98,6 +106,8 @@ def build_app(settings: GatewaySettings, dataplane: DataPlane,
         auth_stub, Authenticator(auth_stub, settings.auth_cache_s),
         enabled=settings.auth, policy_ttl_s=settings.route_ttl_s)
     routes[-1:-1] = AuthApi(auth_stub, gate.authenticator, settings.allow_registration).routes()
+    routes[-1:-1] = BatchApi(batches_pb2_grpc.BatchesStub(channel(settings.registry_address)),
+                             gate, settings.max_batch_bytes).routes()
 
     async def audit(entry: auth_pb2.AuditEntry) -> None:
         try:
@@ -141,6 +151,10 @@ async def serve(settings: GatewaySettings) -> None:
     runner_ctx = contextvars.copy_context()
     runner_ctx.run(CREDENTIALS.set, INTERNAL)
     runner_task = asyncio.create_task(runner.run(), context=runner_ctx)
+    # batch jobs were admitted when created; their items run as the gateway too
+    batch_runner = BatchRunner(batches_pb2_grpc.BatchesStub(channel(settings.registry_address)),
+                               dataplane, settings.batch_concurrency)
+    batch_task = asyncio.create_task(batch_runner.run(), context=runner_ctx)
 
     grpc_server = GrpcServer(f"{settings.host}:{settings.grpc_port}", public=True,
                              interceptors=[GrpcTelemetryInterceptor(stats, access_log),
@@ -188,6 +202,10 @@ async def serve(settings: GatewaySettings) -> None:
                        return_when=asyncio.FIRST_COMPLETED)
     http.should_exit = True
     runner_task.cancel()
+    batch_task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await batch_task
+    await batch_runner.close()
     with contextlib.suppress(asyncio.CancelledError):
         await runner_task
     await runner.close()

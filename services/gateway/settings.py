@@ -25,6 +25,9 @@ class GatewaySettings(BaseSettings):
     route_ttl_s: float = Field(1.0, description="how long a resolved route is reused")
     task_concurrency: int = Field(4, ge=0, description="async tasks this gateway runs at once "
                                   "(0: it runs none, only accepts them)")
+    batch_concurrency: int = Field(4, ge=0, description="batch job items this gateway runs "
+                                   "at once, over all jobs (each job has its own bound too)")
+    max_batch_bytes: int = Field(2 * 1024**3, description="largest batch job input archive")
     gitops_webhook_secret: str = Field(
         "", description="when set, /api/v1/gitops/webhook requires this secret (GitHub/Gitea "
         "HMAC signature or GitLab token)")

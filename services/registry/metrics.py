@@ -98,6 +98,23 @@ class _StoreCollector(Collector):
             for state in TASK_STATES:
                 tasks.add_metric([service, state], counts.get((service, state), 0))
         yield tasks
+        yield from self._batches(db)
+
+    def _batches(self, db: sqlite3.Connection) -> Iterator[Any]:
+        try:
+            rows = db.execute(
+                "SELECT j.id, j.service, i.state, COUNT(*) FROM batch_jobs j JOIN batch_items "
+                "i ON i.batch = j.id WHERE j.state IN ('queued','running') "
+                "OR j.finished_at > strftime('%s','now') - 3600 "
+                "GROUP BY j.id, i.state").fetchall()
+        except sqlite3.Error:  # no batch tables (yet)
+            return
+        items = GaugeMetricFamily("modelport_batch_items", "Items of batch jobs running or "
+                                  "finished in the last hour, by state",
+                                  labels=["batch", "service", "state"])
+        for batch, service, state, n in rows:
+            items.add_metric([batch, service, state], n)
+        yield items
 
 
 #: the registry process's metrics (one store, one controller per process)

@@ -10,6 +10,7 @@ from modelport.package import ArchiveLimits
 from modelport.v1 import (
     agents_pb2_grpc,
     auth_pb2_grpc,
+    batches_pb2_grpc,
     builder_pb2_grpc,
     gitops_pb2_grpc,
     registry_pb2_grpc,
@@ -17,6 +18,7 @@ from modelport.v1 import (
 )
 from services.registry.accounts import AuthServicer
 from services.registry.agents import AgentsServicer, AgentTable
+from services.registry.batches import BatchesServicer, BatchQueue
 from services.registry.blobs import PackageStore
 from services.registry.controller.activity import Activity
 from services.registry.controller.loop import ControllerLoop
@@ -30,6 +32,7 @@ from services.registry.serving import Serving
 from services.registry.settings import RegistrySettings
 from services.registry.store import SqliteStore
 from services.registry.store.accounts import AuthStore
+from services.registry.store.batches import SqliteBatchStore
 from services.registry.store.tasks import SqliteTaskStore
 from services.registry.tasks import TaskQueue, TasksServicer
 from services.rpc.server import GrpcServer, channel, serve_until_signalled
@@ -69,17 +72,24 @@ async def serve(settings: RegistrySettings) -> None:
                       lease_s=settings.task_lease_s)
     server.add(registry_pb2_grpc.add_TasksServicer_to_server, TasksServicer(tasks),
                ["modelport.v1.Tasks"])
+    batches = BatchQueue(SqliteBatchStore(store.db), layout.batches,
+                         service_exists=lambda name: store.get_service(name) is not None,
+                         lease_s=settings.batch_lease_s, max_bytes=settings.max_batch_bytes)
+    server.add(batches_pb2_grpc.add_BatchesServicer_to_server, BatchesServicer(batches),
+               ["modelport.v1.Batches"])
     METRICS.attach_store(store)
     await server.start()
     controller.start()
     pruner = asyncio.create_task(prune_forever(
         store, settings.event_retention_s, min(60.0, max(1.0, settings.event_retention_s / 4))))
     sweeper = asyncio.create_task(tasks.sweep_forever(min(5.0, settings.task_ttl_s / 2)))
+    batch_sweeper = asyncio.create_task(batches.sweep_forever(min(2.0, settings.batch_lease_s / 3)))
     log.info("registry serving on %s (home %s)", settings.listen, settings.home)
 
     async def on_stop() -> None:
         pruner.cancel()
         sweeper.cancel()
+        batch_sweeper.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await sweeper
         await controller.stop()

@@ -30,6 +30,10 @@ class RegistrySettings(BaseSettings):
                               "their results are kept")
     task_lease_s: float = Field(30.0, gt=0, description="a running task whose gateway has not "
                                 "renewed it for this long is failed as interrupted")
+    batch_lease_s: float = Field(10.0, gt=0, description="a running batch item whose gateway "
+                                 "has not renewed it for this long is run again")
+    max_batch_bytes: int = Field(2 * 1024**3, description="largest accepted batch input "
+                                 "archive")
 
     event_retention_s: float = Field(7 * 86400.0, description="events older than this are "
                                      "deleted; 0 keeps them forever")
