@@ -50,6 +50,7 @@ class BatchRunner:
         self.poll_s = poll_s
         self.id = f"gateway-{uuid.uuid4().hex[:12]}"
         self.running: dict[tuple[str, int], asyncio.Task[None]] = {}
+        self._freed = asyncio.Event()
 
     async def run(self) -> None:
         if self.concurrency <= 0:
@@ -57,9 +58,14 @@ class BatchRunner:
         failures = 0
         while True:
             free = self.concurrency - len(self.running)
+            if free <= 0:  # all slots busy: wake when one frees, or to renew the leases
+                self._freed.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._freed.wait(), self.poll_s)
+                free = self.concurrency - len(self.running)
             try:
                 resp = await self.batches.ClaimBatchItems(batches_pb2.ClaimBatchItemsRequest(
-                    runner=self.id, max=free, wait_s=self.poll_s if free > 0 else 1.0,
+                    runner=self.id, max=max(free, 0), wait_s=self.poll_s if free > 0 else 0.0,
                     running=[batches_pb2.BatchItemRef(batch=b, index=i)
                              for b, i in self.running]), timeout=self.poll_s + 10)
                 failures = 0
@@ -70,8 +76,6 @@ class BatchRunner:
                                 err.details())
                 await asyncio.sleep(min(1.0 * failures, 5.0))
                 continue
-            if free <= 0 and not resp.items:
-                await asyncio.sleep(0.2)  # all slots busy: the poll came back at once
             for ref in resp.cancel:
                 job = self.running.get((ref.batch, ref.index))
                 if job is not None:
@@ -80,7 +84,11 @@ class BatchRunner:
                 key = (item.batch, item.index)
                 job = asyncio.create_task(self._run(item))
                 self.running[key] = job
-                job.add_done_callback(lambda _, k=key: self.running.pop(k, None))
+                job.add_done_callback(lambda _, k=key: self._done(k))
+
+    def _done(self, key: tuple[str, int]) -> None:
+        self.running.pop(key, None)
+        self._freed.set()
 
     async def close(self) -> None:
         jobs = list(self.running.values())

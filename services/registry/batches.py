@@ -173,6 +173,7 @@ class BatchQueue:
         if request.state == "failed":
             self.log(b, f"item {idx} failed: {request.error}")
         self._complete_if_done(b)
+        self._poke()  # a slot of its job is free: a waiting claim takes the next item
 
     def _complete_if_done(self, batch_id: str) -> None:
         counts = self.store.counts(batch_id)
