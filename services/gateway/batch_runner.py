@@ -21,6 +21,7 @@ from modelport.v1 import batches_pb2, batches_pb2_grpc, inference_pb2
 from services.gateway.dataplane import DataPlane, InferenceRequest, Route
 from services.gateway.rest.infer import decode_json
 from services.gateway.task_runner import NOT_STARTED
+from services.rpc import outcomes
 
 log = logging.getLogger(__name__)
 
@@ -132,13 +133,6 @@ class BatchRunner:
         await self._finish(finish)
 
     async def _finish(self, finish: batches_pb2.FinishBatchItemRequest) -> None:
-        for attempt in range(5):  # the registry may be restarting: keep the outcome
-            try:
-                await self.batches.FinishBatchItem(finish, timeout=10)
-                return
-            except grpc.aio.AioRpcError as err:
-                if err.code() != grpc.StatusCode.UNAVAILABLE or attempt == 4:
-                    log.error("cannot record batch item %s/%d: %s", finish.batch,
-                              finish.index, err.details())
-                    return  # its lease runs out and it is run again
-                await asyncio.sleep(1.0 + attempt)
+        # not recorded after every try: its lease runs out and it is run again
+        await outcomes.record(lambda: self.batches.FinishBatchItem(finish, timeout=10),
+                              f"batch item {finish.batch}/{finish.index}")

@@ -25,6 +25,7 @@ import orjson
 from modelport.errors import ModelportError
 from modelport.v1 import registry_pb2, registry_pb2_grpc
 from services.gateway.dataplane import DataPlane, InferenceRequest
+from services.rpc import outcomes
 
 log = logging.getLogger(__name__)
 
@@ -136,16 +137,9 @@ class TaskRunner:
             await self._notify(done)
 
     async def _finish(self, finish: registry_pb2.FinishTaskRequest) -> registry_pb2.Task | None:
-        for attempt in range(5):  # the registry may be restarting: the outcome must not be lost
-            try:
-                return await self.tasks.FinishTask(finish, timeout=10)
-            except grpc.aio.AioRpcError as err:
-                if err.code() != grpc.StatusCode.UNAVAILABLE or attempt == 4:
-                    log.error("cannot record the outcome of task %s: %s", finish.id,
-                              err.details())
-                    return None
-                await asyncio.sleep(1.0 + attempt)
-        return None
+        # the registry may be restarting: the outcome must not be lost
+        return await outcomes.record(lambda: self.tasks.FinishTask(finish, timeout=10),
+                                     f"the outcome of task {finish.id}")
 
     # ------------------------------------------------------------------ webhooks
 
