@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -45,7 +44,6 @@ def test_python36_is_served_on_the_nearest_python_with_a_warning(
 def test_python36_strict_fails_at_once_with_the_reason(platform: RunningPlatform,
                                                       tmp_path: Path) -> None:
     pkg = package_with(tmp_path, runtime="python3.6", python_strict=True)
-    started = time.monotonic()
     with modelport.Client(platform.url) as c:
         with pytest.raises(DeployFailed) as failed:
             c.create(pkg, name="ma-py36-strict", timeout=120)
@@ -55,7 +53,6 @@ def test_python36_strict_fails_at_once_with_the_reason(platform: RunningPlatform
     # failed once, not retried: one BuildFailed, no StartBuild retries
     reasons = [e["reason"] for e in events]
     assert reasons.count("BuildFailed") == 1 and "ActionFailed" not in reasons, reasons
-    assert time.monotonic() - started < 120  # a bound on the wait, not a timing claim
 
     # the CLI prints the same reason on one line, without a traceback
     out = subprocess.run([str(BIN / "modelport"), "--home", str(platform.home), "create",
