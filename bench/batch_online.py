@@ -30,7 +30,7 @@ class Predictor:
         time.sleep(0.010)
         return {"echo": text}
 """
-SPEC = {"spec": {"replicas": 2, "concurrency": 2}}
+SPEC = {"replicas": 2, "concurrency": 2}
 
 
 def package(root: Path) -> Path:
