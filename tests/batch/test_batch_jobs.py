@@ -182,3 +182,23 @@ def test_the_cli_creates_waits_lists_logs_and_writes_results(
                              timeout=60)
     assert missing.returncode != 0 and "Traceback" not in missing.stderr
     assert "nosuchjob" in missing.stdout + missing.stderr
+
+
+def test_a_cancelled_job_runs_no_more_items_and_keeps_what_it_did(
+        platform: RunningPlatform, services: dict, tmp_path: Path) -> None:
+    bodies = tmp_path / "many.jsonl"
+    bodies.write_text("".join(json.dumps({"x": i, "label": "n"}) + "\n" for i in range(2000)))
+    with modelport.Client(platform.url) as c:
+        job = c.batch_create(services["table"], bodies)
+        cancelled = c.batch_cancel(job["id"])
+        assert cancelled["status"] == "cancelled"
+        later = c.batch(job["id"])
+        assert later["status"] == "cancelled" and later["done"] < later["total"] == 2000
+        with pytest.raises(ModelportError) as again:
+            c.batch_cancel(job["id"])
+        assert again.value.code == "batch.finished"
+        manifest = c.batch_results(job["id"], tmp_path / "out")
+    lines = [json.loads(line) for line in manifest.read_text().splitlines()]
+    assert len(lines) == 2000
+    not_run = [line for line in lines if line["result"] == "FAILED"]
+    assert not_run and {line["error_message"] for line in not_run} == {"cancelled"}
