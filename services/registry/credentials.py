@@ -17,6 +17,7 @@ import hmac
 import os
 import re
 import secrets
+import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
@@ -65,18 +66,33 @@ def _bad_credential() -> ModelportError:
 
 
 class ReplayCache:
-    """Signatures seen inside their date window; a second use is a replay."""
+    """Signatures seen inside their date window; a second use is a replay.
 
-    def __init__(self) -> None:
-        self._seen: dict[str, float] = {}
+    Kept in the registry's database, not in memory, so a registry restarted inside a
+    signature's 15-minute window still refuses its replay (an attacker who captured a
+    signed request cannot wait for a restart). One statement per check: the insert wins
+    only for a signature never seen or seen with an expired window.
+    """
+
+    SCHEMA = ("CREATE TABLE IF NOT EXISTS seen_signatures (signature TEXT PRIMARY KEY, "
+              "expires_at REAL NOT NULL)")
+    #: checks between sweeps of expired rows
+    SWEEP_EVERY = 1000
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+        self.db.execute(self.SCHEMA)
+        self._checks = 0
 
     def first_use(self, sig: str, expires_at: float, now: float) -> bool:
-        if len(self._seen) > 10_000:
-            self._seen = {s: e for s, e in self._seen.items() if e > now}
-        if self._seen.get(sig, 0.0) > now:
-            return False
-        self._seen[sig] = max(expires_at, now + 1.0)
-        return True
+        self._checks += 1
+        if self._checks % self.SWEEP_EVERY == 0:
+            self.db.execute("DELETE FROM seen_signatures WHERE expires_at <= ?", (now,))
+        cur = self.db.execute(
+            "INSERT INTO seen_signatures (signature, expires_at) VALUES (?, ?) "
+            "ON CONFLICT(signature) DO UPDATE SET expires_at = excluded.expires_at "
+            "WHERE seen_signatures.expires_at <= ?", (sig, max(expires_at, now + 1.0), now))
+        return cur.rowcount > 0
 
 
 class Credentials:
@@ -86,7 +102,7 @@ class Credentials:
         self.auth = auth
         self.signing_key = signing_key
         self.clock = clock
-        self.replays = ReplayCache()
+        self.replays = ReplayCache(auth.db)
 
     def _derive(self, salt: str) -> str:
         raw = hmac.new(self.signing_key, bytes.fromhex(salt), hashlib.sha256).digest()

@@ -57,10 +57,15 @@ def test_sign_produces_a_header_the_parser_reads_back() -> None:
     assert signing.parse_date("20250101T120000Z") == 1735732800.0
 
 
-def test_replayed_signatures_are_refused_until_their_window_ends() -> None:
-    cache = ReplayCache()
+def test_replayed_signatures_are_refused_until_their_window_ends(tmp_path: Path) -> None:
+    db = sqlite3.connect(tmp_path / "r.db", isolation_level=None)
+    cache = ReplayCache(db)
     assert cache.first_use("sig", expires_at=100.0, now=10.0)
     assert not cache.first_use("sig", expires_at=100.0, now=50.0)
+    # what was seen is on disk: a new cache over the same file (a restarted registry) knows
+    restarted = sqlite3.connect(tmp_path / "r.db", isolation_level=None)
+    assert not ReplayCache(restarted).first_use("sig", expires_at=100.0, now=60.0)
+    restarted.close()
     assert cache.first_use("sig", expires_at=200.0, now=101.0)
 
 
