@@ -113,6 +113,32 @@ def start_platform(home: Path, *args: str, env: dict[str, str] | None = None,
     return plat
 
 
+def component_pid(launcher: int, component: str) -> int | None:
+    """The live process of ``component`` (registry, builder, runtime, gateway) under the
+    launcher ``launcher``, or None while there is none (dead, or not yet restarted)."""
+    import psutil
+
+    for child in psutil.Process(launcher).children(recursive=True):
+        try:
+            if f"services.{component}" in " ".join(child.cmdline()) and \
+                    child.status() != psutil.STATUS_ZOMBIE:
+                return child.pid
+        except psutil.Error:  # gone, or a zombie the launcher has not reaped yet
+            continue
+    return None
+
+
+def kill_component(plat: RunningPlatform, component: str, timeout: float = 60) -> None:
+    """SIGKILL ``component`` and wait until the launcher has started it again."""
+    old = component_pid(plat.proc.pid, component)
+    assert old is not None, f"no {component} process under the launcher"
+    os.kill(old, signal.SIGKILL)
+    deadline = time.monotonic() + timeout
+    while component_pid(plat.proc.pid, component) in (None, old):
+        assert time.monotonic() < deadline, f"the launcher did not restart the {component}"
+        time.sleep(0.1)
+
+
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningPlatform]:
     """One platform per test module; tests create their own services on it."""

@@ -16,7 +16,7 @@ import grpc
 
 from modelport.errors import Kind, ModelportError, invalid
 from modelport.v1 import inference_pb2, registry_pb2, registry_pb2_grpc, runtime_pb2_grpc
-from services.gateway import telemetry
+from services.gateway import registry_outage, telemetry
 from services.gateway.routing import Router, RouteTable
 from services.gateway.runtime_link import Answer, RuntimeLinks
 from services.gateway.single_flight import SingleFlight
@@ -122,7 +122,12 @@ class DataPlane:
         except ModelportError as error:
             if error.code == "service.not_found":
                 telemetry.note_unknown_service()
-            raise
+            stale = self._routes.get((service, ask))
+            if stale is None or not registry_outage.away(error) or not registry_outage.usable(
+                    stale.fetched_at, now):
+                raise
+            stale.expires = now + registry_outage.RETRY_S  # registry_outage.py: serve on
+            return stale
         self._routes[(service, ask)] = table
         return table
 
@@ -134,8 +139,10 @@ class DataPlane:
                                                      wait_s=wait_s),
                     timeout=10 + wait_s)
             except grpc.aio.AioRpcError as err:
-                self._routes.pop((service, version), None)
-                raise from_rpc_error(err, "registry") from None
+                error = from_rpc_error(err, "registry")
+                if not registry_outage.away(error):  # unreachable: _table may use the last
+                    self._routes.pop((service, version), None)
+                raise error from None
         return RouteTable.from_proto(r, time.monotonic() + self.route_ttl_s)
 
     async def _with_replica(self, req: InferenceRequest, route: Route, timeout: float) -> Route:

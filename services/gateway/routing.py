@@ -65,6 +65,8 @@ class RouteTable:
     scaled_to_zero: bool = False
     phase: str = ""
     message: str = ""
+    #: when the registry gave it (monotonic): how stale it is while the registry is away
+    fetched_at: float = field(default_factory=time.monotonic)
 
     @classmethod
     def from_proto(cls, r: registry_pb2.Route, expires: float) -> RouteTable:

@@ -5,28 +5,15 @@ restart inside the 15 minutes)."""
 from __future__ import annotations
 
 import json
-import signal
 import time
 from pathlib import Path
 
 import httpx
-import psutil
 
 import modelport
 from modelport import signing
-from tests.conftest import start_platform
+from tests.conftest import kill_component, start_platform
 from tests.security.conftest import deploy
-
-
-def registry_pid(launcher: int) -> int:
-    for child in psutil.Process(launcher).children(recursive=True):
-        try:
-            if "services.registry" in " ".join(child.cmdline()) and \
-                    child.status() != psutil.STATUS_ZOMBIE:
-                return child.pid
-        except psutil.Error:  # gone, or a zombie not yet reaped by the launcher
-            continue
-    raise AssertionError("no registry process under the launcher")
 
 
 def test_a_replay_after_the_registry_restarted_is_refused(tmp_path: Path) -> None:
@@ -42,23 +29,16 @@ def test_a_replay_after_the_registry_restarted_is_refused(tmp_path: Path) -> Non
                                 key["secret_key"])
         assert httpx.post(url, content=body, headers=headers, timeout=60).status_code == 200
 
-        old = registry_pid(plat.proc.pid)
-        psutil.Process(old).send_signal(signal.SIGKILL)
+        kill_component(plat, "registry")
         deadline = time.monotonic() + 60
-        while True:  # the launcher brings the registry back on the same socket
+        while True:  # back on the same socket, answering
             try:
-                new = registry_pid(plat.proc.pid)
-            except AssertionError:
-                new = old
-            if new != old:
-                try:
-                    with modelport.Client(plat.url, home=tmp_path / "home") as admin:
-                        admin.list()
-                    break
-                except modelport.ModelportError:
-                    pass
-            assert time.monotonic() < deadline, "the registry did not come back"
-            time.sleep(0.2)
+                with modelport.Client(plat.url, home=tmp_path / "home") as admin:
+                    admin.list()
+                break
+            except modelport.ModelportError:
+                assert time.monotonic() < deadline, "the registry did not come back"
+                time.sleep(0.2)
 
         replay = httpx.post(url, content=body, headers=headers, timeout=60)
         assert replay.status_code == 401, replay.text

@@ -13,8 +13,9 @@ from collections.abc import Callable
 import grpc
 
 from modelport import signing
-from modelport.errors import forbidden, unauthenticated
+from modelport.errors import ModelportError, forbidden, unauthenticated
 from modelport.v1 import auth_pb2, auth_pb2_grpc
+from services.gateway import registry_outage
 from services.gateway.auth.principal import (
     CSRF_HEADER,
     UNSAFE_METHODS,
@@ -72,7 +73,13 @@ class Authenticator:
         now = time.monotonic()
         if hit is not None and hit[1] > now:
             return hit[0]
-        p = await self._lookups.run(key, lambda: self._check_token(token))
+        try:
+            p = await self._lookups.run(key, lambda: self._check_token(token))
+        except ModelportError as error:
+            if hit is None or not registry_outage.away(error) or not registry_outage.usable(
+                    hit[1] - self.cache_s, now):
+                raise
+            return hit[0]  # registry_outage.py: the registry is restarting
         if len(self._cache) > 10_000:
             self._cache = {k: v for k, v in self._cache.items() if v[1] > now}
         self._cache[key] = (p, now + self.cache_s)

@@ -12,6 +12,7 @@ import grpc
 
 from modelport.errors import forbidden
 from modelport.v1 import auth_pb2, auth_pb2_grpc
+from services.gateway import registry_outage
 from services.gateway.auth.authenticator import Authenticator
 from services.gateway.auth.principal import (
     CREDENTIALS,
@@ -66,7 +67,12 @@ class InferenceGate:
         try:
             p = await self.registry.GetPolicy(auth_pb2.PolicyRequest(service=service), timeout=10)
         except grpc.aio.AioRpcError as err:
-            raise from_rpc_error(err, "registry") from None
+            error = from_rpc_error(err, "registry")
+            last = self._policies.get(service)
+            if last is not None and registry_outage.away(error) and registry_outage.usable(
+                    last.expires - self.policy_ttl_s, now):
+                return last  # registry_outage.py: the registry is restarting
+            raise error from None
         pol = _Policy(p.service_exists, p.service_owner, p.auth_required, p.rate_limit, p.burst,
                       now + self.policy_ttl_s)
         if len(self._policies) > 10_000:
