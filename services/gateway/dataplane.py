@@ -7,6 +7,7 @@ the routed version (the model never started on the request) triggers one re-reso
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -28,6 +29,8 @@ _tracer = tracing.tracer("modelport.gateway")
 
 #: error codes from the runtime that mean "no replica took the request": safe to re-route
 _REROUTABLE = {"replica.none", "replica.not_ready"}
+#: how often a request held for a restarting runtime tries it again
+HOLD_STEP_S = 0.2
 
 
 @dataclass
@@ -89,13 +92,17 @@ class DataPlane:
                     await self.gate.admit(service)
             else:
                 await self.gate.admit(service)
+        route = await self._picked(service, version, fresh)
+        telemetry.note_version(route.version)
+        return route
+
+    async def _picked(self, service: str, version: int, fresh: bool = False) -> Route:
+        """A version and an endpoint from the (cached, unless ``fresh``) route table."""
         table = await self._table(service, version, fresh)
         vr = self.router.pick_version(table, version)
         endpoint = self.router.pick_endpoint(vr)
-        route = Route(service, vr.version, endpoint.address if endpoint else "", vr.interface,
-                      vr.timeout_s, table.expires)
-        telemetry.note_version(route.version)
-        return route
+        return Route(service, vr.version, endpoint.address if endpoint else "", vr.interface,
+                     vr.timeout_s, table.expires)
 
     async def _table(self, service: str, version: int, fresh: bool = False,
                      wait_s: float = 0.0) -> RouteTable:
@@ -222,7 +229,8 @@ class DataPlane:
         start = time.perf_counter()
         route, timeout = await self._prepared(req, route)
         telemetry.note_request_id(req.request_id)
-        for attempt in (0, 1):
+        attempt, held = 0, 0.0
+        while True:
             if not route.runtime_address:
                 route = await self._with_replica(req, route, timeout)
             try:
@@ -237,10 +245,24 @@ class DataPlane:
                     answer = await self._counted_call(route, req, timeout)
                 break
             except ModelportError as error:
+                never_ran = error.details.get("not_sent") or (
+                    attempt >= 1 and error.code in _REROUTABLE)
+                if never_ran and held + HOLD_STEP_S < timeout:
+                    # the runtime is restarting (its socket is gone, or it is back without
+                    # the replica yet) and no model saw this request: hold it, up to its
+                    # deadline, as for a version with no replica yet, then try again
+                    held += HOLD_STEP_S
+                    if error.details.get("not_sent"):
+                        self.router.mark_down(route.runtime_address)
+                    await asyncio.sleep(HOLD_STEP_S)
+                    # the cached table (single flight, route_ttl_s): held requests do not
+                    # each ask the registry; another runtime with a replica is taken
+                    route = await self._picked(req.service, req.version)
+                    continue
                 fresh = await self._reroute(req, route, error, attempt == 0)
                 if fresh is None:
                     raise
-                route = fresh
+                route, attempt = fresh, attempt + 1
         telemetry.note_version(answer.version)
         return InferenceResult(req.request_id, answer.version, answer.output, answer.duration_ms,
                                (time.perf_counter() - start) * 1000)

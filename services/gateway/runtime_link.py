@@ -26,10 +26,13 @@ from services.wire.transport import FrameProtocol
 
 log = logging.getLogger(__name__)
 
-def _unavailable(path: Path, why: object) -> ModelportError:
+def _unavailable(path: Path, why: object, sent: bool = True) -> ModelportError:
+    """``sent=False``: the connection could not even be opened, so the request provably
+    never left the gateway (the data plane may hold it and try again: dataplane.py)."""
     return ModelportError(Kind.UNAVAILABLE, "component.unavailable",
                           f"the runtime is not reachable at {path}: {why}",
-                          fix="check that `modelport up` is running")
+                          fix="check that `modelport up` is running",
+                          details={} if sent else {"not_sent": True})
 
 
 def json_predict_frame(request_id: str, service: str, version: int,
@@ -104,7 +107,7 @@ class RuntimeLink:
                                           lambda exc: self._lost(mine[0], exc)),
                     str(self.path))
             except OSError as exc:
-                raise _unavailable(self.path, exc) from None
+                raise _unavailable(self.path, exc, sent=False) from None
             mine.append(conn)
             self._conn = conn
             return conn
