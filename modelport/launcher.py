@@ -26,6 +26,7 @@ import functools
 import json
 import os
 import signal
+import socket
 import sys
 import time
 from dataclasses import dataclass, field
@@ -50,6 +51,21 @@ def _die_with_parent(umask: int | None = None) -> None:
     os.setsid()
     if umask is not None:
         os.umask(umask)
+
+
+def listening_socket(host: str, port: int) -> socket.socket:
+    """A TCP socket listening on (host, port), inheritable by the gateway processes."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
 
 
 @dataclass
@@ -79,6 +95,10 @@ class Platform:
         self.port = port
         self.grpc_port = grpc_port
         self.http_port = 0
+        #: the gateway's HTTP port, bound here and handed to each gateway process: while
+        #: one restarts, new connections wait in this socket's backlog instead of being
+        #: refused (as systemd's socket activation does)
+        self.http_socket: socket.socket | None = None
         self.bound_grpc_port = 0
         self.components: dict[str, Component] = {}
         self._stopping = False
@@ -120,6 +140,10 @@ class Platform:
             env.pop("MODELPORT_TOKEN", None)
         if comp.name == "gateway" and not self.auth:
             env["MODELPORT_GATEWAY_AUTH"] = "false"
+        inherited: tuple[int, ...] = ()
+        if comp.name == "gateway" and self.http_socket is not None:
+            inherited = (self.http_socket.fileno(),)  # stays open here: the next one gets it
+            env["MODELPORT_GATEWAY_HTTP_FD"] = str(inherited[0])
         # when workers run as users of their own (docs/security.md) the platform's files are
         # private; built environments are not (workers run them)
         umask = (0o022 if comp.name == "builder" else 0o077) if contained_by_default() \
@@ -134,7 +158,8 @@ class Platform:
         try:
             comp.proc = await asyncio.create_subprocess_exec(
                 *comp.argv, stdout=log, stderr=log, stdin=asyncio.subprocess.DEVNULL, env=env,
-                pass_fds=pass_fds, preexec_fn=functools.partial(_die_with_parent, umask))
+                pass_fds=pass_fds + inherited,
+                preexec_fn=functools.partial(_die_with_parent, umask))
         finally:
             log.close()
             for fd in pass_fds:  # the child's copy is the only write end left
@@ -223,6 +248,8 @@ class Platform:
         if contained_by_default():
             os.umask(0o077)  # what the launcher writes (component logs) is private too
         os.chmod(self.layout.run, 0o700)
+        self.http_socket = listening_socket(self.host, self.port)
+        self.port = self.http_socket.getsockname()[1]
         for name in START_ORDER:
             self.components[name] = Component(name, self._argv(name),
                                               self.layout.logs / f"{name}.log")
@@ -336,6 +363,9 @@ class Platform:
                 await comp.proc.wait()
         for comp in self.components.values():
             self._close_ready(comp)
+        if self.http_socket is not None:
+            self.http_socket.close()
+            self.http_socket = None
 
 
 def _first_error(comp: Component) -> str:

@@ -9,6 +9,7 @@ import gc
 import json
 import logging
 import signal
+import socket
 from collections.abc import Generator
 from typing import Any
 
@@ -176,7 +177,9 @@ async def serve(settings: GatewaySettings) -> None:
                             lifespan="off", access_log=False, log_config=None,
                             log_level="warning")
     http = _Uvicorn(config)
-    task = asyncio.create_task(http.serve())
+    # the launcher's socket (modelport/launcher.py): it outlives this process
+    sockets = [socket.socket(fileno=settings.http_fd)] if settings.http_fd >= 0 else None
+    task = asyncio.create_task(http.serve(sockets=sockets))
     while not http.started:
         if task.done():
             await task  # surfaces the bind error

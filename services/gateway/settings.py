@@ -16,6 +16,9 @@ class GatewaySettings(BaseSettings):
     home: Path = Field(description="platform home")
     host: str = Field("127.0.0.1", description="HTTP bind address")
     port: int = Field(8000, description="HTTP port; 0 = pick a free one")
+    http_fd: int = Field(-1, description="serve HTTP on this inherited listening socket "
+                         "instead of binding one (set by `modelport up`, which owns the port "
+                         "so connections wait in its backlog while a gateway restarts)")
     grpc_port: int = Field(0, description="public gRPC port; 0 = pick a free one")
     listen: str = Field("", description="unused; components share the --listen flag")
     registry_address: str = Field("", description="registry gRPC address")
