@@ -20,12 +20,10 @@ from modelport.errors import ModelportError, invalid
 from modelport.v1 import batches_pb2, batches_pb2_grpc, inference_pb2
 from services.gateway.dataplane import DataPlane, InferenceRequest, Route
 from services.gateway.rest.infer import decode_json
-from services.gateway.task_runner import NOT_STARTED
+from services.gateway.task_runner import requeue_after
 from services.rpc import outcomes
 
 log = logging.getLogger(__name__)
-
-MAX_REQUEUE_DELAY_S = 10.0
 
 
 def item_inputs(item: batches_pb2.ClaimedBatchItem, route: Route
@@ -112,12 +110,10 @@ class BatchRunner:
                 result = await self.dataplane.infer(
                     InferenceRequest(item.service, rid, inputs), route)
             except ModelportError as err:
-                if not (err.code in NOT_STARTED
-                        or (not started and err.code == "component.unavailable")):
+                delay = requeue_after(err, started, item.attempt)
+                if delay is None:
                     raise
-                finish.state = "queued"
-                finish.retry_after_s = min(0.5 * 2 ** max(item.attempt - 1, 0),
-                                           MAX_REQUEUE_DELAY_S)
+                finish.state, finish.retry_after_s = "queued", delay
             else:
                 finish.state = "succeeded"
                 finish.output.CopyFrom(result.output)

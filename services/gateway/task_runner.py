@@ -37,6 +37,14 @@ WEBHOOK_BACKOFF_S = (0.5, 1.0, 2.0, 4.0)
 MAX_REQUEUE_DELAY_S = 10.0
 
 
+def requeue_after(err: ModelportError, started: bool, attempts: int) -> float | None:
+    """Seconds to wait before running again work that failed with ``err`` before any model
+    saw it (with a delay that grows with ``attempts``); None when it may have run."""
+    if err.code in NOT_STARTED or (not started and err.code == "component.unavailable"):
+        return min(0.5 * 2 ** max(attempts - 1, 0), MAX_REQUEUE_DELAY_S)
+    return None
+
+
 class TaskRunner:
     def __init__(self, tasks: registry_pb2_grpc.TasksStub, dataplane: DataPlane,
                  concurrency: int = 4, poll_s: float = 10.0,
@@ -109,13 +117,10 @@ class TaskRunner:
                 started = True  # from here on, the runtime may hand it to the model
                 result = await self.dataplane.infer(req, route)
             except ModelportError as err:
-                retry = err.code in NOT_STARTED or (not started
-                                                    and err.code == "component.unavailable")
-                if not retry:
+                delay = requeue_after(err, started, task.attempts)
+                if delay is None:
                     raise
-                finish.state = "queued"
-                finish.retry_after_s = min(0.5 * 2 ** max(task.attempts - 1, 0),
-                                           MAX_REQUEUE_DELAY_S)
+                finish.state, finish.retry_after_s = "queued", delay
             else:
                 finish.state = "succeeded"
                 finish.output.CopyFrom(result.output)
