@@ -176,11 +176,11 @@ class BatchQueue:
         self._poke()  # a slot of its job is free: a waiting claim takes the next item
 
     def _complete_if_done(self, batch_id: str) -> None:
-        counts = self.store.counts(batch_id)
-        if counts.done < counts.total:
+        if self.store.has_open_items(batch_id):
             return
         if self.store.set_job(batch_id, ("queued", "running"), state="succeeded",
                               finished_at=self.clock()):
+            counts = self.store.counts(batch_id)
             self.log(batch_id, f"succeeded: {counts.total} items, {counts.failed} failed, "
                                f"{counts.retried} run again after an interruption")
 

@@ -126,6 +126,13 @@ class SqliteBatchStore:
             (batch_id,)).fetchone()
         return Counts(*(int(v or 0) for v in row))
 
+    def has_open_items(self, batch_id: str) -> bool:
+        """Whether any item is still queued or running (one index probe, not a count: it
+        is asked after every finished item)."""
+        return self.db.execute(
+            "SELECT 1 FROM batch_items WHERE state IN ('queued','running') AND batch=? "
+            "LIMIT 1", (batch_id,)).fetchone() is not None
+
     def items(self, batch_id: str) -> list[ItemRecord]:
         """Every item with its result, in input order (for the output manifest)."""
         rows = self.db.execute(f"SELECT {','.join(_ITEM_COLUMNS)} FROM batch_items "
