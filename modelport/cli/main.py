@@ -368,12 +368,14 @@ def serve(component: Annotated[str, typer.Argument(help="registry|builder|runtim
 
 
 from modelport.cli import batch_commands as _batch  # noqa: E402 - batch
+from modelport.cli import export_commands as _export  # noqa: E402 - export kubernetes
 from modelport.cli import gitops_commands as _gitops  # noqa: E402 - watch, diff, status
 from modelport.cli import keys as _keys  # noqa: E402 - keys, login, users, audit
 from modelport.cli import observe as _observe  # noqa: E402 - top, logs
 from modelport.cli import where as _where  # noqa: E402 - where
 
 _batch.register(app)
+_export.register(app)
 _gitops.register(app)
 _keys.register(app)
 _observe.register(app)

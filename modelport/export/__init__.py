@@ -1,0 +1,1 @@
+"""A ModelService rendered for another engine (``modelport export``): Kubernetes today."""
