@@ -85,8 +85,12 @@ class Component:
 
 class Platform:
     def __init__(self, home: Path, host: str = "127.0.0.1", port: int = 8000,
-                 grpc_port: int = 0, config: Path | None = None, auth: bool = True) -> None:
+                 grpc_port: int = 0, config: Path | None = None, auth: bool = True,
+                 ray_address: str = "") -> None:
         self.layout = HomeLayout(home)
+        #: `up --ray ADDRESS`: the runtime component is a fleet of runtimes on the Ray
+        #: cluster's nodes (services/runtime/ray_fleet.py), not one runtime here
+        self.ray_address = ray_address
         self.auth = auth  # False: `up --no-auth`, loopback only (checked by the CLI)
         #: the admin token, when this start created it (shown once)
         self.new_admin_token = ""
@@ -112,6 +116,10 @@ class Platform:
         if name == "watcher":  # a client of the gateway, like the CLI
             return [sys.executable, "-m", "services.watcher", str(self.config), "--url",
                     self.url]
+        if name == "runtime" and self.ray_address:
+            return [sys.executable, "-m", "services.runtime.ray_fleet", "--home",
+                    str(self.layout.root), "--address", self.ray_address, "--registry",
+                    self.layout.socket("registry")]
         argv = [sys.executable, "-m", f"services.{name}", "--home", str(self.layout.root)]
         if name == "gateway":
             argv += ["--host", self.host, "--port", str(self.port), "--grpc-port",
@@ -138,6 +146,8 @@ class Platform:
             env.setdefault("MODELPORT_HOME", str(self.layout.root))  # its admin.token
         else:
             env.pop("MODELPORT_TOKEN", None)
+        if comp.name == "registry" and self.ray_address:
+            env["MODELPORT_REGISTRY_RUNTIME_ADDRESS"] = "none"  # the Ray nodes' agents only
         if comp.name == "gateway" and not self.auth:
             env["MODELPORT_GATEWAY_AUTH"] = "false"
         inherited: tuple[int, ...] = ()
@@ -496,6 +506,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--config", default=None)
     p.add_argument("--deploy", action="append", default=[])
     p.add_argument("--no-auth", action="store_true")
+    p.add_argument("--ray", default="")
     p.add_argument("--json", dest="as_json", action="store_true")
     p = sub.add_parser("bootstrap", help="create the admin token (a child of `up`)")
     p.add_argument("address")
@@ -513,7 +524,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     platform = Platform(Path(args.home), args.host, args.port, args.grpc_port,
                         config=Path(args.config) if args.config else None,
-                        auth=not args.no_auth)
+                        auth=not args.no_auth, ray_address=args.ray)
     return up(platform, [Path(d) for d in args.deploy], args.no_auth, args.as_json)
 
 

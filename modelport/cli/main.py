@@ -115,6 +115,10 @@ def up(
     no_auth: Annotated[bool, typer.Option(
         "--no-auth", help="no credentials needed for anything: throwaway local experiments "
         "only (refused on a non-loopback --host)")] = False,
+    ray: Annotated[str, typer.Option(
+        "--ray", envvar="MODELPORT_RAY_ADDRESS", help="Ray cluster address (host:port): "
+        "replicas run on its nodes, a runtime per node (docs/fleet.md); needs "
+        "modelport[ray]")] = "",
     as_json: JsonOpt = False,
 ) -> None:
     """Start registry, builder, runtime and gateway; Ctrl-C stops them all."""
@@ -150,6 +154,8 @@ def up(
         argv += ["--deploy", str(pkg)]
     if no_auth:
         argv.append("--no-auth")
+    if ray:
+        argv += ["--ray", ray]
     if as_json:
         argv.append("--json")
     sys.stdout.flush()

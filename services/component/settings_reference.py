@@ -36,6 +36,8 @@ OTHER = [
     ("MODELPORT_KEY", "the generated call examples", "the invoke key the curl and Python "
      "examples of an `auth.required` service send (`modelport keys create --scope "
      "invoke:NAME`)"),
+    ("MODELPORT_RAY_ADDRESS", "`up`", "a Ray cluster (host:port) whose nodes run the "
+     "replicas, a runtime per node, instead of a runtime here (`--ray`, docs/fleet.md)"),
     ("MODELPORT_ADMIN_TOKEN", "`up`, first start", "adopt this bootstrap admin token instead "
      "of making one"),
     ("MODELPORT_DEBUG", "CLI", "`1`: failures print their traceback (what `--debug` sets)"),
