@@ -8,7 +8,6 @@ import json
 import shutil
 import socket
 import subprocess
-import time
 from pathlib import Path
 
 import httpx
@@ -25,6 +24,7 @@ from tests.export.pods import (
     shim_volume,
     validate,
 )
+from tests.rollout.load import wait_until
 
 SERVICES = """\
 apiVersion: modelport/v1
@@ -132,6 +132,14 @@ def test_the_spec_maps_to_kubernetes_objects(rendered: Path) -> None:
     assert "single-env" not in by_kind(docs, "ConfigMap")
 
 
+def _get(url: str) -> httpx.Response | None:
+    """GET, or None while nothing listens yet (the server is still starting)."""
+    try:
+        return httpx.get(url, timeout=2)
+    except httpx.TransportError:
+        return None
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -164,16 +172,13 @@ def test_the_pod_command_serves_the_package(rendered: Path, tmp_path: Path) -> N
     base = f"http://127.0.0.1:{port}"
     try:
         ready = container["readinessProbe"]["httpGet"]["path"]
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(base + ready, timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
+
+        def probe_passes() -> bool:
             assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
-            assert time.monotonic() < deadline, "the readiness probe never passed"
-            time.sleep(0.1)
+            r = _get(base + ready)
+            return r is not None and r.status_code == 200
+
+        wait_until(probe_passes, 60, "the readiness probe to pass")
         assert httpx.get(base + container["livenessProbe"]["httpGet"]["path"]).status_code \
             == 200
         assert httpx.get(base + "/health").json() == {"status": "OK"}  # ModelArts' check
@@ -219,16 +224,9 @@ def test_a_crashing_setup_is_never_ready(tmp_path: Path) -> None:
                             cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                r = httpx.get(base + "/health/ready", timeout=2)
-                if "failed" in r.json().get("reason", ""):
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "setup's failure was never reported"
-            time.sleep(0.1)
+        r = wait_until(lambda: (lambda got: got if got is not None and "failed" in got.json()
+                                .get("reason", "") else None)(_get(base + "/health/ready")),
+                       30, "setup's failure to be reported")
         assert r.status_code == 503 and "weights missing" in r.json()["reason"]
         assert httpx.get(base + "/health/live").status_code == 200
         call = httpx.post(base + "/infer", json={"x": 1})
