@@ -433,6 +433,7 @@ def up(platform: Platform, deploy: list[Path], no_auth: bool, as_json: bool) -> 
                   flush=True)
         print(f"metrics: {platform.url}/metrics  runtime: {_runtime_metrics(platform)}",
               flush=True)
+        print(f"console: {platform.url}/console", flush=True)
         if as_json:
             print(json.dumps({"ready": platform.url, "grpc": f"{host}:"
                               f"{platform.bound_grpc_port}", "home": str(platform.layout.root)}),

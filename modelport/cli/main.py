@@ -201,6 +201,8 @@ def _deploy_example(url: str, pkg: Path, home: Path | None = None) -> None:
         print(f"deployed {svc['name']} (version {svc['serving_version']}): {svc['url']}",
               flush=True)
         print(f"try: {svc['examples']['curl']}", flush=True)
+        base = svc["url"].split("/v1/services/")[0]
+        print(f"console: {base}/console#/services/{svc['name']}", flush=True)
     except (ModelportError, DeployFailed, httpx.TransportError, OSError) as exc:
         print(f"deploy of {pkg} failed: {exc}", file=sys.stderr, flush=True)
 

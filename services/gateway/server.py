@@ -40,6 +40,7 @@ from services.gateway.auth.grpc_credentials import (
 )
 from services.gateway.auth.principal import CREDENTIALS, INTERNAL
 from services.gateway.batch_runner import BatchRunner
+from services.gateway.console import Console
 from services.gateway.dataplane import DataPlane
 from services.gateway.grpc import oip_service as grpc_oip
 from services.gateway.grpc.inference import InferenceServicer
@@ -83,6 +84,7 @@ def build_app(settings: GatewaySettings, dataplane: DataPlane,
     infer = InferEndpoint(dataplane, settings.max_body_bytes, tasks)
     routes = [
         Route("/health", health, methods=["GET"]),
+        *Console().routes(),
         Route("/v1/services/{name}/infer", infer.handle, methods=["POST"]),
         *modelarts_infer.routes(infer),
         *tasks.routes(),

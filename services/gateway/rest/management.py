@@ -224,6 +224,32 @@ class ManagementApi:
             name=name, upload_id=ref.upload_id))
         return _json({**self.service_view(request, svc), "unchanged": False})
 
+    async def traffic(self, request: Request) -> Response:
+        """PUT /api/v1/services/{name}/traffic ``{"traffic": [{version, percent}, ...]}``:
+        the canary split alone, the rest of the spec kept (an empty list sends everything
+        to the target version). What the console's split editor and pin buttons send."""
+        name = request.path_params["name"]
+        try:
+            body = json.loads(await request.body() or b"null")
+        except ValueError:
+            body = None
+        if not isinstance(body, dict) or not isinstance(body.get("traffic"), list):
+            raise invalid("request.body", "the body must be a JSON object with a 'traffic' "
+                          "list", 'send {"traffic": [{"version": 1, "percent": 90}, '
+                          '{"version": 2, "percent": 10}]}')
+        split = parse_service({"metadata": {"name": name},
+                               "spec": {"traffic": body["traffic"]}}).spec.traffic
+        svc = await self._call("GetService", registry_pb2.GetServiceRequest(name=name))
+        spec = registry_pb2.ServiceSpec()
+        spec.CopyFrom(svc.spec)
+        del spec.traffic[:]
+        spec.traffic.extend(registry_pb2.TrafficTarget(version=t.version, percent=t.percent)
+                            for t in split)
+        svc = await self._call("UpdateService", registry_pb2.UpdateServiceRequest(
+            name=name, spec=spec))
+        self.forget_route(svc.name)
+        return _json(self.service_view(request, svc))
+
     async def _same_package(self, svc: registry_pb2.Service, digest: str) -> int:
         """The number of the version ``svc`` serves (or is rolling out) when its package is
         ``digest`` and it did not fail to build (a failed one is built again), else 0: an
@@ -309,6 +335,7 @@ class ManagementApi:
             Route("/api/v1/services/{name}", self.apply, methods=["PUT"]),
             Route("/api/v1/services/{name}", self.delete, methods=["DELETE"]),
             Route("/api/v1/services/{name}/package", self.update_package, methods=["PUT"]),
+            Route("/api/v1/services/{name}/traffic", self.traffic, methods=["PUT"]),
             Route("/api/v1/services/{name}/{action:lifecycle}", self.lifecycle,
                   methods=["POST"]),
             Route("/api/v1/services/{name}/versions", self.versions, methods=["GET"]),

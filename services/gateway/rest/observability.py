@@ -111,7 +111,11 @@ class ObservabilityApi:
     async def service_stats(self, request: Request) -> Response:
         svc = await self._call("GetService", registry_pb2.GetServiceRequest(
             name=request.path_params["name"]))
-        return _json({**self.stats.service_stats(svc.name), **self._status(svc)})
+        step = _int(request, "series", 0)  # ?series=10: a point per 10 s (the console)
+        if step and not 1 <= step <= 300:
+            raise invalid("request.query_invalid", "series must be a step of 1 to 300 "
+                          "seconds", "send e.g. ?series=10", path="$.series")
+        return _json({**self.stats.service_stats(svc.name, step), **self._status(svc)})
 
     async def all_stats(self, request: Request) -> Response:
         resp = await self._call("ListServices", registry_pb2.ListServicesRequest())

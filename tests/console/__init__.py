@@ -1,0 +1,1 @@
+"""The web console (issue 16), driven in Debian's headless Chromium."""
