@@ -12,7 +12,7 @@ PORT      ?= 8000
 GRPC_PORT ?= 0
 EXAMPLE   ?= examples/predictor-iris
 
-.PHONY: venv platform up test protos lint bench clean
+.PHONY: venv platform up test protos lint bench clean screenshots
 
 venv: $(STAMP)
 
@@ -35,6 +35,10 @@ up: platform
 
 test: venv
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS); rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 0; fi; exit $$rc
+
+# the console's screenshots in docs/console/ (README), taken by its browser tests
+screenshots: venv
+	MODELPORT_SCREENSHOT_DIR=$(CURDIR)/docs/console $(BIN)/python -m pytest -q tests/console
 
 protos: venv
 	$(BIN)/python -m modelport.protos_build

@@ -117,21 +117,23 @@ def test_upload_call_stop_start_update_split_delete(console: Browser, platform: 
     features.send_keys("[6.7, 3.0, 5.2, 2.3]")
     b.click("predict-submit")
     b.until(lambda: "virginica" in b.text("predict-output"), 60, "the second answer")
+
+    # charts: the calls just made show up in the request and latency series
+    b.find("metrics-chart")
+    assert b.all("chart-errors")
+    b.until(lambda: float(b.find("chart-rps").get_attribute("data-max")) > 0, 30,
+            "the calls on the RPS chart")
+    assert float(b.find("chart-latency").get_attribute("data-max")) > 0
+    assert float(b.find("chart-errors").get_attribute("data-max")) == 0
+    b.until(lambda: "ReplicaStarting" in b.text("events") and "ServiceCreated" in b.text("events"),
+            30, "events")
+    b.screenshot("service")
     features.clear()
     features.send_keys("[1, 2,")
     b.click("predict-submit")
     b.until(lambda: "not valid JSON" in b.text("predict-error"), 30, "the JSON error")
     features.clear()
     features.send_keys("[5.1, 3.5, 1.4, 0.2]")
-
-    # charts: the calls just made show up in the RPS series
-    b.find("metrics-chart")
-    assert b.all("chart-rps") and b.all("chart-latency") and b.all("chart-errors")
-    b.until(lambda: b.find("chart-rps").get_attribute("data-points") not in ("0", None), 30,
-            "the chart's points")
-    b.until(lambda: "Service" in b.text("events") or "Replica" in b.text("events"), 30,
-            "events")
-    b.screenshot("service")
 
     # stop: REST answers 503 service.stopped; start: it answers again
     b.click("action-stop")
@@ -195,7 +197,6 @@ def test_image_input_from_the_file_picker(console: Browser, platform: RunningPla
     deploy(platform, src, tmp_path, "imgsize")
     b = console
     b.until(lambda: status_in_list(b, "imgsize") == "running", 60, "the row")
-    b.screenshot("list")
     b.row("imgsize").click()
     picker = b.find("input-image")
     assert picker.get_attribute("type") == "file" and picker.get_attribute("accept") == "image/*"
@@ -227,6 +228,9 @@ def test_model_output_is_shown_as_text_never_run(console: Browser, platform: Run
 
 def test_keys_users_and_gitops_pages(console: Browser, platform: RunningPlatform) -> None:
     b = console
+    b.until(lambda: status_in_list(b, "hostile") and status_in_list(b, "imgsize"), 30,
+            "both rows")
+    b.screenshot("list")
     b.click("nav-keys")
     b.type("key-name", "console-made")
     b.type("key-scopes", "invoke:imgsize")
@@ -301,3 +305,47 @@ def _no_script_errors_left(browser: Browser) -> None:
     """Each test starts from a clean log (errors of one test are reported by it)."""
     browser.collect_log()
     browser.log.clear()
+
+
+def test_console_files_are_cached_by_etag_and_carry_the_policy(platform: RunningPlatform
+                                                               ) -> None:
+    with httpx.Client(base_url=platform.url, timeout=30) as http:
+        js = http.get("/console/assets/app.js")
+        assert js.status_code == 200 and js.headers["content-type"].startswith("text/javascript")
+        assert js.headers["x-content-type-options"] == "nosniff"
+        assert "script-src 'self'" in js.headers["content-security-policy"]
+        again = http.get("/console/assets/app.js", headers={"If-None-Match": js.headers["etag"]})
+        assert again.status_code == 304 and not again.content
+        assert http.get("/console/", follow_redirects=False).headers["location"] == "/console"
+        # the files need no credential, the data does
+        assert http.get("/api/v1/services").status_code == 401
+
+
+def test_traffic_route_sets_the_split_alone_and_explains_bad_ones(
+        platform: RunningPlatform, tmp_path: Path) -> None:
+    src = predictor(tmp_path, "split", "class Predictor:\n    def predict(self, text):\n"
+                    "        return text\n")
+    deploy(platform, src, tmp_path, "split")
+    path = "/api/v1/services/split/traffic"
+    bad = api(platform, "PUT", path, json={"traffic": [{"version": 1, "percent": 60}]})
+    assert bad.status_code == 422, bad.text
+    assert "add up to 60" in json.dumps(bad.json()["error"])
+    assert api(platform, "PUT", path, content=b"[]").status_code == 422
+    api(platform, "PUT", "/api/v1/services/split",
+        json={"metadata": {"name": "split"}, "spec": {"replicas": 2}}).raise_for_status()
+    ok = api(platform, "PUT", path, json={"traffic": [{"version": 1, "percent": 100}]})
+    assert ok.status_code == 200, ok.text
+    assert ok.json()["spec"]["traffic"] == [{"version": 1, "percent": 100.0}]
+    assert ok.json()["spec"]["replicas"] == 2, "the rest of the spec is kept"
+    assert api(platform, "PUT", "/api/v1/services/nope/traffic",
+               json={"traffic": []}).status_code == 404
+    # the stats time series the charts draw: 60 points of 15 s, the call just made in one
+    httpx.post(platform.url + "/v1/services/split/infer", content=b"hi",
+               headers={"Content-Type": "text/plain"}, timeout=60).raise_for_status()
+    stats = api(platform, "GET", "/api/v1/services/split/stats?series=15").json()
+    assert len(stats["series"]) == 60
+    assert sum(p["rps"] for p in stats["series"]) * 15 == pytest.approx(1, abs=0.01)
+    assert api(platform, "GET", "/api/v1/services/split/stats?series=0").json().get(
+        "series") is None
+    assert api(platform, "GET", "/api/v1/services/split/stats?series=999").status_code == 422
+    api(platform, "DELETE", "/api/v1/services/split").raise_for_status()

@@ -16,13 +16,16 @@ function label(v) {
   return v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toPrecision(2);
 }
 
-/** series: [{label, points: [[t, value or null], ...]}], all over the same times. */
+/** series: [{label, points: [[t, value or null], ...], color: 0..2}], over the same times.
+ * ``data-max`` on the chart is its largest value, so a reader (or a test) can tell an
+ * empty chart from one with traffic. */
 export function lineChart({ title, unit, series, testid }) {
   const points = series.flatMap((s) => s.points);
   const times = points.map(([t]) => t);
   const t0 = Math.min(...times);
   const t1 = Math.max(...times);
-  const top = nice(Math.max(0, ...points.map(([, v]) => v ?? 0)));
+  const max = Math.max(0, ...points.map(([, v]) => v ?? 0));
+  const top = nice(max);
   const x = (t) => PAD.left + ((t - t0) / Math.max(1, t1 - t0)) * (W - PAD.left - PAD.right);
   const y = (v) => H - PAD.bottom - (v / top) * (H - PAD.top - PAD.bottom);
   const paths = series.map((s, i) => {
@@ -33,16 +36,21 @@ export function lineChart({ title, unit, series, testid }) {
       d += `${pen ? "L" : "M"}${x(t).toFixed(1)},${y(v).toFixed(1)} `;
       pen = true;
     }
-    return h("path", { d: d.trim() || `M${PAD.left},${y(0)}`, class: `s${i}` },
-      h("title", {}, s.label));
+    // a value with no neighbour draws no line: a dot shows it
+    const dots = s.points.filter(([, v], j) => v !== null && v !== undefined
+      && (s.points[j - 1]?.[1] ?? null) === null && (s.points[j + 1]?.[1] ?? null) === null)
+      .map(([t, v]) => h("circle", { cx: x(t).toFixed(1), cy: y(v).toFixed(1), r: 2,
+        class: `legend${s.color ?? i}` }));
+    return h("g", {}, dots, h("path", { d: d.trim() || `M${PAD.left},${y(0)}`, class: `s${s.color ?? i}` },
+      h("title", {}, s.label)));
   });
   const minutes = Math.round((t1 - t0) / 60);
   return h("svg", { class: "chart", viewBox: `0 0 ${W} ${H}`, role: "img",
-    "aria-label": title, testid, "data-points": String(points.length) },
+    "aria-label": title, testid, "data-max": String(max) },
     h("text", { x: PAD.left, y: 12 }, `${title} (${unit})`),
     series.map((s, i) => h("g", {},
       h("rect", { x: W - 70 * (series.length - i), y: 4, width: 8, height: 8,
-        class: `legend${i}` }),
+        class: `legend${s.color ?? i}` }),
       h("text", { x: W - 70 * (series.length - i) + 11, y: 12 }, s.label))),
     h("line", { x1: PAD.left, y1: H - PAD.bottom, x2: W - PAD.right, y2: H - PAD.bottom,
       class: "axis" }),

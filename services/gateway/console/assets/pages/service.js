@@ -41,8 +41,7 @@ function charts(page, name) {
       lineChart({ title: "Latency", unit: "ms", testid: "chart-latency",
         series: [{ label: "p50", points: pts("p50") }, { label: "p99", points: pts("p99") }] }),
       lineChart({ title: "Errors", unit: "per s", testid: "chart-errors",
-        series: [{ label: "", points: [] }, { label: "", points: [] },
-          { label: "errors", points: pts("errors") }] }));
+        series: [{ label: "errors", points: pts("errors"), color: 2 }] }));
   });
   return box;
 }
