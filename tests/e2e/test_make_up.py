@@ -1,4 +1,5 @@
-"""`make up` reaches `ready:` and the curl line it prints returns a prediction."""
+"""`make up` reaches `ready:`, the curl line it prints returns a prediction, and the
+console URL printed next to it answers."""
 
 from __future__ import annotations
 
@@ -20,5 +21,11 @@ def test_make_up_prints_working_curl(tmp_path: Path) -> None:
                              cwd=ROOT, env={**os.environ})
         assert res.returncode == 0, res.stderr
         assert '"result":true' in res.stdout and "setosa" in res.stdout, res.stdout
+        # next to the curl line: the console, which answers with its page
+        console = plat.wait_for(r"console: (http://\S+/console)#/services/iris$").group(1)
+        assert console == f"{plat.url}/console"
+        page = subprocess.run(["curl", "-sS", console], capture_output=True, text=True,
+                              timeout=60)
+        assert "modelport console" in page.stdout, page.stdout
     finally:
         plat.stop()
