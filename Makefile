@@ -8,15 +8,23 @@ BIN    := $(VENV)/bin
 # (test tooling and third-party clients). A venv with the dev extra has the platform too.
 PLATFORM_STAMP := $(VENV)/.installed-platform
 STAMP          := $(VENV)/.installed
+# xds-protos (services/xds) goes beside .venv, not in it: its wheel carries copies of
+# opentelemetry-proto's and googleapis' modules that would overwrite theirs
+# (modelport/xds_protos.py says how)
+XDS_STAMP := $(VENV)/xds-protos/.installed
 PORT      ?= 8000
 GRPC_PORT ?= 0
 EXAMPLE   ?= examples/predictor-iris
 
 .PHONY: venv platform up test protos lint bench clean screenshots
 
-venv: $(STAMP)
+venv: $(STAMP) $(XDS_STAMP)
 
-platform: $(PLATFORM_STAMP)
+platform: $(PLATFORM_STAMP) $(XDS_STAMP)
+
+$(XDS_STAMP): | $(PLATFORM_STAMP)
+	$(BIN)/python -m modelport.xds_protos
+	@touch $(XDS_STAMP)
 
 $(PLATFORM_STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

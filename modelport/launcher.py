@@ -86,8 +86,11 @@ class Component:
 class Platform:
     def __init__(self, home: Path, host: str = "127.0.0.1", port: int = 8000,
                  grpc_port: int = 0, config: Path | None = None, auth: bool = True,
-                 ray_address: str = "") -> None:
+                 ray_address: str = "", xds_port: int = -1) -> None:
         self.layout = HomeLayout(home)
+        #: `up --xds-port PORT` (0: a free one; -1: no xDS server): the ADS server for Envoy
+        #: and proxyless gRPC clients (services/xds, docs/xds.md); the bound port once up
+        self.xds_port = xds_port
         #: `up --ray ADDRESS`: the runtime component is a fleet of runtimes on the Ray
         #: cluster's nodes (services/runtime/ray_fleet.py), not one runtime here
         self.ray_address = ray_address
@@ -116,6 +119,10 @@ class Platform:
         if name == "watcher":  # a client of the gateway, like the CLI
             return [sys.executable, "-m", "services.watcher", str(self.config), "--url",
                     self.url]
+        if name == "xds":
+            return [sys.executable, "-m", "services.xds", "--home", str(self.layout.root),
+                    "--listen", f"{self.host}:{self.xds_port}", "--port-file",
+                    str(self.layout.run / "xds.ports.json")]
         if name == "runtime" and self.ray_address:
             return [sys.executable, "-m", "services.runtime.ray_fleet", "--home",
                     str(self.layout.root), "--address", self.ray_address, "--registry",
@@ -150,6 +157,8 @@ class Platform:
             env["MODELPORT_REGISTRY_RUNTIME_ADDRESS"] = "none"  # the Ray nodes' agents only
         if comp.name == "gateway" and not self.auth:
             env["MODELPORT_GATEWAY_AUTH"] = "false"
+        if comp.name == "runtime" and not self.auth:  # its proxyless ports (docs/xds.md)
+            env["MODELPORT_RUNTIME_DIRECT_AUTH"] = "false"
         inherited: tuple[int, ...] = ()
         if comp.name == "gateway" and self.http_socket is not None:
             inherited = (self.http_socket.fileno(),)  # stays open here: the next one gets it
@@ -250,6 +259,10 @@ class Platform:
             await self._wait_gateway(comp)
         elif name != "watcher":
             await self._wait_ready(comp)
+        if name == "xds" and not self.xds_port:  # restarts come back on the same port
+            ports = json.loads((self.layout.run / "xds.ports.json").read_text())
+            self.xds_port = int(ports["port"])
+            comp.argv = self._argv("xds")
 
     async def start(self) -> None:
         self.layout.root.mkdir(parents=True, exist_ok=True)
@@ -278,6 +291,10 @@ class Platform:
                     bootstrap = asyncio.create_task(self._bootstrap())
             assert bootstrap is not None
             await bootstrap
+            if self.xds_port >= 0:
+                self.components["xds"] = Component("xds", self._argv("xds"),
+                                                   self.layout.logs / "xds.log")
+                await self._start_one("xds")
             if self.config is not None:
                 self.components["watcher"] = Component("watcher", self._argv("watcher"),
                                                        self.layout.logs / "watcher.log")
@@ -361,7 +378,7 @@ class Platform:
         self._stopping = True
         for task in self._watchers:
             task.cancel()
-        for name in ("watcher", *reversed(START_ORDER)):
+        for name in ("watcher", "xds", *reversed(START_ORDER)):
             comp = self.components.get(name)
             if comp is None or comp.proc is None or comp.proc.returncode is not None:
                 continue
@@ -434,6 +451,8 @@ def up(platform: Platform, deploy: list[Path], no_auth: bool, as_json: bool) -> 
         print(f"metrics: {platform.url}/metrics  runtime: {_runtime_metrics(platform)}",
               flush=True)
         print(f"console: {platform.url}/console", flush=True)
+        if platform.xds_port >= 0:
+            print(f"xds: {host}:{platform.xds_port}", flush=True)
         if as_json:
             print(json.dumps({"ready": platform.url, "grpc": f"{host}:"
                               f"{platform.bound_grpc_port}", "home": str(platform.layout.root)}),
@@ -508,6 +527,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--deploy", action="append", default=[])
     p.add_argument("--no-auth", action="store_true")
     p.add_argument("--ray", default="")
+    p.add_argument("--xds-port", type=int, default=-1)
     p.add_argument("--json", dest="as_json", action="store_true")
     p = sub.add_parser("bootstrap", help="create the admin token (a child of `up`)")
     p.add_argument("address")
@@ -525,7 +545,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     platform = Platform(Path(args.home), args.host, args.port, args.grpc_port,
                         config=Path(args.config) if args.config else None,
-                        auth=not args.no_auth, ray_address=args.ray)
+                        auth=not args.no_auth, ray_address=args.ray,
+                        xds_port=args.xds_port)
     return up(platform, [Path(d) for d in args.deploy], args.no_auth, args.as_json)
 
 

@@ -119,6 +119,9 @@ def up(
         "--ray", envvar="MODELPORT_RAY_ADDRESS", help="Ray cluster address (host:port): "
         "replicas run on its nodes, a runtime per node (docs/fleet.md); needs "
         "modelport[ray]")] = "",
+    xds_port: Annotated[int | None, typer.Option(
+        help="serve xDS (ADS) here for Envoy and proxyless gRPC clients (docs/xds.md); "
+        "0 = pick a free one")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Start registry, builder, runtime and gateway; Ctrl-C stops them all."""
@@ -156,6 +159,8 @@ def up(
         argv.append("--no-auth")
     if ray:
         argv += ["--ray", ray]
+    if xds_port is not None:
+        argv += ["--xds-port", str(xds_port)]
     if as_json:
         argv.append("--json")
     sys.stdout.flush()
@@ -381,11 +386,13 @@ from modelport.cli import gitops_commands as _gitops  # noqa: E402 - watch, diff
 from modelport.cli import keys as _keys  # noqa: E402 - keys, login, users, audit
 from modelport.cli import observe as _observe  # noqa: E402 - top, logs
 from modelport.cli import where as _where  # noqa: E402 - where
+from modelport.cli import xds_commands as _xds  # noqa: E402 - xds bootstrap, status
 
 _batch.register(app)
 _export.register(app)
 _gitops.register(app)
 _keys.register(app)
+_xds.register(app)
 _observe.register(app)
 _where.register(app)
 

@@ -84,6 +84,11 @@ class RegistryStub:
                 request_serializer=modelport_dot_v1_dot_registry__pb2.ListEventsRequest.SerializeToString,
                 response_deserializer=modelport_dot_v1_dot_registry__pb2.ListEventsResponse.FromString,
                 _registered_method=True)
+        self.RecordEvent = channel.unary_unary(
+                '/modelport.v1.Registry/RecordEvent',
+                request_serializer=modelport_dot_v1_dot_registry__pb2.Event.SerializeToString,
+                response_deserializer=modelport_dot_v1_dot_registry__pb2.Event.FromString,
+                _registered_method=True)
         self.ResolveRoute = channel.unary_unary(
                 '/modelport.v1.Registry/ResolveRoute',
                 request_serializer=modelport_dot_v1_dot_registry__pb2.ResolveRouteRequest.SerializeToString,
@@ -174,6 +179,14 @@ class RegistryServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RecordEvent(self, request, context):
+        """an event seen by a component outside the registry (the xDS server's NACKs), kept
+        with the service's own events; `id` and `ts` are set by the registry
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ResolveRoute(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -256,6 +269,11 @@ def add_RegistryServicer_to_server(servicer, server):
                     servicer.ListEvents,
                     request_deserializer=modelport_dot_v1_dot_registry__pb2.ListEventsRequest.FromString,
                     response_serializer=modelport_dot_v1_dot_registry__pb2.ListEventsResponse.SerializeToString,
+            ),
+            'RecordEvent': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordEvent,
+                    request_deserializer=modelport_dot_v1_dot_registry__pb2.Event.FromString,
+                    response_serializer=modelport_dot_v1_dot_registry__pb2.Event.SerializeToString,
             ),
             'ResolveRoute': grpc.unary_unary_rpc_method_handler(
                     servicer.ResolveRoute,
@@ -553,6 +571,33 @@ class Registry:
             '/modelport.v1.Registry/ListEvents',
             modelport_dot_v1_dot_registry__pb2.ListEventsRequest.SerializeToString,
             modelport_dot_v1_dot_registry__pb2.ListEventsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecordEvent(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelport.v1.Registry/RecordEvent',
+            modelport_dot_v1_dot_registry__pb2.Event.SerializeToString,
+            modelport_dot_v1_dot_registry__pb2.Event.FromString,
             options,
             channel_credentials,
             insecure,

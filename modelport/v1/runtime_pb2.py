@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from modelport.v1 import inference_pb2 as modelport_dot_v1_dot_inference__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1amodelport/v1/runtime.proto\x12\x0cmodelport.v1\x1a\x1cmodelport/v1/inference.proto\"\x87\x03\n\x13StartReplicaRequest\x12\x12\n\nreplica_id\x18\x01 \x01(\t\x12\x0f\n\x07service\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\x05\x12\x0c\n\x04kind\x18\x04 \x01(\t\x12\x10\n\x08\x61rtifact\x18\x05 \x01(\t\x12\x13\n\x0bpackage_dir\x18\x06 \x01(\t\x12\x13\n\x0b\x63onfig_json\x18\x07 \x01(\t\x12\x37\n\x03\x65nv\x18\x08 \x03(\x0b\x32*.modelport.v1.StartReplicaRequest.EnvEntry\x12\x11\n\ttimeout_s\x18\t \x01(\x01\x12\x0f\n\x07runtime\x18\n \x01(\t\x12\x0b\n\x03\x63pu\x18\x0b \x01(\x01\x12\x0e\n\x06memory\x18\x0c \x01(\t\x12\x0b\n\x03gpu\x18\r \x01(\x05\x12\x17\n\x0fmax_concurrency\x18\x14 \x01(\x05\x12\x12\n\nqueue_size\x18\x15 \x01(\x05\x12\x10\n\x08template\x18\x16 \x01(\t\x1a*\n\x08\x45nvEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x85\x02\n\x07Replica\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0f\n\x07service\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\x05\x12\r\n\x05state\x18\x04 \x01(\t\x12\x0b\n\x03pid\x18\x05 \x01(\x05\x12\x10\n\x08restarts\x18\x06 \x01(\x05\x12\x0f\n\x07message\x18\x07 \x01(\t\x12\x10\n\x08log_path\x18\x08 \x01(\t\x12\x12\n\nstarted_at\x18\t \x01(\x01\x12\x0f\n\x07runtime\x18\n \x01(\t\x12\x0c\n\x04gpus\x18\x0b \x03(\t\x12\x11\n\tin_flight\x18\x14 \x01(\x05\x12\x10\n\x08template\x18\x15 \x01(\t\x12\x10\n\x08\x64raining\x18\x16 \x01(\x08\x12\x11\n\tlast_exit\x18\x17 \x01(\t\"l\n\x0bServiceLoad\x12\x0f\n\x07service\x18\x01 \x01(\t\x12\x11\n\tin_flight\x18\x02 \x01(\x05\x12\x0e\n\x06queued\x18\x03 \x01(\x05\x12\x17\n\x0flast_request_at\x18\x04 \x01(\x01\x12\x10\n\x08rejected\x18\x05 \x01(\x03\"W\n\x03Gpu\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04uuid\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x14\n\x0cmemory_bytes\x18\x04 \x01(\x03\x12\x12\n\nreplica_id\x18\x05 \x01(\t\"\x14\n\x12GetCapacityRequest\"u\n\x08\x43\x61pacity\x12\x1f\n\x04gpus\x18\x01 \x03(\x0b\x32\x11.modelport.v1.Gpu\x12\x12\n\ngpu_source\x18\x02 \x01(\t\x12\x0c\n\x04\x63pus\x18\x03 \x01(\x05\x12\x14\n\x0cmemory_bytes\x18\x04 \x01(\x03\x12\x10\n\x08runtimes\x18\x05 \x03(\t\"c\n\x0fReadLogsRequest\x12\x0f\n\x07service\x18\x01 \x01(\t\x12\x12\n\nreplica_id\x18\x02 \x01(\t\x12\r\n\x05since\x18\x03 \x01(\x01\x12\x0c\n\x04tail\x18\x04 \x01(\x05\x12\x0e\n\x06\x66ollow\x18\x05 \x01(\x08\"H\n\x07LogLine\x12\n\n\x02ts\x18\x01 \x01(\x01\x12\x12\n\nreplica_id\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\x05\x12\x0c\n\x04text\x18\x04 \x01(\t\"9\n\x12StopReplicaRequest\x12\x12\n\nreplica_id\x18\x01 \x01(\t\x12\x0f\n\x07\x64rain_s\x18\x02 \x01(\x01\"&\n\x13ListReplicasRequest\x12\x0f\n\x07service\x18\x01 \x01(\t\"i\n\x14ListReplicasResponse\x12\'\n\x08replicas\x18\x01 \x03(\x0b\x32\x15.modelport.v1.Replica\x12(\n\x05loads\x18\x02 \x03(\x0b\x32\x19.modelport.v1.ServiceLoad2\x94\x04\n\x07Runtime\x12H\n\x0cStartReplica\x12!.modelport.v1.StartReplicaRequest\x1a\x15.modelport.v1.Replica\x12\x46\n\x0bStopReplica\x12 .modelport.v1.StopReplicaRequest\x1a\x15.modelport.v1.Replica\x12U\n\x0cListReplicas\x12!.modelport.v1.ListReplicasRequest\x1a\".modelport.v1.ListReplicasResponse\x12\x46\n\x07Predict\x12\x1c.modelport.v1.PredictRequest\x1a\x1d.modelport.v1.PredictResponse\x12K\n\rPredictStream\x12\x1c.modelport.v1.PredictRequest\x1a\x1a.modelport.v1.PredictChunk0\x01\x12\x42\n\x08ReadLogs\x12\x1d.modelport.v1.ReadLogsRequest\x1a\x15.modelport.v1.LogLine0\x01\x12G\n\x0bGetCapacity\x12 .modelport.v1.GetCapacityRequest\x1a\x16.modelport.v1.Capacityb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1amodelport/v1/runtime.proto\x12\x0cmodelport.v1\x1a\x1cmodelport/v1/inference.proto\"\x87\x03\n\x13StartReplicaRequest\x12\x12\n\nreplica_id\x18\x01 \x01(\t\x12\x0f\n\x07service\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\x05\x12\x0c\n\x04kind\x18\x04 \x01(\t\x12\x10\n\x08\x61rtifact\x18\x05 \x01(\t\x12\x13\n\x0bpackage_dir\x18\x06 \x01(\t\x12\x13\n\x0b\x63onfig_json\x18\x07 \x01(\t\x12\x37\n\x03\x65nv\x18\x08 \x03(\x0b\x32*.modelport.v1.StartReplicaRequest.EnvEntry\x12\x11\n\ttimeout_s\x18\t \x01(\x01\x12\x0f\n\x07runtime\x18\n \x01(\t\x12\x0b\n\x03\x63pu\x18\x0b \x01(\x01\x12\x0e\n\x06memory\x18\x0c \x01(\t\x12\x0b\n\x03gpu\x18\r \x01(\x05\x12\x17\n\x0fmax_concurrency\x18\x14 \x01(\x05\x12\x12\n\nqueue_size\x18\x15 \x01(\x05\x12\x10\n\x08template\x18\x16 \x01(\t\x1a*\n\x08\x45nvEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x9d\x02\n\x07Replica\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0f\n\x07service\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\x05\x12\r\n\x05state\x18\x04 \x01(\t\x12\x0b\n\x03pid\x18\x05 \x01(\x05\x12\x10\n\x08restarts\x18\x06 \x01(\x05\x12\x0f\n\x07message\x18\x07 \x01(\t\x12\x10\n\x08log_path\x18\x08 \x01(\t\x12\x12\n\nstarted_at\x18\t \x01(\x01\x12\x0f\n\x07runtime\x18\n \x01(\t\x12\x0c\n\x04gpus\x18\x0b \x03(\t\x12\x11\n\tin_flight\x18\x14 \x01(\x05\x12\x10\n\x08template\x18\x15 \x01(\t\x12\x10\n\x08\x64raining\x18\x16 \x01(\x08\x12\x11\n\tlast_exit\x18\x17 \x01(\t\x12\x16\n\x0e\x64irect_address\x18\x18 \x01(\t\"l\n\x0bServiceLoad\x12\x0f\n\x07service\x18\x01 \x01(\t\x12\x11\n\tin_flight\x18\x02 \x01(\x05\x12\x0e\n\x06queued\x18\x03 \x01(\x05\x12\x17\n\x0flast_request_at\x18\x04 \x01(\x01\x12\x10\n\x08rejected\x18\x05 \x01(\x03\"W\n\x03Gpu\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04uuid\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x14\n\x0cmemory_bytes\x18\x04 \x01(\x03\x12\x12\n\nreplica_id\x18\x05 \x01(\t\"\x14\n\x12GetCapacityRequest\"u\n\x08\x43\x61pacity\x12\x1f\n\x04gpus\x18\x01 \x03(\x0b\x32\x11.modelport.v1.Gpu\x12\x12\n\ngpu_source\x18\x02 \x01(\t\x12\x0c\n\x04\x63pus\x18\x03 \x01(\x05\x12\x14\n\x0cmemory_bytes\x18\x04 \x01(\x03\x12\x10\n\x08runtimes\x18\x05 \x03(\t\"c\n\x0fReadLogsRequest\x12\x0f\n\x07service\x18\x01 \x01(\t\x12\x12\n\nreplica_id\x18\x02 \x01(\t\x12\r\n\x05since\x18\x03 \x01(\x01\x12\x0c\n\x04tail\x18\x04 \x01(\x05\x12\x0e\n\x06\x66ollow\x18\x05 \x01(\x08\"H\n\x07LogLine\x12\n\n\x02ts\x18\x01 \x01(\x01\x12\x12\n\nreplica_id\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\x05\x12\x0c\n\x04text\x18\x04 \x01(\t\"9\n\x12StopReplicaRequest\x12\x12\n\nreplica_id\x18\x01 \x01(\t\x12\x0f\n\x07\x64rain_s\x18\x02 \x01(\x01\"&\n\x13ListReplicasRequest\x12\x0f\n\x07service\x18\x01 \x01(\t\"i\n\x14ListReplicasResponse\x12\'\n\x08replicas\x18\x01 \x03(\x0b\x32\x15.modelport.v1.Replica\x12(\n\x05loads\x18\x02 \x03(\x0b\x32\x19.modelport.v1.ServiceLoad2\x94\x04\n\x07Runtime\x12H\n\x0cStartReplica\x12!.modelport.v1.StartReplicaRequest\x1a\x15.modelport.v1.Replica\x12\x46\n\x0bStopReplica\x12 .modelport.v1.StopReplicaRequest\x1a\x15.modelport.v1.Replica\x12U\n\x0cListReplicas\x12!.modelport.v1.ListReplicasRequest\x1a\".modelport.v1.ListReplicasResponse\x12\x46\n\x07Predict\x12\x1c.modelport.v1.PredictRequest\x1a\x1d.modelport.v1.PredictResponse\x12K\n\rPredictStream\x12\x1c.modelport.v1.PredictRequest\x1a\x1a.modelport.v1.PredictChunk0\x01\x12\x42\n\x08ReadLogs\x12\x1d.modelport.v1.ReadLogsRequest\x1a\x15.modelport.v1.LogLine0\x01\x12G\n\x0bGetCapacity\x12 .modelport.v1.GetCapacityRequest\x1a\x16.modelport.v1.Capacityb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -39,25 +39,25 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_STARTREPLICAREQUEST_ENVENTRY']._serialized_start=424
   _globals['_STARTREPLICAREQUEST_ENVENTRY']._serialized_end=466
   _globals['_REPLICA']._serialized_start=469
-  _globals['_REPLICA']._serialized_end=730
-  _globals['_SERVICELOAD']._serialized_start=732
-  _globals['_SERVICELOAD']._serialized_end=840
-  _globals['_GPU']._serialized_start=842
-  _globals['_GPU']._serialized_end=929
-  _globals['_GETCAPACITYREQUEST']._serialized_start=931
-  _globals['_GETCAPACITYREQUEST']._serialized_end=951
-  _globals['_CAPACITY']._serialized_start=953
-  _globals['_CAPACITY']._serialized_end=1070
-  _globals['_READLOGSREQUEST']._serialized_start=1072
-  _globals['_READLOGSREQUEST']._serialized_end=1171
-  _globals['_LOGLINE']._serialized_start=1173
-  _globals['_LOGLINE']._serialized_end=1245
-  _globals['_STOPREPLICAREQUEST']._serialized_start=1247
-  _globals['_STOPREPLICAREQUEST']._serialized_end=1304
-  _globals['_LISTREPLICASREQUEST']._serialized_start=1306
-  _globals['_LISTREPLICASREQUEST']._serialized_end=1344
-  _globals['_LISTREPLICASRESPONSE']._serialized_start=1346
-  _globals['_LISTREPLICASRESPONSE']._serialized_end=1451
-  _globals['_RUNTIME']._serialized_start=1454
-  _globals['_RUNTIME']._serialized_end=1986
+  _globals['_REPLICA']._serialized_end=754
+  _globals['_SERVICELOAD']._serialized_start=756
+  _globals['_SERVICELOAD']._serialized_end=864
+  _globals['_GPU']._serialized_start=866
+  _globals['_GPU']._serialized_end=953
+  _globals['_GETCAPACITYREQUEST']._serialized_start=955
+  _globals['_GETCAPACITYREQUEST']._serialized_end=975
+  _globals['_CAPACITY']._serialized_start=977
+  _globals['_CAPACITY']._serialized_end=1094
+  _globals['_READLOGSREQUEST']._serialized_start=1096
+  _globals['_READLOGSREQUEST']._serialized_end=1195
+  _globals['_LOGLINE']._serialized_start=1197
+  _globals['_LOGLINE']._serialized_end=1269
+  _globals['_STOPREPLICAREQUEST']._serialized_start=1271
+  _globals['_STOPREPLICAREQUEST']._serialized_end=1328
+  _globals['_LISTREPLICASREQUEST']._serialized_start=1330
+  _globals['_LISTREPLICASREQUEST']._serialized_end=1368
+  _globals['_LISTREPLICASRESPONSE']._serialized_start=1370
+  _globals['_LISTREPLICASRESPONSE']._serialized_end=1475
+  _globals['_RUNTIME']._serialized_start=1478
+  _globals['_RUNTIME']._serialized_end=2010
 # @@protoc_insertion_point(module_scope)

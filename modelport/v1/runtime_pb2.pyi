@@ -51,7 +51,7 @@ class StartReplicaRequest(_message.Message):
     def __init__(self, replica_id: _Optional[str] = ..., service: _Optional[str] = ..., version: _Optional[int] = ..., kind: _Optional[str] = ..., artifact: _Optional[str] = ..., package_dir: _Optional[str] = ..., config_json: _Optional[str] = ..., env: _Optional[_Mapping[str, str]] = ..., timeout_s: _Optional[float] = ..., runtime: _Optional[str] = ..., cpu: _Optional[float] = ..., memory: _Optional[str] = ..., gpu: _Optional[int] = ..., max_concurrency: _Optional[int] = ..., queue_size: _Optional[int] = ..., template: _Optional[str] = ...) -> None: ...
 
 class Replica(_message.Message):
-    __slots__ = ("id", "service", "version", "state", "pid", "restarts", "message", "log_path", "started_at", "runtime", "gpus", "in_flight", "template", "draining", "last_exit")
+    __slots__ = ("id", "service", "version", "state", "pid", "restarts", "message", "log_path", "started_at", "runtime", "gpus", "in_flight", "template", "draining", "last_exit", "direct_address")
     ID_FIELD_NUMBER: _ClassVar[int]
     SERVICE_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
@@ -67,6 +67,7 @@ class Replica(_message.Message):
     TEMPLATE_FIELD_NUMBER: _ClassVar[int]
     DRAINING_FIELD_NUMBER: _ClassVar[int]
     LAST_EXIT_FIELD_NUMBER: _ClassVar[int]
+    DIRECT_ADDRESS_FIELD_NUMBER: _ClassVar[int]
     id: str
     service: str
     version: int
@@ -82,7 +83,8 @@ class Replica(_message.Message):
     template: str
     draining: bool
     last_exit: str
-    def __init__(self, id: _Optional[str] = ..., service: _Optional[str] = ..., version: _Optional[int] = ..., state: _Optional[str] = ..., pid: _Optional[int] = ..., restarts: _Optional[int] = ..., message: _Optional[str] = ..., log_path: _Optional[str] = ..., started_at: _Optional[float] = ..., runtime: _Optional[str] = ..., gpus: _Optional[_Iterable[str]] = ..., in_flight: _Optional[int] = ..., template: _Optional[str] = ..., draining: _Optional[bool] = ..., last_exit: _Optional[str] = ...) -> None: ...
+    direct_address: str
+    def __init__(self, id: _Optional[str] = ..., service: _Optional[str] = ..., version: _Optional[int] = ..., state: _Optional[str] = ..., pid: _Optional[int] = ..., restarts: _Optional[int] = ..., message: _Optional[str] = ..., log_path: _Optional[str] = ..., started_at: _Optional[float] = ..., runtime: _Optional[str] = ..., gpus: _Optional[_Iterable[str]] = ..., in_flight: _Optional[int] = ..., template: _Optional[str] = ..., draining: _Optional[bool] = ..., last_exit: _Optional[str] = ..., direct_address: _Optional[str] = ...) -> None: ...
 
 class ServiceLoad(_message.Message):
     __slots__ = ("service", "in_flight", "queued", "last_request_at", "rejected")

@@ -273,6 +273,21 @@ class RegistryServicer(registry_pb2_grpc.RegistryServicer):
             reason=e.reason, message=e.message) for e in events])
 
     @translate_errors
+    async def RecordEvent(self, request: registry_pb2.Event,
+                          context: grpc.aio.ServicerContext) -> registry_pb2.Event:
+        """An event another component saw (the xDS server: a client NACKed an update)."""
+        if not request.service or not request.reason:
+            raise invalid("event.fields", "an event needs a service and a reason",
+                          "set Event.service and Event.reason")
+        kind = request.type if request.type in ("Normal", "Warning") else "Warning"
+        record = EventRecord(time.time(), request.service, request.model or request.service,
+                             request.version, kind, request.reason, request.message)
+        self.store.add_event(record)
+        return registry_pb2.Event(id=record.id, ts=record.ts, service=record.service,
+                                  model=record.model, version=record.version, type=kind,
+                                  reason=record.reason, message=record.message)
+
+    @translate_errors
     async def Metrics(self, request: registry_pb2.MetricsRequest,
                       context: grpc.aio.ServicerContext) -> registry_pb2.MetricsText:
         return registry_pb2.MetricsText(text=METRICS.exposition())

@@ -15,6 +15,7 @@ from services.runtime.agent import AgentClient, advertised
 from services.runtime.containment import Containment
 from services.runtime.dataplane.admission import Admission
 from services.runtime.dataplane.data_socket import DataSocket
+from services.runtime.direct_ports import DirectPorts, direct_host
 from services.runtime.metrics import RuntimeMetrics, serve_metrics
 from services.runtime.servicer import RuntimeServicer
 from services.runtime.settings import RuntimeSettings
@@ -50,6 +51,16 @@ async def serve(settings: RuntimeSettings) -> None:
     if data_path is not None:  # gateways on this host send unary predictions here
         data_socket = DataSocket(servicer, data_path)
         await data_socket.start()
+    direct = None
+    if settings.direct_host != "none":  # proxyless xDS endpoints (docs/xds.md)
+        own = settings.listen if not settings.listen.endswith(":0") \
+            else f"{settings.listen[:-2]}:{server.bound_port}"
+        registry = settings.registry_address if settings.registry_address != "none" \
+            else HomeLayout(settings.home).socket("registry")
+        direct = servicer.direct_ports = DirectPorts(
+            supervisor, servicer, settings.direct_host or direct_host(settings.listen),
+            registry, own, settings.direct_auth)
+        direct.start()
     agent = None
     if settings.registry_address != "none":  # several hosts: register and heartbeat
         agent = AgentClient(settings.registry_address, settings.agent_id,
@@ -71,6 +82,8 @@ async def serve(settings: RuntimeSettings) -> None:
     gc.freeze()
 
     async def on_stop() -> None:
+        if direct is not None:
+            await direct.close()
         if data_socket is not None:
             await data_socket.close()
         if agent is not None:

@@ -27,8 +27,8 @@ from services.telemetry import logfiles
 from services.wire.predict_frames import to_output, to_values
 
 
-def replica_to_proto(r: ReplicaInfo, admission: Admission | None = None
-                     ) -> runtime_pb2.Replica:
+def replica_to_proto(r: ReplicaInfo, admission: Admission | None = None,
+                     direct: Any = None) -> runtime_pb2.Replica:
     out = runtime_pb2.Replica(id=r.id, service=r.service, version=r.version, state=r.state,
                               pid=r.pid or 0, restarts=r.restarts, message=r.message or "",
                               log_path=str(r.log_path or ""), started_at=r.started_at or 0.0,
@@ -38,6 +38,8 @@ def replica_to_proto(r: ReplicaInfo, admission: Admission | None = None
         out.in_flight = admission.in_flight.get(r.id, 0)
         out.template = admission.template(r.id)
         out.draining = admission.is_draining(r.id) and r.state != "stopped"
+    if direct is not None:  # its version's public gRPC port here (direct_ports.py)
+        out.direct_address = direct.address(r.service, r.version)
     return out
 
 
@@ -53,6 +55,8 @@ def time_left(timeout_s: float, remaining: float | None, waited_s: float = 0.0) 
 class RuntimeServicer(runtime_pb2_grpc.RuntimeServicer):
     #: services/runtime/metrics.py RuntimeMetrics (set by server.py); None records nothing
     metrics: Any = None
+    #: services/runtime/direct_ports.py DirectPorts (set by server.py); None: no such ports
+    direct_ports: Any = None
 
     def __init__(self, supervisor: Supervisor, admission: Admission) -> None:
         self.supervisor = supervisor
@@ -106,7 +110,7 @@ class RuntimeServicer(runtime_pb2_grpc.RuntimeServicer):
                 if not request.service or r.service == request.service]
         admission = self.admission
         return runtime_pb2.ListReplicasResponse(
-            replicas=[replica_to_proto(r, admission) for r in reps],
+            replicas=[replica_to_proto(r, admission, self.direct_ports) for r in reps],
             loads=[runtime_pb2.ServiceLoad(service=ld.service, in_flight=ld.in_flight,
                                            queued=ld.queued, last_request_at=ld.last_request_at,
                                            rejected=ld.rejected)

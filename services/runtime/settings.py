@@ -48,6 +48,13 @@ class RuntimeSettings(BaseSettings):
                               "0 = no limit")
     heartbeat_s: float = Field(1.0, gt=0, description="seconds between heartbeats")
 
+    # proxyless xDS (docs/xds.md): a public gRPC port per service version held here
+    direct_host: str = Field("", description="host the per-version public gRPC ports bind "
+                             "(the xDS endpoints); default the host of a TCP --listen, else "
+                             "127.0.0.1; \"none\" = open none")
+    direct_auth: bool = Field(True, description="check invoke keys on those ports as the "
+                              "gateway does (off only with `up --no-auth`)")
+
     def resolved(self) -> RuntimeSettings:
         layout = HomeLayout(self.home)
         return self.model_copy(update={
