@@ -157,6 +157,34 @@ def check_modelarts(root: Path, label_dir: str) -> tuple[list[Problem], str | No
     return problems, service
 
 
+def check_image(raw: dict[str, Any], root: Path, label: str) -> list[Problem]:
+    """A Dockerfile to build must be a file of the package (the folder of config.json is
+    its build context)."""
+    image = raw.get("image")
+    if not isinstance(image, dict):
+        return []  # an image reference, or a mistake the schema reports
+    dockerfile = image.get("dockerfile", "Dockerfile")
+    if not isinstance(dockerfile, str) or not dockerfile.strip():
+        return []
+    where = f"{label}:$.image.dockerfile"
+    outside = _relative_inside(root, dockerfile, where)
+    if outside:
+        return outside
+    if not (root / dockerfile).is_file():
+        seen = sorted(p.name for p in root.iterdir() if p.is_file())[:10]
+        return [
+            Problem(
+                where,
+                f"Dockerfile '{dockerfile}' is not in the package (files next to config.json: "
+                f"{', '.join(seen) or 'none'})",
+                "add it next to config.json (that folder is the build context), or correct "
+                '"dockerfile"',
+                "package.dockerfile_missing",
+            )
+        ]
+    return []
+
+
 def entrypoint_script(entrypoint: str) -> str | None:
     """The package file an entrypoint runs (``python -u infer.py`` -> ``infer.py``), or None
     when it runs a command we cannot locate (``python -c ...``, a program on PATH)."""

@@ -199,6 +199,24 @@ class CommonConfig(_Strict):
         return v
 
 
+def _model_algorithm(v: str) -> str:
+    """ModelArts' rule for ``model_algorithm``."""
+    if (
+        not v[:1].isascii()
+        or not v[:1].isalpha()
+        or _MODELARTS_FORBIDDEN.search(v)
+        or len(v) > 36
+    ):
+        raise _fail(
+            "model_algorithm",
+            "model_algorithm '{value}' is not a valid name",
+            "start with a letter, use at most 36 ASCII characters and none of "
+            '&!"\'<>=, e.g. "image_classification"',
+            value=v,
+        )
+    return v
+
+
 def _check_type(v: str, allowed: tuple[str, ...], what: str) -> str:
     if v not in allowed:
         raise _fail(
@@ -464,27 +482,194 @@ class ModelArtsConfig(CommonConfig):
     @field_validator("model_algorithm")
     @classmethod
     def _algorithm(cls, v: str) -> str:
-        if (
-            not v[:1].isascii()
-            or not v[:1].isalpha()
-            or _MODELARTS_FORBIDDEN.search(v)
-            or len(v) > 36
-        ):
-            raise _fail(
-                "model_algorithm",
-                "model_algorithm '{value}' is not a valid name",
-                "start with a letter, use at most 36 ASCII characters and none of "
-                '&!"\'<>=, e.g. "image_classification"',
-                value=v,
-            )
-        return v
+        return _model_algorithm(v)
 
     def requirements(self) -> list[str]:
         return [p.requirement() for d in self.dependencies or [] for p in d.packages]
+
+
+# -- custom container image (ModelArts model_type "Image") ----------------------------
+
+#: a Docker image reference: [host[:port]/]path[:tag][@sha256:digest], or an image id
+_IMAGE_REF = re.compile(
+    r"^(?:(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9-]+)*(?::[0-9]+)?/)?"
+    r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*"
+    r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[a-f0-9]{64})?"
+    r"|sha256:[a-f0-9]{64})$",
+    re.ASCII,
+)
+#: what an image package's container must serve on, unless config.json says otherwise
+DEFAULT_IMAGE_PORT = 8080
+DEFAULT_HEALTH_URL = "/health"
+_IMAGE_FIX = (
+    'add "image": {"dockerfile": "Dockerfile"} (built from this package, FROM an image the '
+    'Docker host has) or "image": "name:tag" (an image already on the Docker host)'
+)
+
+
+class ImageBuild(_Strict):
+    """``"image": {"dockerfile": "Dockerfile"}``: built by the builder with the folder of
+    config.json as the build context."""
+
+    dockerfile: str = Field("Dockerfile", min_length=1)
+
+
+class ImageConfig(CommonConfig):
+    """A custom container image serving HTTP on ``port`` (ModelArts ``model_type``
+    ``Image``). Like ModelArts' config, unknown top-level keys (``metrics``,
+    ``swr_location``) are tolerated."""
+
+    model_config = ConfigDict(extra="allow", protected_namespaces=())
+
+    model_type: str | None = None
+    model_algorithm: str | None = None
+    name: str | None = Field(None, min_length=1)
+    image: ImageBuild | str | None = None
+    port: int = Field(DEFAULT_IMAGE_PORT, ge=1, le=65535)
+    #: ModelArts: "not needed when model_type=Image"; accepted and not used
+    runtime: str | None = None
+    apis: list[ModelArtsApi] | None = None
+    dependencies: Any = None
+
+    @field_validator("model_type")
+    @classmethod
+    def _model_type(cls, v: str | None) -> str | None:
+        if v is not None and v.lower() != "image":
+            raise _fail(
+                "model_type",
+                "model_type '{value}' does not go with \"image\"",
+                'a custom image is "model_type": "Image"; for a framework model drop '
+                '"image" and add customize_service.py',
+                value=v,
+            )
+        return "Image" if v is not None else v
+
+    @field_validator("model_algorithm")
+    @classmethod
+    def _algorithm(cls, v: str | None) -> str | None:
+        return _model_algorithm(v) if v is not None else v
+
+    @field_validator("image", mode="before")
+    @classmethod
+    def _image(cls, v: Any) -> Any:
+        """One error per mistake (a union would report one per member)."""
+        if v is None:
+            return v
+        if isinstance(v, str):
+            if not _IMAGE_REF.match(v):
+                raise _fail(
+                    "image_ref",
+                    "image '{value}' is not a Docker image reference",
+                    'write it like "my-model:1.0" or "registry.example.com/team/model:1.0", '
+                    "as `docker images` lists it",
+                    value=v[:120],
+                )
+            return v
+        if not isinstance(v, dict):
+            raise _fail("image_type", "image must be a string or an object", _IMAGE_FIX)
+        for key in v:
+            if key != "dockerfile":
+                raise _fail(
+                    "unknown_field",
+                    "unknown field '{value}' in image",
+                    "did you mean 'dockerfile'?" if str(key).lower().startswith("docker")
+                    else 'an image object has one key: "dockerfile"',
+                    value=str(key)[:120],
+                )
+        dockerfile = v.get("dockerfile", "Dockerfile")
+        if not isinstance(dockerfile, str) or not dockerfile.strip():
+            raise _fail("dockerfile_path", "image.dockerfile must be a file name",
+                        'write the Dockerfile\'s path in the package, e.g. "Dockerfile"')
+        return ImageBuild(dockerfile=dockerfile)
+
+    @field_validator("dependencies")
+    @classmethod
+    def _dependencies(cls, v: Any) -> Any:
+        if v:  # ModelArts' own event text
+            raise _fail(
+                "image_dependencies",
+                "Customize model does not support dependencies",
+                "install them in the image instead (RUN pip install ... in the Dockerfile) "
+                "and remove dependencies",
+            )
+        return v
+
+    @field_validator("base_image")
+    @classmethod
+    def _base_image(cls, v: str | None) -> str | None:
+        if v is not None:
+            raise _fail(
+                "image_base_image",
+                "base_image does not apply to a custom image",
+                "name the base in the Dockerfile's FROM line (an image the Docker host "
+                "has, e.g. modelport/base:bookworm) and remove base_image",
+            )
+        return v
+
+    @field_validator("python")
+    @classmethod
+    def _no_python(cls, v: str | None) -> str | None:
+        if v is not None:
+            raise _fail(
+                "image_python",
+                "python does not apply to a custom image: it brings its own",
+                "remove python; pick the interpreter in the Dockerfile",
+            )
+        return v
+
+    @model_validator(mode="after")
+    def _image_given(self) -> ImageConfig:
+        if self.image is None:
+            swr = (self.model_extra or {}).get("swr_location")
+            if swr:
+                raise _fail(
+                    "image_swr_location",
+                    "swr_location names an image in a registry, which this platform does "
+                    "not pull from",
+                    "put the image on the Docker host (`docker load -i image.tar` of a "
+                    "`docker save`, or `docker tag`) and name it in \"image\": "
+                    '"name:tag"',
+                )
+            raise _fail("image_missing", "a custom image package names no image",
+                        _IMAGE_FIX)
+        return self
+
+    @field_validator("health")
+    @classmethod
+    def _health_check(cls, h: Health | None) -> Health | None:
+        if h is None:
+            return h
+        method = h.check_method or "HTTP"
+        if method == "EXEC" and not (h.command or "").strip():
+            raise _fail(
+                "health_command",
+                "health check_method EXEC needs a command",
+                'add "command": "cat /tmp/ready" (run in the container; exit code 0 '
+                "passes), or use check_method HTTP",
+            )
+        if method == "HTTP":
+            if h.url is not None and not h.url.startswith("/"):
+                raise _fail(
+                    "health_url",
+                    "health url '{value}' is not a path",
+                    f'write the path the image answers on, like "{DEFAULT_HEALTH_URL}"',
+                    value=h.url[:120],
+                )
+            if h.protocol is not None and h.protocol.lower() != "http":
+                raise _fail(
+                    "health_protocol",
+                    "health protocol '{value}' is not supported for a custom image",
+                    "serve plain HTTP on the port (the platform reaches the container "
+                    'inside its own network namespace) and set "protocol": "http" or '
+                    "leave it out",
+                    value=h.protocol[:40],
+                )
+        return h
 
 
 KIND_MODELS: dict[str, type[CommonConfig]] = {
     "file_contract": FileContractConfig,
     "predictor": PredictorConfig,
     "modelarts": ModelArtsConfig,
+    "image": ImageConfig,
 }

@@ -19,6 +19,8 @@ from modelport.package.config import (
     KIND_MODELS,
     CommonConfig,
     FileContractConfig,
+    ImageBuild,
+    ImageConfig,
     ModelArtsApi,
     ModelArtsConfig,
     PredictorConfig,
@@ -35,7 +37,9 @@ _RUNTIME_PYTHON = re.compile(r"py(?:thon)?_?(\d\.\d+)")
 _KIND_HINT = (
     'predictor: "predictor": "module:Class" with "input"; '
     'file contract: "name", "input", "output", "base_image", "entrypoint"; '
-    'ModelArts: "model_type" and "model_algorithm" in model/config.json with customize_service.py'
+    'ModelArts: "model_type" and "model_algorithm" in model/config.json with customize_service.py; '
+    'custom image: "model_type": "Image" with "image": {"dockerfile": "Dockerfile"} or '
+    '"image": "name:tag"'
 )
 
 
@@ -87,6 +91,8 @@ def load_package(root: Path) -> Package:
         found += checks.check_file_contract(raw, pkg_root, label)
     elif kind == "predictor":
         found += checks.check_predictor(raw, pkg_root, label)
+    elif kind == "image":
+        found += checks.check_image(raw, pkg_root, label)
     else:
         more, service = checks.check_modelarts(pkg_root, label[: -len(CONFIG)])
         found += more
@@ -119,6 +125,10 @@ def detect_kind(raw: dict[str, Any]) -> PackageKind | None:
     """The kind a config.json is written for, by the keys only that kind uses."""
     if "predictor" in raw:
         return "predictor"
+    model_type = raw.get("model_type")
+    if (isinstance(model_type, str) and model_type.lower() == "image") or (
+            "image" in raw and "entrypoint" not in raw):
+        return "image"
     if "model_type" in raw or "model_algorithm" in raw:
         return "modelarts"
     if "entrypoint" in raw or "base_image" in raw:
@@ -230,6 +240,8 @@ def _build(
             outputs=[OutputSpec(o.path, o.type, path=o.path) for o in cfg.output],
             entrypoint=cfg.entrypoint,
         )
+    if isinstance(cfg, ImageConfig):
+        return _build_image(root, raw, cfg, common)
     if isinstance(cfg, PredictorConfig):
         return Package(
             **common,
@@ -266,6 +278,20 @@ def _build(
         request_schema=_schema(request.data if request else None),
         response_schema=_schema(response.data if response else None),
     )
+
+
+def _build_image(root: Path, raw: dict[str, Any], cfg: ImageConfig,
+                 common: dict[str, Any]) -> Package:
+    """A custom image: nothing is installed for it (requirements.txt, if any, is a file of
+    its build context), and it has no declared inputs: requests reach it as HTTP."""
+    ref = cfg.image if isinstance(cfg.image, str) else None
+    dockerfile = cfg.image.dockerfile if isinstance(cfg.image, ImageBuild) else None
+    named = ref.split("@")[0].rsplit("/", 1)[-1].split(":")[0] if ref and not ref.startswith(
+        "sha256:") else None
+    name = cfg.name or cfg.model_algorithm or named or "custom-image"
+    paths = [a.url for a in cfg.apis or [] if a.url and a.url.startswith("/")]
+    return Package(**common, name=name, requirements="", inputs=[], outputs=[], image=ref,
+                   dockerfile=dockerfile, port=cfg.port, paths=paths)
 
 
 def _schema(data: dict[str, Any] | str | None) -> dict[str, Any] | None:

@@ -13,7 +13,8 @@ from typing import Any, Literal
 
 from modelport.package.config import Batching, Health, Resources
 
-PackageKind = Literal["file_contract", "predictor", "modelarts"]
+#: "image": a custom container image serving HTTP (ModelArts model_type "Image")
+PackageKind = Literal["file_contract", "predictor", "modelarts", "image"]
 
 
 @dataclass
@@ -66,6 +67,13 @@ class Package:
     env: dict[str, str] = field(default_factory=dict)
     health: Health | None = None
     batching: Batching | None = None
+    #: custom image: an image on the Docker host ("name:tag"), or a Dockerfile in the
+    #: package to build; the HTTP port the container serves on
+    image: str | None = None
+    dockerfile: str | None = None
+    port: int | None = None
+    #: custom image: the paths its ModelArts ``apis`` declare (shown in call examples)
+    paths: list[str] = field(default_factory=list)
 
     def interface(self) -> dict[str, Any]:
         """The request/response shape, JSON-able, for call examples and OpenAPI."""
@@ -82,6 +90,9 @@ class Package:
             out["response_schema"] = self.response_schema
         if self.batching:
             out["batching"] = self.batching.model_dump()
+        if self.kind == "image":
+            out["port"] = self.port
+            out["paths"] = list(self.paths)
         return out
 
     def summary(self) -> dict[str, Any]:
@@ -90,7 +101,8 @@ class Package:
             "name": self.name,
             "kind": self.kind,
             "digest": self.digest,
-            "runs": self.predictor or self.entrypoint,
+            "runs": self.predictor or self.entrypoint or self.image or (
+                f"image built from {self.dockerfile}" if self.dockerfile else None),
             "inputs": [f"{i.name}:{i.type}" for i in self.inputs],
             "outputs": [f"{o.name}:{o.type}" for o in self.outputs],
             "python": self.python,

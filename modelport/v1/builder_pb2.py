@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1amodelport/v1/builder.proto\x12\x0cmodelport.v1\"\xab\x01\n\x0c\x42uildRequest\x12\x0e\n\x06target\x18\x01 \x01(\t\x12\x13\n\x0bpackage_dir\x18\x02 \x01(\t\x12\x14\n\x0crequirements\x18\x03 \x01(\t\x12\x0e\n\x06python\x18\x04 \x01(\t\x12\r\n\x05label\x18\x05 \x01(\t\x12\x12\n\nbase_image\x18\x06 \x01(\t\x12\x16\n\x0epackage_digest\x18\x07 \x01(\t\x12\x15\n\rpython_strict\x18\x08 \x01(\x08\"\xae\x01\n\x05\x42uild\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05state\x18\x02 \x01(\t\x12\x0f\n\x07\x65nv_key\x18\x03 \x01(\t\x12\x10\n\x08\x61rtifact\x18\x04 \x01(\t\x12\r\n\x05\x65rror\x18\x05 \x01(\t\x12\x0e\n\x06\x63\x61\x63hed\x18\x06 \x01(\x08\x12\x12\n\nstarted_at\x18\x07 \x01(\x01\x12\x13\n\x0b\x66inished_at\x18\x08 \x01(\x01\x12\x0e\n\x06target\x18\t \x01(\t\x12\x0f\n\x07warning\x18\n \x01(\t\"\x1d\n\x0fGetBuildRequest\x12\n\n\x02id\x18\x01 \x01(\t\"\x1d\n\x0f\x42uildLogRequest\x12\n\n\x02id\x18\x01 \x01(\t\"+\n\x0c\x42uildLogText\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\r\n\x05state\x18\x02 \x01(\t2\xd2\x01\n\x07\x42uilder\x12=\n\nStartBuild\x12\x1a.modelport.v1.BuildRequest\x1a\x13.modelport.v1.Build\x12>\n\x08GetBuild\x12\x1d.modelport.v1.GetBuildRequest\x1a\x13.modelport.v1.Build\x12H\n\x0bGetBuildLog\x12\x1d.modelport.v1.BuildLogRequest\x1a\x1a.modelport.v1.BuildLogTextb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1amodelport/v1/builder.proto\x12\x0cmodelport.v1\"\xce\x01\n\x0c\x42uildRequest\x12\x0e\n\x06target\x18\x01 \x01(\t\x12\x13\n\x0bpackage_dir\x18\x02 \x01(\t\x12\x14\n\x0crequirements\x18\x03 \x01(\t\x12\x0e\n\x06python\x18\x04 \x01(\t\x12\r\n\x05label\x18\x05 \x01(\t\x12\x12\n\nbase_image\x18\x06 \x01(\t\x12\x16\n\x0epackage_digest\x18\x07 \x01(\t\x12\x15\n\rpython_strict\x18\x08 \x01(\x08\x12\r\n\x05image\x18\t \x01(\t\x12\x12\n\ndockerfile\x18\n \x01(\t\"\xae\x01\n\x05\x42uild\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05state\x18\x02 \x01(\t\x12\x0f\n\x07\x65nv_key\x18\x03 \x01(\t\x12\x10\n\x08\x61rtifact\x18\x04 \x01(\t\x12\r\n\x05\x65rror\x18\x05 \x01(\t\x12\x0e\n\x06\x63\x61\x63hed\x18\x06 \x01(\x08\x12\x12\n\nstarted_at\x18\x07 \x01(\x01\x12\x13\n\x0b\x66inished_at\x18\x08 \x01(\x01\x12\x0e\n\x06target\x18\t \x01(\t\x12\x0f\n\x07warning\x18\n \x01(\t\"\x1d\n\x0fGetBuildRequest\x12\n\n\x02id\x18\x01 \x01(\t\"\x1d\n\x0f\x42uildLogRequest\x12\n\n\x02id\x18\x01 \x01(\t\"+\n\x0c\x42uildLogText\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\r\n\x05state\x18\x02 \x01(\t2\xd2\x01\n\x07\x42uilder\x12=\n\nStartBuild\x12\x1a.modelport.v1.BuildRequest\x1a\x13.modelport.v1.Build\x12>\n\x08GetBuild\x12\x1d.modelport.v1.GetBuildRequest\x1a\x13.modelport.v1.Build\x12H\n\x0bGetBuildLog\x12\x1d.modelport.v1.BuildLogRequest\x1a\x1a.modelport.v1.BuildLogTextb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -32,15 +32,15 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'modelport.v1.builder_pb2', 
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_BUILDREQUEST']._serialized_start=45
-  _globals['_BUILDREQUEST']._serialized_end=216
-  _globals['_BUILD']._serialized_start=219
-  _globals['_BUILD']._serialized_end=393
-  _globals['_GETBUILDREQUEST']._serialized_start=395
-  _globals['_GETBUILDREQUEST']._serialized_end=424
-  _globals['_BUILDLOGREQUEST']._serialized_start=426
-  _globals['_BUILDLOGREQUEST']._serialized_end=455
-  _globals['_BUILDLOGTEXT']._serialized_start=457
-  _globals['_BUILDLOGTEXT']._serialized_end=500
-  _globals['_BUILDER']._serialized_start=503
-  _globals['_BUILDER']._serialized_end=713
+  _globals['_BUILDREQUEST']._serialized_end=251
+  _globals['_BUILD']._serialized_start=254
+  _globals['_BUILD']._serialized_end=428
+  _globals['_GETBUILDREQUEST']._serialized_start=430
+  _globals['_GETBUILDREQUEST']._serialized_end=459
+  _globals['_BUILDLOGREQUEST']._serialized_start=461
+  _globals['_BUILDLOGREQUEST']._serialized_end=490
+  _globals['_BUILDLOGTEXT']._serialized_start=492
+  _globals['_BUILDLOGTEXT']._serialized_end=535
+  _globals['_BUILDER']._serialized_start=538
+  _globals['_BUILDER']._serialized_end=748
 # @@protoc_insertion_point(module_scope)

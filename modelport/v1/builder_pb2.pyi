@@ -5,7 +5,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class BuildRequest(_message.Message):
-    __slots__ = ("target", "package_dir", "requirements", "python", "label", "base_image", "package_digest", "python_strict")
+    __slots__ = ("target", "package_dir", "requirements", "python", "label", "base_image", "package_digest", "python_strict", "image", "dockerfile")
     TARGET_FIELD_NUMBER: _ClassVar[int]
     PACKAGE_DIR_FIELD_NUMBER: _ClassVar[int]
     REQUIREMENTS_FIELD_NUMBER: _ClassVar[int]
@@ -14,6 +14,8 @@ class BuildRequest(_message.Message):
     BASE_IMAGE_FIELD_NUMBER: _ClassVar[int]
     PACKAGE_DIGEST_FIELD_NUMBER: _ClassVar[int]
     PYTHON_STRICT_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_FIELD_NUMBER: _ClassVar[int]
+    DOCKERFILE_FIELD_NUMBER: _ClassVar[int]
     target: str
     package_dir: str
     requirements: str
@@ -22,7 +24,9 @@ class BuildRequest(_message.Message):
     base_image: str
     package_digest: str
     python_strict: bool
-    def __init__(self, target: _Optional[str] = ..., package_dir: _Optional[str] = ..., requirements: _Optional[str] = ..., python: _Optional[str] = ..., label: _Optional[str] = ..., base_image: _Optional[str] = ..., package_digest: _Optional[str] = ..., python_strict: _Optional[bool] = ...) -> None: ...
+    image: str
+    dockerfile: str
+    def __init__(self, target: _Optional[str] = ..., package_dir: _Optional[str] = ..., requirements: _Optional[str] = ..., python: _Optional[str] = ..., label: _Optional[str] = ..., base_image: _Optional[str] = ..., package_digest: _Optional[str] = ..., python_strict: _Optional[bool] = ..., image: _Optional[str] = ..., dockerfile: _Optional[str] = ...) -> None: ...
 
 class Build(_message.Message):
     __slots__ = ("id", "state", "env_key", "artifact", "error", "cached", "started_at", "finished_at", "target", "warning")

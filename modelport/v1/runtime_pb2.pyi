@@ -179,3 +179,49 @@ class ListReplicasResponse(_message.Message):
     replicas: _containers.RepeatedCompositeFieldContainer[Replica]
     loads: _containers.RepeatedCompositeFieldContainer[ServiceLoad]
     def __init__(self, replicas: _Optional[_Iterable[_Union[Replica, _Mapping]]] = ..., loads: _Optional[_Iterable[_Union[ServiceLoad, _Mapping]]] = ...) -> None: ...
+
+class HttpHeader(_message.Message):
+    __slots__ = ("name", "value")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    value: bytes
+    def __init__(self, name: _Optional[str] = ..., value: _Optional[bytes] = ...) -> None: ...
+
+class HttpRequest(_message.Message):
+    __slots__ = ("service", "version", "request_id", "method", "target", "headers", "body", "timeout_s")
+    SERVICE_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    METHOD_FIELD_NUMBER: _ClassVar[int]
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    HEADERS_FIELD_NUMBER: _ClassVar[int]
+    BODY_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_S_FIELD_NUMBER: _ClassVar[int]
+    service: str
+    version: int
+    request_id: str
+    method: str
+    target: str
+    headers: _containers.RepeatedCompositeFieldContainer[HttpHeader]
+    body: bytes
+    timeout_s: float
+    def __init__(self, service: _Optional[str] = ..., version: _Optional[int] = ..., request_id: _Optional[str] = ..., method: _Optional[str] = ..., target: _Optional[str] = ..., headers: _Optional[_Iterable[_Union[HttpHeader, _Mapping]]] = ..., body: _Optional[bytes] = ..., timeout_s: _Optional[float] = ...) -> None: ...
+
+class HttpResponsePart(_message.Message):
+    __slots__ = ("status", "reason", "headers", "body", "end", "replica_id", "version")
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    HEADERS_FIELD_NUMBER: _ClassVar[int]
+    BODY_FIELD_NUMBER: _ClassVar[int]
+    END_FIELD_NUMBER: _ClassVar[int]
+    REPLICA_ID_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    status: int
+    reason: str
+    headers: _containers.RepeatedCompositeFieldContainer[HttpHeader]
+    body: bytes
+    end: bool
+    replica_id: str
+    version: int
+    def __init__(self, status: _Optional[int] = ..., reason: _Optional[str] = ..., headers: _Optional[_Iterable[_Union[HttpHeader, _Mapping]]] = ..., body: _Optional[bytes] = ..., end: _Optional[bool] = ..., replica_id: _Optional[str] = ..., version: _Optional[int] = ...) -> None: ...

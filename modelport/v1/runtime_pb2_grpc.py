@@ -70,6 +70,11 @@ class RuntimeStub:
                 request_serializer=modelport_dot_v1_dot_runtime__pb2.GetCapacityRequest.SerializeToString,
                 response_deserializer=modelport_dot_v1_dot_runtime__pb2.Capacity.FromString,
                 _registered_method=True)
+        self.ForwardHttp = channel.unary_stream(
+                '/modelport.v1.Runtime/ForwardHttp',
+                request_serializer=modelport_dot_v1_dot_runtime__pb2.HttpRequest.SerializeToString,
+                response_deserializer=modelport_dot_v1_dot_runtime__pb2.HttpResponsePart.FromString,
+                _registered_method=True)
 
 
 class RuntimeServicer:
@@ -117,6 +122,12 @@ class RuntimeServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ForwardHttp(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RuntimeServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -154,6 +165,11 @@ def add_RuntimeServicer_to_server(servicer, server):
                     servicer.GetCapacity,
                     request_deserializer=modelport_dot_v1_dot_runtime__pb2.GetCapacityRequest.FromString,
                     response_serializer=modelport_dot_v1_dot_runtime__pb2.Capacity.SerializeToString,
+            ),
+            'ForwardHttp': grpc.unary_stream_rpc_method_handler(
+                    servicer.ForwardHttp,
+                    request_deserializer=modelport_dot_v1_dot_runtime__pb2.HttpRequest.FromString,
+                    response_serializer=modelport_dot_v1_dot_runtime__pb2.HttpResponsePart.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -345,6 +361,33 @@ class Runtime:
             '/modelport.v1.Runtime/GetCapacity',
             modelport_dot_v1_dot_runtime__pb2.GetCapacityRequest.SerializeToString,
             modelport_dot_v1_dot_runtime__pb2.Capacity.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ForwardHttp(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/modelport.v1.Runtime/ForwardHttp',
+            modelport_dot_v1_dot_runtime__pb2.HttpRequest.SerializeToString,
+            modelport_dot_v1_dot_runtime__pb2.HttpResponsePart.FromString,
             options,
             channel_credentials,
             insecure,

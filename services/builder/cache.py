@@ -111,12 +111,15 @@ class BuildCache:
 
     async def start(self, *, python: str, requirements: str, label: str = "",
                     target: str = "process", base_image: str = "", package_dir: str = "",
-                    package_digest: str = "", python_strict: bool = False) -> BuildRecord:
+                    package_digest: str = "", python_strict: bool = False, image: str = "",
+                    dockerfile: str = "") -> BuildRecord:
         """Begin a build and return at once: queued/running, or succeeded when cached.
 
         ``target`` "docker" builds an image (``image.py``) from ``base_image``, the
-        requirements and the package; a docker build that cannot even be planned (no
-        engine) is recorded failed with the reason, like any failed build.
+        requirements and the package, or, for a custom image package, takes ``image`` from
+        the Docker host or builds the package's ``dockerfile``; a docker build that cannot
+        even be planned (no engine) is recorded failed with the reason, like any failed
+        build.
         """
         builder: Any = self._venvs
         record = BuildRecord(id=uuid.uuid4().hex[:16], label=label, started_at=time.time(),
@@ -128,10 +131,11 @@ class BuildCache:
             try:
                 spec: Any = await builder.plan(base_image=base_image, requirements=requirements,
                                                package_dir=package_dir,
-                                               package_digest=package_digest, label=label)
+                                               package_digest=package_digest, label=label,
+                                               image=image, dockerfile=dockerfile)
             except StepFailed as exc:
                 return self._failed_at_once(record, exc.reason)
-            what = f"image {spec.tag} from {spec.base_image}"
+            what = f"image {spec.tag} from {spec.source}"
         else:
             spec = await builder.plan(python, requirements, python_strict)
             record.python, record.warning = spec.python.version, spec.warning

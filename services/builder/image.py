@@ -48,7 +48,10 @@ from services.component.own_thread import in_own_thread
 log = logging.getLogger(__name__)
 
 REPOSITORY = "modelport/model"
+#: custom image packages' images, one tag per (image id) or (Dockerfile, package, bases)
+CUSTOM_REPOSITORY = "modelport/image"
 FORMAT = "modelport image v1"
+CUSTOM_FORMAT = "modelport custom image v1"
 IMAGE_ROOT = "/opt/modelport"
 DEPS_PREFIX = "image-deps-"
 _PROBE = ("import json, os, platform, sys; print(json.dumps({'version': "
@@ -71,6 +74,36 @@ class ImageSpec:
     @property
     def tag(self) -> str:
         return f"{REPOSITORY}:{self.key}"
+
+    @property
+    def source(self) -> str:
+        return self.base_image
+
+
+@dataclass(frozen=True)
+class CustomImageSpec:
+    """A custom image package's image (config.json ``image``): ``ref``, an image the
+    Docker host has, tagged for the version as it is; or ``dockerfile``, built from the
+    package (the folder of config.json is the build context). ``bases``: the Dockerfile's
+    FROM images and their ids ("" where the host lacks one; the build pulls it or fails
+    saying how to provide it)."""
+
+    key: str
+    package_dir: Path
+    package_digest: str
+    ref: str = ""
+    ref_id: str = ""
+    dockerfile: str = ""
+    bases: tuple[tuple[str, str], ...] = ()
+    label: str = ""
+
+    @property
+    def tag(self) -> str:
+        return f"{CUSTOM_REPOSITORY}:{self.key}"
+
+    @property
+    def source(self) -> str:
+        return self.ref or f"{self.dockerfile} of the package"
 
 
 @dataclass(frozen=True)
@@ -130,6 +163,54 @@ def missing_base_message(base: str, reason: str) -> str:
             "(`docker images`)")
 
 
+def missing_image_message(ref: str, reason: str, what: str = "image") -> str:
+    """A custom image package's image (or its Dockerfile's FROM image) the host lacks."""
+    return (f"{what} {ref} is not on the Docker host and could not be pulled ({reason}); "
+            "no registry is needed if the host has it: `docker load -i image.tar` (a "
+            f"`docker save` of it made where it exists), or `docker tag SOURCE {ref}` for "
+            "an image the host has under another name (`docker images` lists them)")
+
+
+def from_images(text: str) -> list[str]:
+    """The images a Dockerfile's FROM lines name (not ``scratch``, earlier stages or
+    references built from ARGs, which Docker resolves itself), in order."""
+    lines: list[str] = []
+    current = ""
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not current and (not line or line.startswith("#")):
+            continue
+        if line.endswith("\\"):
+            current += line[:-1] + " "
+            continue
+        lines.append(current + line)
+        current = ""
+    if current:
+        lines.append(current)
+    stages: set[str] = set()
+    out: list[str] = []
+    for line in lines:
+        words = line.split()
+        if not words or words[0].upper() != "FROM":
+            continue
+        args = [w for w in words[1:] if not w.startswith("--")]
+        if not args:
+            continue
+        ref = args[0]
+        if len(args) >= 3 and args[1].upper() == "AS":
+            stages.add(args[2].lower())
+        if ref.lower() == "scratch" or ref.lower() in stages or "$" in ref:
+            continue
+        if ref not in out:
+            out.append(ref)
+    return out
+
+
+def custom_key(*parts: str) -> str:
+    text = "\n".join((CUSTOM_FORMAT, *parts))
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
 def dockerfile(base_id: str) -> str:
     return f"FROM {base_id}\nCOPY opt/ {IMAGE_ROOT}/\n"
 
@@ -179,9 +260,19 @@ class ImageBuilder:
     # -- planning -------------------------------------------------------------------------
 
     async def plan(self, *, base_image: str, requirements: str, package_dir: str,
-                   package_digest: str = "", label: str = "") -> ImageSpec:
-        """The image's key; raises StepFailed when no engine answers."""
+                   package_digest: str = "", label: str = "", image: str = "",
+                   dockerfile: str = "") -> ImageSpec | CustomImageSpec:
+        """The image's key; raises StepFailed when no engine answers (or a custom image
+        cannot be had: ``_plan_custom``)."""
         client = await self.client()
+        if image or dockerfile:
+            custom = await self._plan_custom(client, image, dockerfile, package_dir,
+                                             package_digest, label)
+            if await asyncio.to_thread(_image_id, client, custom.tag):
+                self._present[custom.key] = custom.tag
+            else:
+                self._present.pop(custom.key, None)
+            return custom
         base = base_image.strip() or self.default_base_image
         base_id = await asyncio.to_thread(_image_id, client, base)
         normalized = normalize_requirements(requirements)
@@ -200,7 +291,42 @@ class ImageBuilder:
         return {"tag": tag} if tag else None
 
     def artifact_of(self, key: str) -> str:
-        return f"{REPOSITORY}:{key}"
+        return self._present.get(key) or f"{REPOSITORY}:{key}"
+
+    async def _plan_custom(self, client: Any, image: str, dockerfile_path: str,
+                           package_dir: str, package_digest: str, label: str
+                           ) -> CustomImageSpec:
+        """A custom image's key: the image's id (``image``), or the Dockerfile, the package
+        and the ids of its FROM images (``dockerfile``). An image the host lacks fails the
+        build at once when pulling is off."""
+        if image:
+            ref_id = await asyncio.to_thread(_image_id, client, image)
+            if not ref_id and not self.pull:
+                raise StepFailed(missing_image_message(
+                    image, "pulling is off: MODELPORT_BUILDER_DOCKER_PULL=false"))
+            return CustomImageSpec(custom_key("ref", ref_id or f"pull:{image}"),
+                                   Path(package_dir), package_digest, ref=image,
+                                   ref_id=ref_id, label=label)
+        root = Path(package_dir)
+        try:
+            text = await asyncio.to_thread((root / dockerfile_path).read_text,
+                                           encoding="utf-8", errors="replace")
+        except OSError as exc:
+            raise StepFailed(f"the package has no Dockerfile {dockerfile_path} ({exc.strerror})"
+                             "; add it next to config.json") from None
+        bases = []
+        for ref in from_images(text):
+            found = await asyncio.to_thread(_image_id, client, ref)
+            if not found and not self.pull:
+                raise StepFailed(missing_image_message(
+                    ref, "pulling is off: MODELPORT_BUILDER_DOCKER_PULL=false",
+                    f"{dockerfile_path}'s FROM image"))
+            bases.append((ref, found))
+        digest = package_digest or await asyncio.to_thread(tree_digest, root)
+        key = custom_key("dockerfile", dockerfile_path, digest,
+                         *(f"{ref} {found or 'pull'}" for ref, found in bases))
+        return CustomImageSpec(key, root, digest, dockerfile=dockerfile_path,
+                               bases=tuple(bases), label=label)
 
     def remove_stale(self) -> list[Path]:
         """Build contexts and half-installed dependencies a stopped builder left behind."""
@@ -214,9 +340,12 @@ class ImageBuilder:
 
     # -- building -------------------------------------------------------------------------
 
-    async def build(self, spec: ImageSpec, build_id: str, blog: BuildLog) -> str:
+    async def build(self, spec: ImageSpec | CustomImageSpec, build_id: str,
+                    blog: BuildLog) -> str:
         """Build (or find) the image for `spec` and return its tag; raises StepFailed."""
         client = await self.client()
+        if isinstance(spec, CustomImageSpec):
+            return await self._build_custom(client, spec, blog)
         blog.line(f"image {spec.tag} from {spec.base_image}; package {spec.package_digest[:19]}")
         blog.step(1, 5, f"base image {spec.base_image}")
         base_id = spec.base_id or await self._pull(client, spec.base_image, blog)
@@ -244,10 +373,42 @@ class ImageBuilder:
         self._present[spec.key] = spec.tag
         return spec.tag
 
-    async def _pull(self, client: Any, base: str, blog: BuildLog) -> str:
+    async def _build_custom(self, client: Any, spec: CustomImageSpec, blog: BuildLog) -> str:
+        """A custom image: ``ref`` tagged for the version (so removing or moving its tag
+        later changes no version), or the package's Dockerfile built (no network)."""
+        if spec.ref:
+            blog.step(1, 2, f"image {spec.ref}")
+            ref_id = spec.ref_id or await self._pull(
+                client, spec.ref, blog, lambda why: missing_image_message(spec.ref, why))
+            blog.line(f"{spec.ref} is {ref_id[:19]}")
+            blog.step(2, 2, f"docker tag {spec.ref} {spec.tag}")
+            await asyncio.to_thread(_tag, client, ref_id, spec.tag)
+        else:
+            steps = 2
+            blog.step(1, steps, "FROM images")
+            for ref, found in spec.bases:
+                found = found or await self._pull(client, ref, blog, lambda why, ref=ref: (
+                    missing_image_message(ref, why, f"{spec.dockerfile}'s FROM image")))
+                blog.line(f"FROM {ref}: {found[:19]}")
+            try:
+                text = (spec.package_dir / spec.dockerfile).read_text(errors="replace")
+            except OSError:
+                text = ""
+            blog.line(f"{spec.dockerfile}:")
+            for line in text.splitlines():
+                blog.line(f"    {line}")
+            blog.step(2, steps, f"docker build -f {spec.dockerfile} -t {spec.tag} (build "
+                      "context: the package; no network)")
+            await self._docker_build(client, spec.package_dir, spec.tag, blog,
+                                     dockerfile=spec.dockerfile)
+        self._present[spec.key] = spec.tag
+        return spec.tag
+
+    async def _pull(self, client: Any, base: str, blog: BuildLog,
+                    missing: Callable[[str], str] | None = None) -> str:
+        missing = missing or (lambda why: missing_base_message(base, why))
         if not self.pull:
-            raise StepFailed(missing_base_message(base, "pulling is off: "
-                                                  "MODELPORT_BUILDER_DOCKER_PULL=false"))
+            raise StepFailed(missing("pulling is off: MODELPORT_BUILDER_DOCKER_PULL=false"))
         blog.line(f"{base} is not on the Docker host; pulling it")
         loop = asyncio.get_running_loop()
         seen: set[str] = set()
@@ -269,10 +430,10 @@ class ImageBuilder:
         except Exception as exc:
             reason = getattr(exc, "explanation", None) or str(exc) or type(exc).__name__
             blog.line(f"pull failed: {reason}")
-            raise StepFailed(missing_base_message(base, reason)) from None
+            raise StepFailed(missing(reason)) from None
         found = await asyncio.to_thread(_image_id, client, base)
         if not found:
-            raise StepFailed(missing_base_message(base, "the pull reported no image"))
+            raise StepFailed(missing("the pull reported no image"))
         return found
 
     async def _probe(self, client: Any, base_id: str, base: str, blog: BuildLog) -> PythonProbe:
@@ -364,13 +525,13 @@ class ImageBuilder:
         return final
 
     async def _docker_build(self, client: Any, context: Path, tag: str,
-                            blog: BuildLog) -> None:
+                            blog: BuildLog, dockerfile: str | None = None) -> None:
         loop = asyncio.get_running_loop()
 
         def build() -> None:
             stream = client.api.build(path=str(context), tag=tag, rm=True,
                                       forcerm=True, pull=False, network_mode="none",
-                                      decode=True)
+                                      decode=True, dockerfile=dockerfile)
             for msg in stream:
                 if "error" in msg:
                     detail = msg.get("errorDetail", {}).get("message") or msg["error"]
@@ -402,6 +563,11 @@ def _image_id(client: Any, ref: str) -> str:
     except docker.errors.APIError as exc:  # an unparsable reference
         log.info("looking up image %s failed: %s", ref, exc)
         return ""
+
+
+def _tag(client: Any, image_id: str, tag: str) -> None:
+    repository, _, name = tag.rpartition(":")
+    client.images.get(image_id).tag(repository, name)
 
 
 def _probe_from(data: dict[str, Any]) -> PythonProbe:

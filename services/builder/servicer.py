@@ -33,7 +33,8 @@ class BuilderServicer(builder_pb2_grpc.BuilderServicer):
                                          target=target, base_image=request.base_image,
                                          package_dir=request.package_dir,
                                          package_digest=request.package_digest,
-                                         python_strict=request.python_strict)
+                                         python_strict=request.python_strict,
+                                         image=request.image, dockerfile=request.dockerfile)
         return to_proto(record)
 
     @translate_errors

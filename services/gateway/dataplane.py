@@ -16,7 +16,13 @@ from typing import Any
 import grpc
 
 from modelport.errors import Kind, ModelportError, invalid
-from modelport.v1 import inference_pb2, registry_pb2, registry_pb2_grpc, runtime_pb2_grpc
+from modelport.v1 import (
+    inference_pb2,
+    registry_pb2,
+    registry_pb2_grpc,
+    runtime_pb2,
+    runtime_pb2_grpc,
+)
 from services.gateway import registry_outage, telemetry
 from services.gateway.routing import Router, RouteTable
 from services.gateway.runtime_link import Answer, RuntimeLinks
@@ -56,6 +62,29 @@ class InferenceRequest:
     timeout_s: float = 0.0
     #: the Open Inference Protocol adapters: numpy outputs may come back as raw tensors
     tensor_outputs: bool = False
+
+
+@dataclass
+class ForwardRequest:
+    """An HTTP request for a custom image's service (``forward``), as the container gets it."""
+
+    service: str
+    request_id: str
+    method: str
+    target: str  # path and query: /infer?x=1
+    headers: list[tuple[str, bytes]]
+    body: bytes
+    version: int = 0
+    timeout_s: float = 0.0
+
+
+@dataclass
+class Forwarded:
+    """The container's answer: its first part (status, headers, the body so far) and,
+    unless that part ended it, the rest as they come (closing ``rest`` cancels)."""
+
+    first: runtime_pb2.HttpResponsePart
+    rest: AsyncIterator[runtime_pb2.HttpResponsePart] | None
 
 
 @dataclass
@@ -190,6 +219,12 @@ class DataPlane:
     @staticmethod
     def check_inputs(route: Route, inputs: list[inference_pb2.InputValue]) -> None:
         """Unknown or missing input names -> one INVALID error listing what is expected."""
+        if route.interface.get("kind") == "image":
+            raise invalid("request.http_only",
+                          f"service {route.service!r} is a custom image, which answers HTTP "
+                          "on its own paths, not inputs",
+                          f"call its paths over REST: /v1/services/{route.service}/<path> "
+                          "(POST .../infer reaches its /infer)")
         if route.interface.get("kind") == "modelarts":
             return  # its `apis` request is a JSON Schema: extra keys allowed, none required
         expected = [i["name"] for i in route.inputs]
@@ -291,6 +326,88 @@ class DataPlane:
         except grpc.aio.AioRpcError as err:
             raise _runtime_failure(err, timeout, "answer") from None
         return Answer(resp.output, resp.version, resp.replica_id, resp.duration_ms)
+
+    async def serves_http(self, service: str) -> bool:
+        """Whether ``service`` is a custom image (some version of it), from the route table
+        and without the auth stage: which routes it has is not a secret of the caller's,
+        and one that is not keeps the router's own 404 (``rest/forward.py``)."""
+        try:
+            table = await self._table(service, 0)
+        except ModelportError:
+            return False
+        return any(vr.interface.get("kind") == "image" for vr in table.versions.values())
+
+    async def forward(self, req: ForwardRequest, route: Route) -> Forwarded:
+        """An HTTP request to a replica of the route's version (a custom image): the
+        runtime's ``ForwardHttp``. Routed again (once, then held up to its timeout, as
+        ``infer`` does) only while no replica took it, so a method that is not idempotent
+        never reaches a container twice."""
+        timeout = req.timeout_s or route.timeout_s or 60.0
+        telemetry.note_request_id(req.request_id)
+        attempt, held = 0, 0.0
+        while True:
+            if not route.runtime_address:
+                route = await self._with_replica(req, route, timeout)  # type: ignore[arg-type]
+            address = route.runtime_address
+            msg = runtime_pb2.HttpRequest(
+                service=route.service, version=route.version, request_id=req.request_id,
+                method=req.method, target=req.target, body=req.body, timeout_s=timeout,
+                headers=[runtime_pb2.HttpHeader(name=k, value=v) for k, v in req.headers])
+            call = self.runtime(address).ForwardHttp(msg, timeout=timeout + 5)
+            self.router.begin_call(address)
+            try:
+                if tracing.enabled():
+                    with tracing.span(_tracer, "runtime.call", {
+                            "modelport.service": route.service,
+                            "modelport.version": route.version,
+                            "modelport.request_id": req.request_id,
+                            "modelport.attempt": attempt}):
+                        first = await call.read()
+                else:
+                    first = await call.read()
+                if first is grpc.aio.EOF:
+                    raise ModelportError(Kind.UNAVAILABLE, "runtime.no_answer",
+                                         "the runtime ended the call without an answer",
+                                         "retry; see the runtime's log")
+            except grpc.aio.AioRpcError as err:
+                self.router.end_call(address)
+                call.cancel()
+                error = _runtime_failure(err, timeout, "answer")
+                if attempt >= 1 and error.code in _REROUTABLE and held + HOLD_STEP_S < timeout:
+                    held += HOLD_STEP_S  # a rollout moving replicas: hold, as infer does
+                    await asyncio.sleep(HOLD_STEP_S)
+                    route = await self._picked(req.service, req.version)
+                    continue
+                fresh = await self._reroute(req, route, error, attempt == 0)  # type: ignore[arg-type]
+                if fresh is None:
+                    raise error from None
+                route, attempt = fresh, attempt + 1
+                continue
+            except BaseException:
+                self.router.end_call(address)
+                call.cancel()
+                raise
+            telemetry.note_version(first.version or route.version)
+            if first.end:
+                self.router.end_call(address)
+                return Forwarded(first, None)
+            return Forwarded(first, self._rest(call, address, timeout))
+
+    async def _rest(self, call: Any, address: str, timeout: float
+                    ) -> AsyncIterator[runtime_pb2.HttpResponsePart]:
+        try:
+            while True:
+                part = await call.read()
+                if part is grpc.aio.EOF:
+                    return
+                yield part
+                if part.end:
+                    return
+        except grpc.aio.AioRpcError as err:
+            raise _runtime_failure(err, timeout, "finish") from None
+        finally:
+            self.router.end_call(address)
+            call.cancel()
 
     async def infer_stream(self, req: InferenceRequest, route: Route | None = None
                            ) -> AsyncIterator[inference_pb2.PredictChunk]:

@@ -51,6 +51,7 @@ from services.gateway.rest.auth_routes import AuthApi
 from services.gateway.rest.batches import BatchApi
 from services.gateway.rest.errors import handle_modelport_error, handle_unexpected
 from services.gateway.rest.fast_infer import FastInfer
+from services.gateway.rest.forward import ForwardEndpoint
 from services.gateway.rest.gitops_routes import GitOpsApi
 from services.gateway.rest.infer import InferEndpoint
 from services.gateway.rest.kserve_v1 import KServeV1Api
@@ -81,7 +82,8 @@ def build_app(settings: GatewaySettings, dataplane: DataPlane,
     mgmt = ManagementApi(registry, settings.max_upload_bytes, dataplane.forget)
     tasks = tasks or TaskApi(registry_pb2_grpc.TasksStub(channel(settings.registry_address)),
                              dataplane, settings.max_body_bytes)
-    infer = InferEndpoint(dataplane, settings.max_body_bytes, tasks)
+    forward = ForwardEndpoint(dataplane, settings.max_body_bytes)
+    infer = InferEndpoint(dataplane, settings.max_body_bytes, tasks, forward=forward)
     routes = [
         Route("/health", health, methods=["GET"]),
         *Console().routes(),
@@ -101,6 +103,7 @@ def build_app(settings: GatewaySettings, dataplane: DataPlane,
     routes += ObservabilityApi(stats, registry, settings.runtime_address or HomeLayout(
         settings.home).socket("runtime"), HomeLayout(settings.home).logs,
         access_log.flush if access_log is not None else None).routes()
+    routes += forward.routes()  # after every /v1/services/{name}/... route: a catch-all
     routes.append(Route("/openapi.json", OpenApi(registry, lambda: routes).handle,
                         methods=["GET"]))
     # auth: the data plane's first stage, and the management API's one gate (+ audit)
@@ -173,7 +176,8 @@ async def serve(settings: GatewaySettings) -> None:
     # outermost: request id, trace, metrics and access log see every response, 500s too
     asgi: Any = TelemetryMiddleware(app, stats, access_log)
     if settings.fast_infer:  # in front: the unary JSON infer route, all of it inline
-        asgi = FastInfer(asgi, dataplane, settings.max_body_bytes, stats, access_log)
+        asgi = FastInfer(asgi, dataplane, settings.max_body_bytes, stats, access_log,
+                         ForwardEndpoint(dataplane, settings.max_body_bytes))
     config = uvicorn.Config(asgi, host=settings.host,
                             port=settings.port, loop="none", http=HttpProtocol,
                             lifespan="off", access_log=False, log_config=None,

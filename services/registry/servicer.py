@@ -96,6 +96,28 @@ class RegistryServicer(registry_pb2_grpc.RegistryServicer):
                     f"version {v.number} created from package {pkg.digest[:19]}")
         return v, True
 
+    def _runtime_for(self, spec: ServiceSpec, asked: str, kind: str) -> ServiceSpec:
+        """A custom image package (kind ``image``) runs on docker: a spec that leaves the
+        runtime out gets it; one asking for ``process`` is refused."""
+        if kind != "image":
+            return spec
+        if asked == "process":
+            raise invalid("service.runtime_not_docker",
+                          "the package is a custom image (model_type Image), which runs "
+                          "only as a container, and the spec asks for runtime: process",
+                          "leave runtime out of the spec, or set runtime: docker",
+                          path="$.spec.runtime")
+        return spec if spec.runtime == "docker" else spec.replace(runtime="docker")
+
+    def _kind_of(self, spec: ServiceSpec, upload_id: str) -> str:
+        """The package kind the spec will serve: the upload's, else its model version's."""
+        if upload_id:
+            return self.packages.get(upload_id).kind
+        versions = self.store.list_versions(spec.model)
+        chosen = [v for v in versions if v.number == spec.version] if spec.version else (
+            versions[-1:])
+        return chosen[0].kind if chosen else ""
+
     # RPCs -----------------------------------------------------------------------------
     @translate_errors
     async def UploadPackage(self, request_iterator: AsyncIterator[registry_pb2.PackageChunk],
@@ -141,6 +163,8 @@ class RegistryServicer(registry_pb2_grpc.RegistryServicer):
             raise conflict("service.exists", f"a service named {name!r} already exists",
                            f"choose another name, or `modelport update {name} PACKAGE`")
         spec = ServiceSpec.from_proto(request.spec, name)
+        spec = self._runtime_for(spec, request.spec.runtime, self._kind_of(
+            spec, request.upload_id))
         if request.upload_id:
             self._version_from_upload(spec.model, request.upload_id, name)
         elif not self.store.list_versions(spec.model):
@@ -158,6 +182,8 @@ class RegistryServicer(registry_pb2_grpc.RegistryServicer):
         svc = self._service_or_404(request.name)
         spec = ServiceSpec.from_proto(request.spec, svc.name) if request.HasField(
             "spec") else svc.spec
+        asked = request.spec.runtime if request.HasField("spec") else ""
+        spec = self._runtime_for(spec, asked, self._kind_of(spec, request.upload_id))
         created = False
         if request.upload_id:
             v, created = self._version_from_upload(spec.model, request.upload_id, svc.name)

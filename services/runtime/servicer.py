@@ -17,7 +17,7 @@ from modelport.worker.values import Result, Value, encode_inputs
 from services.rpc.errors import abort, translate_errors
 from services.runtime import capacity, replica_log
 from services.runtime.backends import ReplicaSpec
-from services.runtime.dataplane import calls
+from services.runtime.dataplane import calls, forward
 from services.runtime.dataplane.admission import Admission
 from services.runtime.dataplane.batching import BatchPolicy, admission_slots
 from services.runtime.dataplane.observation import Observation
@@ -187,6 +187,17 @@ class RuntimeServicer(runtime_pb2_grpc.RuntimeServicer):
                 obs.failed(err)
                 raise
         return rid, result
+
+    async def ForwardHttp(self, request: runtime_pb2.HttpRequest,
+                          context: grpc.aio.ServicerContext
+                          ) -> AsyncIterator[runtime_pb2.HttpResponsePart]:
+        """An HTTP request to a custom image's replica (``dataplane/forward.py``)."""
+        try:
+            async for part in forward.forward(self.supervisor, self.admission, self.metrics,
+                                              request):
+                yield part
+        except ModelportError as err:
+            await abort(context, err)
 
     async def ReadLogs(self, request: runtime_pb2.ReadLogsRequest,
                        context: grpc.aio.ServicerContext) -> AsyncIterator[runtime_pb2.LogLine]:

@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import math
 import re
 import time
 from dataclasses import asdict, dataclass
@@ -307,8 +308,12 @@ class Supervisor:
                         context=first_context if r.restarts == 0 else otel_context.Context()):
                     r.handle = await backend.start(r.spec, r.dir)
                     r.pid = r.handle.pid
-                    await r.handle.link.setup(r.spec.config or None,
-                                              timeout_s=self.probes(r.spec).startup_timeout_s)
+                    if r.spec.kind == "image":  # ready when its health check first passes
+                        await r.handle.link.wait_ready(self.probes(r.spec).startup)
+                    else:
+                        await r.handle.link.setup(
+                            r.spec.config or None,
+                            timeout_s=self.probes(r.spec).startup_timeout_s)
                 if self.metrics is not None:
                     self.metrics.replica_ready(r.spec, time.monotonic() - began)
             except ModelportError as err:
@@ -392,9 +397,12 @@ class Supervisor:
     def probes(self, spec: ReplicaSpec) -> Probes:
         """The replica's startup/readiness/liveness probes: this supervisor's defaults with
         config.json ``health`` applied (probes.py)."""
-        return Probes.defaults(self.health_interval_s, self.health_timeout_s,
-                               self.health_failures, spec.startup_timeout_s
-                               ).with_health(_health_of(spec))
+        probes = Probes.defaults(self.health_interval_s, self.health_timeout_s,
+                                 self.health_failures, spec.startup_timeout_s
+                                 ).with_health(_health_of(spec))
+        if spec.kind == "image":
+            probes = image_probes(probes, _health_of(spec), spec.startup_timeout_s)
+        return probes
 
     async def _health_loop(self, r: _Replica) -> None:
         """Ask the worker for health while it runs: ``readiness.failure_threshold`` misses
@@ -406,7 +414,8 @@ class Supervisor:
         misses = 0
         assert r.handle is not None
         link = r.handle.link
-        await asyncio.sleep(probes.initial_delay_s)
+        image = r.spec.kind == "image"  # its initial delay was spent before it was ready
+        await asyncio.sleep(0 if image else probes.initial_delay_s)
         while not link.closed:
             await asyncio.sleep(probes.period_s)
             try:
@@ -415,10 +424,18 @@ class Supervisor:
                 if r.state == "unready":
                     r.state, r.message = "ready", ""
                     r.log_line("readiness probe passed: taking requests again")
-            except ModelportError:
+            except ModelportError as err:
                 if link.closed:
                     return
                 misses += 1
+                if image:
+                    r.log_line(f"health check failed ({misses} in a row): {err.message}")
+                if misses >= probes.liveness.failure_threshold and image:
+                    r.kill_reason = (f"health check failed {misses} times in a row "
+                                     f"({err.message}): liveness probe failed")
+                    r.log_line(f"restarting the container: {r.kill_reason}")
+                    r.handle.kill()
+                    return
                 if misses >= probes.liveness.failure_threshold:
                     r.kill_reason = (f"stopped answering health checks ({misses} missed, "
                                      f"{probes.timeout_s:g}s each: liveness probe failed)")
@@ -430,6 +447,20 @@ class Supervisor:
                     r.message = (f"readiness probe failed: {misses} health check(s) missed; "
                                  "no requests until it answers again")
                     r.log_line(r.message)
+
+
+def image_probes(probes: Probes, health: dict[str, Any] | None, startup_s: float) -> Probes:
+    """A custom image's probes: it is ready when its check first passes after the initial
+    delay, checked every period, for at least ``startup_s`` (the flat ``failure_threshold``
+    counts failures once it is running) unless ``health.startup`` says otherwise."""
+    if isinstance(health, dict) and isinstance(health.get("startup"), dict):
+        return probes
+    period = probes.readiness.period_s if isinstance(health, dict) and health.get(
+        "period_seconds") else 1.0
+    tries = max(probes.startup.failure_threshold, math.ceil(startup_s / period))
+    startup = dataclasses.replace(probes.startup, initial_delay_s=probes.initial_delay_s,
+                                  period_s=period, failure_threshold=tries)
+    return dataclasses.replace(probes, startup=startup)
 
 
 def _health_of(spec: ReplicaSpec) -> dict[str, Any] | None:

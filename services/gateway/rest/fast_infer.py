@@ -22,7 +22,8 @@ import os
 import time
 from typing import Any
 
-from starlette.requests import ClientDisconnect
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response
 
 from modelport import signing
 from modelport.errors import ModelportError
@@ -93,12 +94,16 @@ class FastInfer:
     (the gateway's full app, its telemetry middleware outermost)."""
 
     def __init__(self, app: ASGIApp, dataplane: DataPlane, max_body: int,
-                 stats: GatewayStats, access_log: AccessLog | None = None) -> None:
+                 stats: GatewayStats, access_log: AccessLog | None = None,
+                 forward: Any = None) -> None:
         self.app = app
         self.dataplane = dataplane
         self.max_body = max_body
         self.stats = stats
         self.access_log = access_log
+        #: rest/forward.py ForwardEndpoint: a custom image's service is known only once
+        #: routed; its request then goes to the container's /infer as the full app's would
+        self.forward = forward
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         name = takes(scope)
@@ -125,7 +130,14 @@ class FastInfer:
         status = 500
         try:
             try:
-                res = await self._infer(name, rid, headers, receive)
+                res = await self._infer(name, rid, headers, scope, receive)
+                if isinstance(res, Response):  # a custom image answered as it does
+                    status = res.status_code
+                    if trace_id:
+                        res.raw_headers += [(b"x-trace-id", trace_id.encode()),
+                                            (b"traceresponse", trace_header.encode())]
+                    await res(scope, receive, send)
+                    return
             except ModelportError as err:
                 resp = error_response(err, rid)  # it names the request id
                 status, raw, body = resp.status_code, resp.raw_headers, resp.body
@@ -162,10 +174,15 @@ class FastInfer:
         await send({"type": "http.response.start", "status": status, "headers": raw})
         await send({"type": "http.response.body", "body": body})
 
-    async def _infer(self, name: str, rid: str, headers: dict[str, str], receive: Any) -> Any:
-        """``InferEndpoint.handle`` for a JSON body: route (auth, limits), decode, call."""
+    async def _infer(self, name: str, rid: str, headers: dict[str, str],
+                     scope: dict[str, Any], receive: Any) -> Any:
+        """``InferEndpoint.handle`` for a JSON body: route (auth, limits), decode, call; a
+        custom image's service: the container's response (``rest/forward.py``)."""
         pin = pinned_version(headers.get(VERSION_HEADER))
         route = await self.dataplane.route(name, pin)
+        if self.forward is not None and route.interface.get("kind") == "image":
+            request = Request({**scope, "path_params": {"name": name}}, receive)
+            return await self.forward.respond(request, route, rid)
         check_declared_length(headers.get("content-length"), self.max_body)
         inputs = decode_json(await self._body(receive), route)
         return await self.dataplane.infer(InferenceRequest(name, rid, inputs, version=pin),

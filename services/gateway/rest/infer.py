@@ -212,13 +212,16 @@ class InferEndpoint:
 
     def __init__(self, dataplane: DataPlane, max_body: int, tasks: Any = None,
                  answer: Callable[[InferenceResult, str | None], tuple[bytes, str]] | None
-                 = None, fail: Callable[[ModelportError, str], Response] | None = None
-                 ) -> None:
+                 = None, fail: Callable[[ModelportError, str], Response] | None = None,
+                 forward: Any = None) -> None:
         self.dataplane = dataplane
         self.max_body = max_body
         self.tasks = tasks  # rest/tasks.py TaskApi: `Prefer: respond-async` submits a task
         self.answer = answer or answer_body
         self.fail = fail or error_response
+        #: rest/forward.py ForwardEndpoint: a custom image's service gets the request as
+        #: HTTP at its own path (`/infer`; ModelArts' `/v1/infers/{name}/{path}`: `/path`)
+        self.forward = forward
 
     async def handle(self, request: Request) -> Response:
         rid = request.headers.get("x-request-id") or uuid.uuid4().hex
@@ -226,6 +229,8 @@ class InferEndpoint:
         try:
             pin = pinned_version(request.headers.get(VERSION_HEADER))  # routing.py decides
             route = await self.dataplane.route(name, pin)
+            if self.forward is not None and route.interface.get("kind") == "image":
+                return await self.forward.respond(request, route, rid, self.fail)
             inputs = await decode(request, route, self.max_body)
             if self.tasks is not None and self.tasks.wants_async(request):
                 return await self.tasks.submit(request, route, inputs, rid)

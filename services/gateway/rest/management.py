@@ -165,7 +165,10 @@ class ManagementApi:
         model = s.model
         return registry_pb2.ServiceSpec(
             model=model.name if model else "", version=model.version if model else 0,
-            runtime=s.runtime, replicas=s.replicas,
+            # "" when the document leaves it out: the registry picks (a custom image
+            # package runs on docker; a spec asking for process is refused)
+            runtime=s.runtime if "runtime" in s.model_fields_set else "",
+            replicas=s.replicas,
             resources=registry_pb2.Resources(cpu=s.resources.cpu, memory=s.resources.memory,
                                              gpu=s.resources.gpu),
             env=s.env, timeout_s=s.timeout_s, annotations=svc.metadata.annotations,

@@ -4,7 +4,9 @@ The answer is the package's response body as ModelArts returns it (what `_postpr
 `predict` or the file contract's output produced), with no modelport envelope; errors use
 the Huawei Cloud shape `{"error_code", "error_msg"}` those clients parse. A finer path
 after the name (a ModelArts `apis` url such as `/predictions/poetry`) reaches the same
-model. `/v1/services/{name}/infer` keeps the envelope.
+model. `/v1/services/{name}/infer` keeps the envelope. A custom image's service gets the
+request at its own path, as ModelArts sends it: `/v1/infers/{name}` -> `/`,
+`/v1/infers/{name}/predictions/poetry` -> `/predictions/poetry` (rest/forward.py).
 """
 
 from __future__ import annotations
@@ -43,6 +45,6 @@ def modelarts_error(err: ModelportError, request_id: str) -> Response:
 
 def routes(endpoint: InferEndpoint) -> list[Route]:
     raw = InferEndpoint(endpoint.dataplane, endpoint.max_body, endpoint.tasks,
-                        answer=raw_body, fail=modelarts_error)
+                        answer=raw_body, fail=modelarts_error, forward=endpoint.forward)
     return [Route("/v1/infers/{name}", raw.handle, methods=["POST"]),
             Route("/v1/infers/{name}/{path:path}", raw.handle, methods=["POST"])]

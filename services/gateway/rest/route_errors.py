@@ -29,6 +29,8 @@ def templates(routes: Iterable[BaseRoute]) -> list[tuple[str, str]]:
     routes sharing a template are one entry, HEAD (implied by GET) left out."""
     methods: dict[str, set[str]] = {}
     for route in routes:
+        if getattr(route, "catch_all", False):  # custom images' paths (rest/forward.py)
+            continue
         if isinstance(route, Route):
             methods.setdefault(route.path, set()).update((route.methods or set()) - {"HEAD"})
         elif isinstance(route, WebSocketRoute):
@@ -62,6 +64,8 @@ def allowed_methods(scope: dict, routes: Iterable[BaseRoute]) -> list[str]:
     route's, though GET and DELETE of one path are separate routes here)."""
     methods: set[str] = set()
     for route in routes:
+        if getattr(route, "catch_all", False):
+            continue
         if isinstance(route, Route) and route.matches(scope)[0] is not Match.NONE:
             methods.update(route.methods or ())
     return sorted(methods)

@@ -22,9 +22,20 @@ from services.registry.store.base import EventRecord, ServiceRecord, Store, Vers
 from services.rpc.errors import from_rpc_error
 
 
-def runtime_of(spec: ServiceSpec) -> str:
-    """Where the service's replicas run, which is also what its versions are built into."""
-    return spec.runtime or "process"
+def runtime_of(spec: ServiceSpec, kind: str = "") -> str:
+    """Where a version's replicas run, which is also what it is built into: the spec's
+    runtime, except that a custom image package (kind ``image``) runs only on docker."""
+    return "docker" if kind == "image" else spec.runtime or "process"
+
+
+def custom_image(config: dict[str, Any]) -> tuple[str, str]:
+    """A custom image package's (image reference, Dockerfile path): one of them is set."""
+    image = config.get("image")
+    if isinstance(image, str):
+        return image, ""
+    if isinstance(image, dict):
+        return "", str(image.get("dockerfile") or "Dockerfile")
+    return "", ""
 
 
 def resources_of(spec: ServiceSpec, config: dict[str, Any]) -> dict[str, Any]:
@@ -65,13 +76,15 @@ class Actor:
         invalid (a Python that cannot be had, a bad base image name) fails the version at
         once with the reason: retrying the same request would only repeat the refusal."""
         config = json.loads(v.config_json)
-        runtime = runtime_of(svc.spec)
+        runtime = runtime_of(svc.spec, v.kind)
         base_image = config.get("base_image") or ""
+        image, dockerfile = custom_image(config) if v.kind == "image" else ("", "")
         try:
             b = await self.builder.StartBuild(builder_pb2.BuildRequest(
                 target=runtime, package_dir=v.package_dir, requirements=v.requirements,
                 python=v.python, label=f"{model}:{v.number}", base_image=base_image,
-                package_digest=v.digest, python_strict=bool(config.get("python_strict"))),
+                package_digest=v.digest, python_strict=bool(config.get("python_strict")),
+                image=image, dockerfile=dockerfile),
                 timeout=30)
         except grpc.aio.AioRpcError as err:
             if err.code() != grpc.StatusCode.INVALID_ARGUMENT:
@@ -111,7 +124,7 @@ class Actor:
                     replica_id=rid, service=svc.name, version=n, kind=v.kind,
                     artifact=v.artifact, package_dir=v.package_dir, config_json=v.config_json,
                     env=env, timeout_s=svc.spec.request_timeout_s(config),
-                    runtime=runtime_of(svc.spec),
+                    runtime=runtime_of(svc.spec, v.kind),
                     cpu=float(res.get("cpu") or 0), memory=str(res.get("memory") or ""),
                     gpu=int(res.get("gpu") or 0),
                     max_concurrency=svc.spec.concurrency or 1,

@@ -111,7 +111,7 @@ class ControllerLoop:
             model = svc.spec.model or svc.name
             versions = {v.number: v for v in self.store.list_versions(model)}
             for v in versions.values():
-                observe.match_runtime(self.store, v, runtime_of(svc.spec))
+                observe.match_runtime(self.store, v, runtime_of(svc.spec, v.kind))
                 await observe.sync_build(self.store, self.builder, v, svc.name)
             versions = {v.number: v for v in self.store.list_versions(model)}
             plan = plan_service(svc.spec, svc.generation, svc.status, versions,

@@ -1,4 +1,5 @@
-"""The Docker backend: a replica is a container of the version's image.
+"""The Docker backend: a replica is a container of the version's image (a custom image
+package's container is ``image.py``'s: no shim, reached over HTTP).
 
 The container runs ``/opt/modelport/venv/bin/python -m modelport_worker.shim`` (the image
 layout is the builder's, ``services/builder/image.py``) with:
@@ -124,7 +125,7 @@ def container_options(spec: ReplicaSpec, *, shim_root: Path, sock_dir: Path,
     capability dropped, a read-only root file system with a scratch tmpfs at /tmp (HOME
     and TMPDIR), and no network.
     """
-    from docker.types import DeviceRequest, Mount
+    from docker.types import Mount
 
     argv = [IMAGE_PYTHON, "-m", "modelport_worker.shim", "--socket",
             f"{SOCKET_MOUNT}/worker.sock", "--package", IMAGE_PACKAGE]
@@ -140,12 +141,22 @@ def container_options(spec: ReplicaSpec, *, shim_root: Path, sock_dir: Path,
                 LABEL_SERVICE: spec.service, LABEL_VERSION: str(spec.version)},
         mounts=[Mount(SHIM_MOUNT, str(shim_root), type="bind", read_only=True),
                 Mount(SOCKET_MOUNT, str(sock_dir), type="bind")])
+    options.update(resource_options(spec))
+    return options
+
+
+def resource_options(spec: ReplicaSpec) -> dict[str, Any]:
+    """The spec's CPU quota, memory limit (no swap beyond it: an OOM kill is visible) and
+    the replica's GPUs as a device request, as ``containers.create`` takes them."""
+    from docker.types import DeviceRequest
+
+    options: dict[str, Any] = {}
     cpu = float(spec.resources.get("cpu") or 0)
     if cpu > 0:
         options["nano_cpus"] = int(cpu * 1e9)
     if memory := memory_bytes(str(spec.resources.get("memory") or "")):
         options["mem_limit"] = memory
-        options["memswap_limit"] = memory  # no swap beyond the limit: OOM is visible
+        options["memswap_limit"] = memory
     if spec.gpus:
         options["device_requests"] = [DeviceRequest(device_ids=list(spec.gpus),
                                                     capabilities=[["gpu"]])]
@@ -321,6 +332,10 @@ class DockerBackend:
             raise ModelportError(Kind.INVALID, "replica.no_image",
                                  f"replica {spec.replica_id} names no image to run",
                                  fix="build the version with `runtime: docker`")
+        if spec.kind == "image":  # a custom image: no shim, reached over HTTP
+            from services.runtime.backends.image import start_image
+
+            return await start_image(self, spec, replica_dir)
         client = await self.client()
         # the container's user is not the runtime's: the mounted shim must be readable
         await asyncio.to_thread(_world_readable, self.shim_root)
