@@ -34,6 +34,7 @@ from pathlib import Path
 
 from modelport import discovery
 from modelport.home import HomeLayout
+from modelport.supervision import record as record_component
 from services.runtime.containment import contained_by_default, secure_home
 
 START_ORDER = ("builder", "runtime", "registry", "gateway")
@@ -306,6 +307,8 @@ class Platform:
                     await bootstrap
             await self.stop()
             raise
+        for comp in self.components.values():
+            self._record(comp, "running")
         self._watchers = [asyncio.create_task(self._supervise(c))
                           for c in self.components.values()]
 
@@ -364,6 +367,7 @@ class Platform:
                 return
             if time.monotonic() - comp.started_at > 60:
                 comp.backoff = 1.0
+            self._record(comp, "exited")
             print(f"modelport: {comp.name} exited with code {code}; restarting in "
                   f"{comp.backoff:g}s (log: {comp.log_path})", file=sys.stderr, flush=True)
             await asyncio.sleep(comp.backoff)
@@ -373,6 +377,18 @@ class Platform:
                 await self._start_one(comp.name)
             except RuntimeError as exc:
                 print(f"modelport: {comp.name} failed to restart: {exc}", file=sys.stderr)
+                self._record(comp, "failed", str(exc))
+            else:
+                self._record(comp, "running")
+
+    def _record(self, comp: Component, event: str, detail: str = "") -> None:
+        """Note a start, an exit or a failed restart of ``comp`` in <run>/components.json
+        (modelport/supervision.py), which `modelport status` shows."""
+        proc = comp.proc
+        record_component(self.layout.run, comp.name, event, pid=proc.pid if proc else 0,
+                         restarts=comp.restarts, code=proc.returncode if proc else None,
+                         uptime_s=time.monotonic() - comp.started_at, log=comp.log_path,
+                         log_offset=comp.log_offset, retry_in_s=comp.backoff, detail=detail)
 
     async def stop(self, timeout: float = 15.0) -> None:
         self._stopping = True

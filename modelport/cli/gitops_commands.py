@@ -1,7 +1,8 @@
 """GitOps commands: `modelport watch`, `modelport diff`, `modelport status`.
 
 `watch` runs the watcher in the foreground; `diff` plans without changing anything
-(the same plan the next sync carries out); `status` shows what the registry knows.
+(the same plan the next sync carries out); `status` shows what the registry knows, after
+the platform's own components (cli/components_view.py: what crashed and when).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from modelport.cli import components_view
 from modelport.cli.output import JsonOpt, UrlOpt, answered, fail, out
 from modelport.client import Client
 from modelport.errors import ModelportError
@@ -114,11 +116,20 @@ def _when(ts: float) -> str:
 
 
 def status(url: UrlOpt = None, as_json: JsonOpt = False) -> None:
-    """Per GitOps-managed service: sync status, commit, health, last error, last sync."""
+    """The platform's components (state, pid, restarts, last crash), then per
+    GitOps-managed service: sync status, commit, health, last error, last sync."""
     with Client(url) as c:
+        platform, source = components_view.fetch(c)
+        if platform is not None and not as_json:
+            # first, and even when what follows fails (a registry away, a gateway down)
+            components_view.render(platform, source)
         data: dict[str, Any] = answered(lambda: c._json("GET", "/api/v1/gitops"), as_json, c)
     if as_json:
-        print(json.dumps(data, indent=2))
+        print(json.dumps({"platform": platform, **data}, indent=2))
+        return
+    if not data["sources"] and not data["services"]:
+        print("gitops: no repository synced (`modelport watch DIR` or `modelport up --config "
+              "DIR` follows one)")
         return
     for s in data["sources"]:
         print(f"source {s['id']}  ({s['mode']})")

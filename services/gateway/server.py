@@ -59,6 +59,7 @@ from services.gateway.rest.management import ManagementApi
 from services.gateway.rest.observability import ObservabilityApi
 from services.gateway.rest.oip_routes import OipRestApi
 from services.gateway.rest.openapi import OpenApi
+from services.gateway.rest.platform_routes import PlatformApi
 from services.gateway.rest.route_errors import handle_http_exception
 from services.gateway.rest.tasks import TaskApi, task_view
 from services.gateway.settings import GatewaySettings
@@ -103,6 +104,7 @@ def build_app(settings: GatewaySettings, dataplane: DataPlane,
     routes += ObservabilityApi(stats, registry, settings.runtime_address or HomeLayout(
         settings.home).socket("runtime"), HomeLayout(settings.home).logs,
         access_log.flush if access_log is not None else None).routes()
+    routes += PlatformApi(HomeLayout(settings.home).run).routes()
     routes += forward.routes()  # after every /v1/services/{name}/... route: a catch-all
     routes.append(Route("/openapi.json", OpenApi(registry, lambda: routes).handle,
                         methods=["GET"]))

@@ -49,7 +49,8 @@ def route_need(method: str, template: str, webhook_secret: bool = False) -> str:
         return "session"
     if template == "/api/v1/users/{username}/password":
         return "read"  # one's own; the handler lets admins change anyone's
-    if template.startswith(("/api/v1/users", "/api/v1/audit", "/api/v1/gitops")):
+    if template.startswith(("/api/v1/users", "/api/v1/audit", "/api/v1/gitops",
+                            "/api/v1/platform")):
         return "admin"
     if template.startswith(("/api/v1/keys", "/api/v1/auth")):
         return "deploy" if method in UNSAFE_METHODS else "read"
