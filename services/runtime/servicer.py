@@ -22,6 +22,7 @@ from services.runtime.dataplane.admission import Admission
 from services.runtime.dataplane.batching import BatchPolicy, admission_slots
 from services.runtime.dataplane.observation import Observation
 from services.runtime.supervisor import ReplicaInfo, Supervisor
+from services.runtime.worker.errors import whole_timeout
 from services.runtime.worker.requests import Reply
 from services.telemetry import logfiles
 from services.wire.predict_frames import to_output, to_values
@@ -176,9 +177,13 @@ class RuntimeServicer(runtime_pb2_grpc.RuntimeServicer):
                     with obs.call(rid) as span:
                         left = time_left(timeout_s, remaining() if remaining else None,
                                          took - queued_at)
-                        result = await calls.awaited(lambda done: calls.start(
-                            self.supervisor, rid, request_id, inputs, parts, left,
-                            tensor_outputs, done))
+                        try:
+                            result = await calls.awaited(lambda done: calls.start(
+                                self.supervisor, rid, request_id, inputs, parts, left,
+                                tensor_outputs, done))
+                        except ModelportError as err:
+                            raise whole_timeout(err, timeout_s, took - queued_at,
+                                                left) from None
                     obs.worker(result.timings, rid, span)
                 finally:
                     admission.observe_hold(service, time.monotonic() - took)

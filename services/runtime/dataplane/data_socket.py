@@ -29,6 +29,7 @@ from services.runtime.dataplane import calls
 from services.runtime.dataplane.admission import PIPELINE_MAX_BYTES, Ticket
 from services.runtime.dataplane.observation import Observation
 from services.runtime.servicer import time_left
+from services.runtime.worker.errors import whole_timeout
 from services.runtime.worker.requests import Reply
 from services.telemetry import tracing
 from services.wire import predict_frames as pf
@@ -168,7 +169,7 @@ class _Relay(Ticket):
     """
 
     __slots__ = ("conn", "id", "header", "parts", "timeout", "obs", "replica", "call",
-                 "took", "done", "arrived", "resent", "pipelined")
+                 "took", "done", "arrived", "resent", "pipelined", "waited")
 
     def __init__(self, conn: _Connection, frame: Frame) -> None:
         header = frame.header
@@ -188,6 +189,7 @@ class _Relay(Ticket):
         self.arrived = 0.0  # perf_counter() when it came: its timeout counts from here
         self.pipelined = sum(map(len, frame.parts)) < PIPELINE_MAX_BYTES
         self.resent = False  # sent again after its worker died before starting it
+        self.waited = 0.0  # seconds from arrival to the worker (its timeout's first part)
 
     def start(self) -> None:
         header, conn = self.header, self.conn
@@ -262,10 +264,11 @@ class _Relay(Ticket):
         self.took = time.monotonic()
         servicer = self.conn.socket.servicer
         header = self.header
+        self.waited = time.perf_counter() - self.arrived
         try:
             self.call = calls.start(
                 servicer.supervisor, replica_id, self.id, header.get("inputs"), self.parts,
-                time_left(self.timeout, None, time.perf_counter() - self.arrived),
+                time_left(self.timeout, None, self.waited),
                 header.get("tensor_outputs") is True,
                 self._answered)
         except ModelportError as err:
@@ -290,7 +293,7 @@ class _Relay(Ticket):
                     and not self.resent):
                 self._resend()
             else:
-                self._failed(outcome)
+                self._failed(whole_timeout(outcome, self.timeout, self.waited))
             return
         duration = outcome.duration_ms if outcome.duration_ms is not None else (
             time.perf_counter() - obs._start) * 1000

@@ -116,6 +116,26 @@ def timeout_error(request_id: str, seconds: float) -> ModelportError:
                           details={"request_id": request_id})
 
 
+def whole_timeout(err: ModelportError, timeout_s: float, waited_s: float,
+                  left_s: float | None = None) -> ModelportError:
+    """``err``, and when it is a ``request.timeout`` of a request that first waited for its
+    turn on the replica, said with the request's whole timeout: the worker only knew what
+    was left of it ("did not answer within 0.01s" of a 2 s timeout misleads). ``left_s``:
+    what the worker was given (default: the timeout less the wait)."""
+    if err.code != "request.timeout" or not timeout_s or waited_s < 0.01:
+        return err
+    if left_s is None:
+        left_s = max(0.001, round(timeout_s - waited_s, 2))
+    if left_s >= timeout_s:
+        return err
+    return ModelportError(
+        Kind.DEADLINE, "request.timeout",
+        f"the model did not answer within the request's {timeout_s:g}s timeout "
+        f"({waited_s:.1f}s waiting for its turn on the replica, then {left_s:g}s at the "
+        "model)", fix="raise the service's timeout_s, add replicas, or make predict faster",
+        details=err.details)
+
+
 def duplicate_error(request_id: str, name: str) -> ModelportError:
     return ModelportError(Kind.CONFLICT, "request.duplicate_id",
                           f"request {request_id!r} is already in flight on {name}",
