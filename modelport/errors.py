@@ -10,6 +10,7 @@ send ``str()`` of an arbitrary exception to a client.
 
 from __future__ import annotations
 
+import errno
 import json
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -25,6 +26,7 @@ class Kind(StrEnum):
     CONFLICT = "conflict"
     TOO_LARGE = "too_large"
     EXHAUSTED = "exhausted"  # queue full, rate limited: retry later
+    STORAGE = "storage"  # the platform's disk is full: free space, then retry (507)
     DEADLINE = "deadline"
     UNAVAILABLE = "unavailable"  # not ready yet / stopped: retry later
     MODEL = "model"  # the user's model code failed
@@ -40,6 +42,7 @@ HTTP_STATUS: dict[Kind, int] = {
     Kind.CONFLICT: 409,
     Kind.TOO_LARGE: 413,
     Kind.EXHAUSTED: 429,
+    Kind.STORAGE: 507,
     Kind.DEADLINE: 504,
     Kind.UNAVAILABLE: 503,
     Kind.MODEL: 500,
@@ -56,6 +59,7 @@ GRPC_STATUS: dict[Kind, str] = {
     Kind.CONFLICT: "ALREADY_EXISTS",
     Kind.TOO_LARGE: "RESOURCE_EXHAUSTED",
     Kind.EXHAUSTED: "RESOURCE_EXHAUSTED",
+    Kind.STORAGE: "RESOURCE_EXHAUSTED",
     Kind.DEADLINE: "DEADLINE_EXCEEDED",
     Kind.UNAVAILABLE: "UNAVAILABLE",
     Kind.MODEL: "ABORTED",
@@ -163,3 +167,33 @@ too_large = _of_kind(Kind.TOO_LARGE)
 unavailable = _of_kind(Kind.UNAVAILABLE)
 unauthenticated = _of_kind(Kind.UNAUTHENTICATED)
 forbidden = _of_kind(Kind.FORBIDDEN)
+
+
+#: SQLite's "database or disk is full" (sqlite3.Error.sqlite_errorcode)
+_SQLITE_FULL = 13
+
+
+def disk_full(exc: BaseException) -> ModelportError | None:
+    """``storage.full`` when ``exc`` (or what it was raised from) is a write the disk had no
+    room for: ENOSPC or EDQUOT, or SQLite's SQLITE_FULL; else None. Whatever failed was
+    not written (a SQLite transaction rolls back, files go in under their final name only
+    once whole), so the fix is to free space and retry."""
+    seen: BaseException | None = exc
+    for _ in range(8):
+        if seen is None:
+            return None
+        if isinstance(seen, OSError) and seen.errno in (errno.ENOSPC, errno.EDQUOT):
+            where = f" writing {seen.filename}" if seen.filename else ""
+            break
+        if getattr(seen, "sqlite_errorcode", None) == _SQLITE_FULL:
+            where = " writing the registry's database"
+            break
+        seen = seen.__cause__ or seen.__context__
+    else:
+        return None
+    return ModelportError(
+        Kind.STORAGE, "storage.full",
+        f"the disk of the platform's home is full: no space left{where}, so the request "
+        "was not carried out",
+        fix="free space on the file system that holds the home (`df -h` there; `modelport "
+            "where` shows the home; rotated logs under logs/ can go), then retry")

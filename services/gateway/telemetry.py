@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import logging
 import os
 import time
 from collections.abc import Awaitable, Callable
@@ -32,6 +33,8 @@ from opentelemetry import trace
 
 from services.gateway.stats import GatewayStats
 from services.telemetry import logfiles, logs, tracing
+
+log = logging.getLogger(__name__)
 
 _tracer = tracing.tracer("modelport.gateway")
 
@@ -139,6 +142,8 @@ class AccessLog:
         self._error_lines: list[bytes] = []
         self._size = 0
         self._timer: asyncio.TimerHandle | None = None
+        #: lines dropped since writing them last failed (a full disk); 0 while writes work
+        self.dropped = 0
 
     def record(self, entry: dict[str, Any]) -> None:
         line = orjson.dumps(entry) + b"\n"
@@ -163,10 +168,20 @@ class AccessLog:
             self._timer = None
         lines, errors = self._lines, self._error_lines
         self._lines, self._error_lines, self._size = [], [], 0
-        if lines:
-            self.access.write(b"".join(lines))
-        if errors:
-            self.errors.write(b"".join(errors))
+        try:
+            if lines:
+                self.access.write(b"".join(lines))
+            if errors:
+                self.errors.write(b"".join(errors))
+        except OSError as exc:  # a full disk: requests go on, their lines are dropped
+            if not self.dropped:
+                log.error("access log lines dropped until %s can be written again: %s",
+                          self.access.path.parent, exc)
+            self.dropped += len(lines)
+            return
+        if self.dropped:
+            log.warning("access log writable again; %d lines were dropped", self.dropped)
+            self.dropped = 0
 
     def close(self) -> None:
         self.flush()

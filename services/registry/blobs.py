@@ -43,8 +43,13 @@ class PackageStore:
             else:
                 staging.rename(final)
             blob = self.layout.blobs / f"{_hex(pkg.digest)}.zip"
-            if not blob.exists():
-                shutil.copyfile(zip_path, blob)
+            if not blob.exists():  # whole or not at all: a cut copy would pass for the blob
+                part = blob.with_name(f".{blob.name}.{uuid.uuid4().hex}.part")
+                try:
+                    shutil.copyfile(zip_path, part)
+                    part.replace(blob)
+                finally:
+                    part.unlink(missing_ok=True)
             return load_package(final)
         finally:
             shutil.rmtree(staging, ignore_errors=True)

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 import grpc
 
-from modelport.errors import GRPC_METADATA_KEY, GRPC_STATUS, Kind, ModelportError
+from modelport.errors import GRPC_METADATA_KEY, GRPC_STATUS, Kind, ModelportError, disk_full
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,10 @@ def translate_errors(method: F) -> F:
             await abort(context, err)
         except grpc.aio.AbortError:
             raise
-        except Exception:
+        except Exception as exc:
+            if (full := disk_full(exc)) is not None:  # the operator's to fix: no traceback
+                log.error("%s: %s (%s)", method.__name__, full.message, exc)
+                await abort(context, full)
             ref = uuid.uuid4().hex[:12]
             log.exception("internal error in %s (ref %s)", method.__name__, ref)
             await abort(context, ModelportError(

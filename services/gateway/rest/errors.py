@@ -11,7 +11,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from modelport.errors import Kind, ModelportError
+from modelport.errors import Kind, ModelportError, disk_full
 from services.gateway.telemetry import note_error
 
 log = logging.getLogger(__name__)
@@ -42,8 +42,12 @@ async def handle_modelport_error(request: Request, exc: Exception) -> Response:
 
 
 async def handle_unexpected(request: Request, exc: Exception) -> Response:
-    return unexpected_response(request.method, request.url.path,
-                               request.headers.get("x-request-id") or uuid.uuid4().hex)
+    rid = request.headers.get("x-request-id") or uuid.uuid4().hex
+    if (full := disk_full(exc)) is not None:  # the operator's to fix, not a bug: say so
+        log.error("%s %s: %s (%s; request id %s)", request.method, request.url.path,
+                  full.message, exc, rid)
+        return error_response(full, rid)
+    return unexpected_response(request.method, request.url.path, rid)
 
 
 def unexpected_response(method: str, path: str, rid: str) -> Response:
