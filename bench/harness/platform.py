@@ -32,8 +32,10 @@ STOP_TIMEOUT_S = 30.0
 class Platform:
     """`modelport up` in a subprocess on ``<workdir>/home``; stop() takes the whole tree down."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, extra_args: tuple[str, ...] = ()) -> None:
         self.workdir = workdir
+        #: more `modelport up` options (e.g. --xds-port 0 for bench/xds.py)
+        self.extra_args = extra_args
         self.home = workdir / "home"
         self.log_path = workdir / "up.log"
         self.proc: subprocess.Popen[str] | None = None
@@ -51,7 +53,8 @@ class Platform:
             raise SystemExit(f"bench: {exe} not found; run `make venv` first")
         with self.log_path.open("w") as log:
             self.proc = subprocess.Popen(
-                [str(exe), "up", "--home", str(self.home), "--port", "0", "--grpc-port", "0"],
+                [str(exe), "up", "--home", str(self.home), "--port", "0", "--grpc-port", "0",
+                 *self.extra_args],
                 cwd=ROOT, stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL,
                 text=True, bufsize=1, start_new_session=True)
         self._watch.root = self.proc.pid
@@ -128,10 +131,10 @@ class Platform:
 
 
 @contextlib.contextmanager
-def running(workdir: Path) -> Iterator[Platform]:
+def running(workdir: Path, extra_args: tuple[str, ...] = ()) -> Iterator[Platform]:
     """A started Platform on ``workdir``; if the body fails, the logs' tails go to stderr;
     stopped in every case."""
-    plat = Platform(workdir)
+    plat = Platform(workdir, extra_args)
     try:
         plat.start()
         yield plat
