@@ -21,6 +21,7 @@ from services.builder import settings as builder_settings
 from services.gateway.settings import GatewaySettings
 from services.registry.settings import RegistrySettings
 from services.runtime.settings import RuntimeSettings
+from services.xds.settings import XdsSettings
 
 PAGE = Path(__file__).resolve().parents[2] / "docs" / "settings.md"
 
@@ -108,7 +109,9 @@ def render() -> str:
     for title, rows in (("Registry", _pydantic_rows(RegistrySettings)),
                         ("Builder", _builder_rows()),
                         ("Runtime", _pydantic_rows(RuntimeSettings)),
-                        ("Gateway", _pydantic_rows(GatewaySettings))):
+                        ("Gateway", _pydantic_rows(GatewaySettings)),
+                        ("xDS server (`up --xds-port`, docs/xds.md)",
+                         _pydantic_rows(XdsSettings))):
         parts += ["", f"## {title}", "", _table(rows)]
     parts += ["", "## Clients and every process", "",
               "| variable | read by | meaning |", "|---|---|---|"]
