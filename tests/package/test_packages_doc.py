@@ -12,6 +12,8 @@ import pytest
 from modelport.package.config import (
     CommonConfig,
     FileContractConfig,
+    ImageBuild,
+    ImageConfig,
     ModelArtsConfig,
     PredictorConfig,
     PredictorInput,
@@ -28,7 +30,8 @@ def examples() -> list[dict]:
 
 @pytest.mark.parametrize("config", examples(), ids=lambda c: c.get("name") or c["model_type"])
 def test_every_example_is_a_valid_config_of_its_kind(config: dict) -> None:
-    kind = (ModelArtsConfig if "model_type" in config else
+    kind = (ImageConfig if str(config.get("model_type", "")).lower() == "image" else
+            ModelArtsConfig if "model_type" in config else
             FileContractConfig if "entrypoint" in config else PredictorConfig)
     parsed = kind.model_validate(config)
     assert parsed.model_dump(exclude_unset=True).keys() == config.keys()
@@ -37,6 +40,6 @@ def test_every_example_is_a_valid_config_of_its_kind(config: dict) -> None:
 def test_the_doc_names_every_key_of_the_schema() -> None:
     text = DOC.read_text()
     for model in (CommonConfig, PredictorConfig, FileContractConfig, PredictorInput,
-                  ModelArtsConfig):
+                  ModelArtsConfig, ImageConfig, ImageBuild):
         for key in model.model_fields:
             assert f"`{key}`" in text, f"docs/packages.md does not mention `{key}`"
