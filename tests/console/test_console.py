@@ -30,6 +30,16 @@ class Predictor:
                 "caption": caption}
 '''
 
+ECHO_LOUD = '''
+class Predictor:
+    def setup(self):
+        pass
+
+    def predict(self, text):
+        print(f"echoer saw {text}", flush=True)
+        return text.upper()
+'''
+
 HOSTILE = '''
 class Predictor:
     def setup(self):
@@ -349,3 +359,83 @@ def test_traffic_route_sets_the_split_alone_and_explains_bad_ones(
         "series") is None
     assert api(platform, "GET", "/api/v1/services/split/stats?series=999").status_code == 422
     api(platform, "DELETE", "/api/v1/services/split").raise_for_status()
+
+
+def test_a_bad_package_shows_every_problem_with_its_fix(console: Browser,
+                                                        tmp_path: Path) -> None:
+    b = console
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "config.json").write_text(json.dumps({
+        "name": "broken", "predictor": "predict:Nope",
+        "input": [{"name": "x", "type": "no-such-type"}], "timeout_s": -1}))
+    (broken / "predict.py").write_text("class Predictor:\n    def predict(self, x):\n"
+                                       "        return x\n")
+    b.click("create-open")
+    b.type("create-name", "broken")
+    b.find("create-file").send_keys(str(zip_of(broken, tmp_path / "broken.zip")))
+    b.click("create-submit")
+    box = b.find("create-error", timeout=120)
+    items = b.find("problems").find_elements("css selector", "li")
+    assert len(items) == 3, box.text  # every problem, not only the first
+    assert "3 problems" in box.text, box.text
+    assert "no-such-type" in box.text and "timeout_s" in box.text, box.text
+    assert all("Fix:" in li.text for li in items), [li.text for li in items]
+    # a file that is not a zip at all: one clear error, and nothing was created
+    not_zip = tmp_path / "not-a.zip"
+    not_zip.write_text("plain text, not a zip archive")
+    b.open("#/create")
+    b.type("create-name", "notzip")
+    b.find("create-file").send_keys(str(not_zip))
+    b.click("create-submit")
+    b.until(lambda: "zip" in b.text("create-error").lower(), 60, "the not-a-zip error")
+    names = {s["name"] for s in httpx.get(f"{b.base}/api/v1/services", headers=AUTH_HEADERS,
+                                          timeout=30).json()["services"]}
+    assert not {"broken", "notzip"} & names, names
+    assert b.javascript_errors() == []
+
+
+def test_async_task_and_log_follow_on_the_service_page(console: Browser,
+                                                       platform: RunningPlatform,
+                                                       tmp_path: Path) -> None:
+    b = console
+    deploy(platform, predictor(tmp_path, "echoer", ECHO_LOUD), tmp_path, "echoer")
+    b.open("#/services/echoer")
+    b.type("input-text", "from a task")
+    b.click("predict-async")
+    row = b.until(lambda: [r for r in b.all("task-row") if "succeeded" in r.text], 120,
+                  "the task to succeed")
+    row[0].find_element("css selector", "button").click()
+    b.until(lambda: "FROM A TASK" in b.text("task-result"), 30, "the task's result")
+    # follow the app log: a new call's log line arrives without a reload
+    b.find("logs-follow").click()
+    b.type("input-text", "followed line")
+    b.click("predict-submit")
+    b.until(lambda: "echoer saw followed line" in b.text("logs"), 60, "the followed log line")
+    assert b.javascript_errors() == []
+
+
+def test_gitops_page_after_a_real_watch(console: Browser, platform: RunningPlatform,
+                                        tmp_path: Path) -> None:
+    from tests.watcher.support import Repo, cli, service_yaml
+
+    b = console
+    repo = Repo(tmp_path / "repo")
+    repo.write("config/echo.yaml", service_yaml("gitecho"))
+    synced = repo.commit("add gitecho")
+    done = cli(platform.url, "watch", str(repo.config), "--once")
+    assert done.returncode == 0, done.stdout + done.stderr
+    b.open("#/gitops")
+    b.until(lambda: synced[:12] in b.text("gitops-commit"), 60, "the synced commit")
+    row = next(r for r in b.all("gitops-service") if r.get_attribute("data-service")
+               == "gitecho")
+    assert "Synced" in row.text, row.text
+    # a broken file: the next sync fails, and the page names the file, line and problem
+    repo.write("config/broken.yaml", service_yaml("broken", replicas=-1))
+    repo.commit("break it")
+    cli(platform.url, "watch", str(repo.config), "--once")
+    b.until(lambda: "broken.yaml:6" in b.text("gitops-error"), 60, "the failed commit")
+    b.until(lambda: any(r.get_attribute("data-service") == "broken" and "Failed" in r.text
+                        for r in b.all("gitops-service")), 30, "the failed service")
+    b.screenshot("gitops")
+    assert b.javascript_errors() == []
