@@ -165,6 +165,12 @@ def test_dockerfile_image_serves_its_paths_as_they_are(echo, client, docker_clie
     r = httpx.get(f"{base}/health", timeout=60)
     assert r.status_code == 200 and r.json() == {"healthy": True}
 
+    # a version pin chooses as for any service; an unknown one is the platform's 404
+    r = httpx.post(f"{base}/infer", json={}, headers={"X-Model-Version": "1"}, timeout=60)
+    assert r.status_code == 200 and r.headers["x-model-version"] == "1"
+    r = httpx.post(f"{base}/infer", json={}, headers={"X-Model-Version": "9"}, timeout=60)
+    assert r.status_code == 404 and r.json()["result"] is False, r.text
+
     # the platform's credentials stay at the gateway
     r = httpx.post(f"{base}/infer", json={}, headers={"Authorization": "Bearer secret"},
                    timeout=60)
@@ -174,16 +180,21 @@ def test_dockerfile_image_serves_its_paths_as_they_are(echo, client, docker_clie
     (box,) = running(docker_client, name)
     assert box.attrs["HostConfig"]["NetworkMode"] == "none"
     assert box.attrs["Mounts"] == []
-    assert box.image.tags[0].startswith("modelport/image:")
+    tag = box.attrs["Config"]["Image"]  # what the version was built into
+    assert tag.startswith("modelport/image:")
     assert box.attrs["Config"]["User"] not in ("", "0", "root")
     assert doc["host"] == box.id[:12]  # it answered from inside that container
     # the version's image, content-tagged: built by this build or an earlier identical one
     build_log = client.build_log(name, 1)
-    assert box.image.tags[0] in build_log
+    assert tag in build_log
     assert "COPY server.py /app/server.py" in build_log or "already built" in build_log
     logs = "\n".join(client.logs(name))
     assert "serving on 8080, variant one" in logs  # the container's stdout
     assert any(e["reason"] == "ReplicaStarting" for e in client.events(name))
+    # counted like any call: the gateway's metrics, by service, version and status class
+    metrics = client.metrics()
+    assert f'modelport_requests_total{{code_class="2xx",service="{name}",version="1"}}' in (
+        metrics) or (f'service="{name}"' in metrics and "modelport_requests" in metrics)
 
 
 def test_routes_of_other_services_are_unchanged(echo) -> None:
@@ -264,6 +275,7 @@ def test_an_image_on_the_host_by_name(echo, client, docker_client, tmp_path: Pat
         assert ref_box.image.id == box.image.id  # the very image, tagged for the version
     finally:
         client.delete(svc["name"])
+        docker_client.images.remove("modelport-test/echo:ref")  # the tag, not the image
 
 
 def test_an_absent_image_fails_saying_how_to_provide_it(client, tmp_path: Path) -> None:
