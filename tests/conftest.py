@@ -113,14 +113,26 @@ def start_platform(home: Path, *args: str, env: dict[str, str] | None = None,
     return plat
 
 
+def _runs(component: str, cmdline: str) -> bool:
+    """Whether ``cmdline`` is the launcher's ``component``: ``services.NAME``; a gateway
+    (``gateway``, ``gateway-1``, ... of `up --gateways N`) by its own port file; Envoy by
+    the bootstrap the launcher wrote (modelport/edge.py)."""
+    if component == "envoy":
+        return "/run/envoy.json" in cmdline and "--admin-address-path" in cmdline
+    if component.startswith("gateway"):
+        return "services.gateway" in cmdline and f"/{component}.ports.json" in cmdline
+    return f"services.{component}" in cmdline
+
+
 def component_pid(launcher: int, component: str) -> int | None:
-    """The live process of ``component`` (registry, builder, runtime, gateway) under the
-    launcher ``launcher``, or None while there is none (dead, or not yet restarted)."""
+    """The live process of ``component`` (registry, builder, runtime, gateway, gateway-1,
+    xds, envoy) under the launcher ``launcher``, or None while there is none (dead, or not
+    yet restarted)."""
     import psutil
 
     for child in psutil.Process(launcher).children(recursive=True):
         try:
-            if f"services.{component}" in " ".join(child.cmdline()) and \
+            if _runs(component, " ".join(child.cmdline())) and \
                     child.status() != psutil.STATUS_ZOMBIE:
                 return child.pid
         except psutil.Error:  # gone, or a zombie the launcher has not reaped yet

@@ -122,6 +122,12 @@ def up(
     xds_port: Annotated[int | None, typer.Option(
         help="serve xDS (ADS) here for Envoy and proxyless gRPC clients (docs/xds.md); "
         "0 = pick a free one")] = None,
+    envoy_port: Annotated[int | None, typer.Option(
+        help="run Envoy in front of the gateways on this port, configured over xDS (implies "
+        "--xds-port; docs/xds.md); 0 = pick a free one")] = None,
+    gateways: Annotated[int, typer.Option(
+        min=1, help="gateway processes (each on ports of its own; Envoy spreads over "
+        "them)")] = 1,
     as_json: JsonOpt = False,
 ) -> None:
     """Start registry, builder, runtime and gateway; Ctrl-C stops them all."""
@@ -146,6 +152,19 @@ def up(
                             "pick another with --port N or `make up PORT=N`, or --port 0 for "
                             "a free one; `modelport where` shows whether a modelport platform "
                             "already answers there"), as_json)
+    if envoy_port is not None:
+        from modelport.edge import EnvoyMissing, find_binary
+
+        try:
+            find_binary()
+        except EnvoyMissing as exc:
+            fail(ModelportError(Kind.NOT_FOUND, "envoy.not_found", exc.message, exc.fix),
+                 as_json)
+        if envoy_port and not _port_free(host, envoy_port):
+            fail(ModelportError(Kind.CONFLICT, "platform.port_in_use",
+                                f"--envoy-port {envoy_port} on {host} is in use by another "
+                                "program", "pick another with --envoy-port N, or 0 for a free "
+                                "one"), as_json)
     # the supervisor runs for the platform's whole life: it replaces this process (same pid,
     # so signals and process trees are unchanged) with `python -m modelport.launcher`, which
     # imports none of the CLI's or SDK's libraries (modelport/launcher.py says why)
@@ -161,6 +180,10 @@ def up(
         argv += ["--ray", ray]
     if xds_port is not None:
         argv += ["--xds-port", str(xds_port)]
+    if envoy_port is not None:
+        argv += ["--envoy-port", str(envoy_port)]
+    if gateways != 1:
+        argv += ["--gateways", str(gateways)]
     if as_json:
         argv.append("--json")
     sys.stdout.flush()

@@ -2,15 +2,17 @@
 
 ``Load`` runs ``workers`` threads that each send one request after another (real HTTP to
 the gateway) until stopped or ``max_s`` passed, so a test can do something under load and
-then check that every request got an answer, and which.
+then check that every request got an answer, and which. ``frozen()`` holds the load still
+around something (a SIGKILL) so that the requests it can cost are exactly known.
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,11 +38,24 @@ class Load:
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    #: requests sent and not answered yet; while ``_frozen``, no worker sends another
+    _in_flight: int = 0
+    _frozen: bool = False
+    _moved: threading.Condition = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._moved = threading.Condition(self._lock)
 
     def _run(self) -> None:
         deadline = time.monotonic() + self.max_s
         with httpx.Client(timeout=90) as http:
             while not self._stop.is_set() and time.monotonic() < deadline:
+                with self._lock:
+                    while self._frozen and not self._stop.is_set():
+                        self._moved.wait(0.1)
+                    if self._stop.is_set():
+                        break
+                    self._in_flight += 1
                 try:
                     r = http.post(self.url, json=self.body, headers=self.headers)
                     try:
@@ -51,9 +66,27 @@ class Load:
                 except httpx.HTTPError as exc:  # no answer at all: the worst outcome
                     with self._lock:
                         self.errors.append(f"{type(exc).__name__}: {exc}")
+                        self._in_flight -= 1
                     continue
                 with self._lock:
                     self.answers.append(answer)
+                    self._in_flight -= 1
+
+    @contextlib.contextmanager
+    def frozen(self) -> Iterator[int]:
+        """Hold the load still: while the block runs no worker sends a new request (the
+        ones in flight go on). Yields how many were in flight as it began; that number can
+        only fall inside the block, so a kill done there meets at most that many, and
+        every request that fails beyond them was sent after it."""
+        with self._lock:
+            self._frozen = True
+            in_flight = self._in_flight
+        try:
+            yield in_flight
+        finally:
+            with self._lock:
+                self._frozen = False
+                self._moved.notify_all()
 
     def __enter__(self) -> Load:
         self._threads = [threading.Thread(target=self._run, daemon=True)

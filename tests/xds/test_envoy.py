@@ -1,0 +1,267 @@
+"""Envoy at the edge: a real Envoy started by `modelport up --envoy-port 0 --gateways 2`,
+configured only by the platform's xDS server, in front of two gateway processes.
+
+Through the Envoy port: REST infer, SSE (chunks as the model makes them), WebSocket and
+OIP gRPC ModelInfer; every resource type ACKed by Envoy (`modelport xds status`); a
+gateway SIGKILLed under load fails at most the requests in flight at the kill, the
+launcher brings it back and both gateways take traffic again, gRPC calls during the
+outage are retried onto the other; a SIGKILLed Envoy comes back; and with no binary
+`up --envoy-port` fails at once, naming the fix. Loopback only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+import httpx
+import pytest
+from websockets.sync.client import connect
+
+import modelport
+from modelport.edge import EnvoyMissing, find_binary
+from modelport.inference import grpc_predict_v2_pb2 as pb
+from modelport.inference import grpc_predict_v2_pb2_grpc as pb_grpc
+from tests.conftest import (
+    BIN,
+    ROOT,
+    RunningPlatform,
+    component_pid,
+    open_to_workers,
+    start_platform,
+)
+from tests.e2e.packages import predictor
+from tests.rollout.load import Load, wait_until
+from tests.streaming.conftest import TICKER, model_log, ticker_inputs
+from tests.streaming.test_sse import SSE, events
+
+TAGGED = Path(__file__).resolve().parent / "packages" / "tagged"
+BODY = {"x": [[1.0, 2.0]]}
+#: the load of the kill test: an answer takes a while, so requests are in flight at the kill
+SLOW = ("import time\n\n\nclass Predictor:\n    def predict(self, text):\n"
+        "        time.sleep(0.02)\n        return {'echo': text}\n")
+CLIENTS = 4
+OIP_REQUEST = pb.ModelInferRequest(model_name="tagged", inputs=[
+    pb.ModelInferRequest.InferInputTensor(
+        name="x", datatype="FP32", shape=[1, 2],
+        contents=pb.InferTensorContents(fp32_contents=[1.0, 2.0]))])
+
+
+def _need_envoy() -> None:
+    """Envoy is installed by `make venv` (.venv-envoy); CI must have it."""
+    try:
+        find_binary()
+    except EnvoyMissing as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI runs the Envoy tests: {exc}")
+        pytest.skip(str(exc))
+
+
+@dataclass
+class Edge:
+    plat: RunningPlatform
+    url: str  # http://127.0.0.1:ENVOY_PORT
+
+    @property
+    def port(self) -> int:
+        return int(self.url.rsplit(":", 1)[1])
+
+    def gateways(self) -> list[dict[str, int]]:
+        return json.loads((self.plat.home / "run" / "gateways.json").read_text())
+
+    def admin(self) -> str:
+        return "http://" + (self.plat.home / "run" / "envoy-admin.address").read_text().strip()
+
+    def requests_per_host(self, cluster: str = "modelport-gateways-http") -> dict[int, int]:
+        """rq_total of each gateway port in Envoy's cluster (its admin /clusters)."""
+        text = httpx.get(self.admin() + "/clusters", timeout=10).text
+        return {int(port): int(n) for port, n in re.findall(
+            rf"^{cluster}::[\d.]+:(\d+)::rq_total::(\d+)$", text, re.M)}
+
+
+@pytest.fixture(scope="module")
+def edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Edge]:
+    _need_envoy()
+    plat = start_platform(tmp_path_factory.mktemp("home"), "--envoy-port", "0",
+                          "--gateways", "2")
+    try:
+        url = plat.wait_for(r"envoy: (http://\S+)").group(1)
+        plat.wait_for(r"gateways: gateway http://\S+ grpc \S+  gateway-1 http://")
+        with modelport.Client(plat.url, home=plat.home) as admin:
+            admin.create(str(TAGGED), name="tagged", timeout=300)
+            admin.create(str(TICKER), name="ticker", timeout=300)
+            admin.create(str(predictor(tmp_path_factory.mktemp("pkg"), "slow", SLOW)),
+                         name="slow", timeout=300)
+        yield Edge(plat, url)
+    finally:
+        plat.stop()
+
+
+def test_rest_infer_through_envoy(edge: Edge) -> None:
+    r = httpx.post(f"{edge.url}/v1/services/tagged/infer", json=BODY,
+                   headers={"x-request-id": "edge-test-1"}, timeout=60)
+    assert r.status_code == 200, r.text
+    assert r.headers["x-request-id"] == "edge-test-1"  # a client's request id is kept
+    assert r.headers["x-model-version"] == "1"
+    # a 404 of the gateway's comes through as it is, not as Envoy's
+    r = httpx.post(f"{edge.url}/v1/services/nope/infer", json=BODY, timeout=60)
+    assert r.status_code == 404 and r.json()["error"]["code"] == "service.not_found"
+
+
+def test_sse_chunks_arrive_as_made_through_envoy(edge: Edge, tmp_path: Path) -> None:
+    open_to_workers(tmp_path)
+    gate, log = tmp_path / "gate", tmp_path / "model.log"
+    body = ticker_inputs(3, gate=str(gate), log=str(log))
+    with httpx.stream("POST", f"{edge.url}/v1/services/ticker/infer", json=body, headers=SSE,
+                      timeout=60) as r:
+        assert r.status_code == 200
+        assert r.headers["content-type"].startswith("text/event-stream")
+        it = events(r.iter_lines())
+        name, data = next(it)
+        assert (name, json.loads(data)["i"]) == ("chunk", 0)
+        # Envoy does not buffer: the model is still blocked on the gate for item 1
+        assert model_log(log) == ["made 0"]
+        (tmp_path / "gate.1").touch()
+        assert next(it)[0] == "chunk"
+        (tmp_path / "gate.2").touch()
+        assert [n for n, _ in it] == ["chunk", "done"]
+
+
+def test_websocket_through_envoy(edge: Edge, tmp_path: Path) -> None:
+    open_to_workers(tmp_path)
+    gate, log = tmp_path / "gate", tmp_path / "model.log"
+    with connect(edge.url.replace("http://", "ws://") + "/v1/services/ticker/ws") as ws:
+        ws.send(json.dumps(ticker_inputs(2, gate=str(gate), log=str(log))))
+        first = json.loads(ws.recv(timeout=60))
+        assert (first["type"], first["data"]["i"]) == ("chunk", 0)
+        assert model_log(log) == ["made 0"]
+        (tmp_path / "gate.1").touch()
+        frames = [json.loads(ws.recv(timeout=60)) for _ in range(2)]
+        assert [f["type"] for f in frames] == ["chunk", "done"]
+        # the same upgraded connection takes a second request
+        ws.send(json.dumps(ticker_inputs(2)))
+        frames = [json.loads(ws.recv(timeout=60)) for _ in range(3)]
+        assert [f["type"] for f in frames] == ["chunk", "chunk", "done"]
+
+
+def test_oip_grpc_through_envoy(edge: Edge) -> None:
+    with grpc.insecure_channel(f"127.0.0.1:{edge.port}") as ch:
+        stub = pb_grpc.GRPCInferenceServiceStub(ch)
+        assert stub.ServerLive(pb.ServerLiveRequest(), timeout=30).live
+        reply = stub.ModelInfer(OIP_REQUEST, timeout=30)
+        assert reply.model_name == "tagged" and reply.model_version == "1"
+        assert reply.outputs[0].name == "tag"
+        with pytest.raises(grpc.RpcError) as err:
+            stub.ModelInfer(pb.ModelInferRequest(model_name="nope"), timeout=30)
+        assert err.value.code() == grpc.StatusCode.NOT_FOUND  # the gateway's, through Envoy
+
+
+def test_envoy_acked_every_resource_type(edge: Edge) -> None:
+    done = subprocess.run([str(BIN / "modelport"), "xds", "status", "--home",
+                           str(edge.plat.home), "--json"], capture_output=True, text=True,
+                          timeout=60, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    envoys = [c for c in json.loads(done.stdout)["clients"] if c["user_agent"] == "envoy"]
+    assert len(envoys) == 1, done.stdout
+    types = {t["type"]: t for t in envoys[0]["types"]}
+    assert set(types) == {"LDS", "RDS", "CDS", "EDS"}, types
+    assert all(t["status"] == "ACKED" and "nack" not in t for t in types.values()), types
+    assert types["LDS"]["names"] == ["modelport-edge"]
+    assert sorted(types["CDS"]["names"]) == ["modelport-gateways-grpc",
+                                             "modelport-gateways-http"]
+
+
+def test_a_gateway_sigkilled_under_load(edge: Edge) -> None:
+    launcher = edge.plat.proc.pid
+    ports = [g["http_port"] for g in edge.gateways()]
+    assert len(ports) == 2
+    old = component_pid(launcher, "gateway-1")
+    assert old is not None
+    grpc_errors: list[str] = []
+    during_outage = 0
+    with Load(f"{edge.url}/v1/services/slow/infer", {"text": "x"}, workers=CLIENTS) as load, \
+            grpc.insecure_channel(f"127.0.0.1:{edge.port}") as ch:
+        load.wait_for(40)
+        served = edge.requests_per_host()
+        assert all(served.get(p, 0) > 0 for p in ports), served  # both took the load
+        with load.frozen() as in_flight:
+            os.kill(old, signal.SIGKILL)
+            # until the kernel has closed its sockets (no live process left)
+            wait_until(lambda: component_pid(launcher, "gateway-1") != old, 30,
+                       "the killed gateway to be gone")
+        # gRPC while gateway-1 is away: refused connections are retried on the other one
+        stub = pb_grpc.GRPCInferenceServiceStub(ch)
+        for _ in range(20):
+            down = component_pid(launcher, "gateway-1") is None
+            try:
+                stub.ModelInfer(OIP_REQUEST, timeout=30)
+            except grpc.RpcError as exc:
+                grpc_errors.append(f"{exc.code().name}: {exc.details()}")
+            during_outage += down
+        new = wait_until(lambda: (pid := component_pid(launcher, "gateway-1")) not in
+                         (None, old) and pid, 60, "the launcher to restart gateway-1")
+        # both gateways take traffic again
+        after_restart = edge.requests_per_host()
+        wait_until(lambda: all(edge.requests_per_host()[p] > after_restart[p] for p in ports),
+                   60, "both gateways to serve again")
+        load.wait_for(20)
+    failed = [f"{a.status}: {a.body}" for a in load.failures()] + load.errors
+    print(f"in flight at the kill: {in_flight}; failed: {len(failed)} of "
+          f"{len(load.answers) + len(load.errors)} {failed[:3]}; gRPC during the outage: "
+          f"{during_outage}")
+    assert new != old
+    assert len(failed) <= in_flight, f"{len(failed)} failed, {in_flight} in flight: {failed[:6]}"
+    assert during_outage > 0, "no gRPC call was made while gateway-1 was down"
+    assert not grpc_errors, grpc_errors
+
+
+def test_a_sigkilled_envoy_comes_back(edge: Edge) -> None:
+    launcher = edge.plat.proc.pid
+    old = component_pid(launcher, "envoy")
+    assert old is not None
+    os.kill(old, signal.SIGKILL)
+    new = wait_until(lambda: (pid := component_pid(launcher, "envoy")) not in (None, old)
+                     and pid, 60, "the launcher to restart Envoy")
+    assert new != old
+
+    def served() -> bool:
+        try:
+            return httpx.post(f"{edge.url}/v1/services/tagged/infer", json=BODY,
+                              timeout=30).status_code == 200
+        except httpx.TransportError:  # not listening yet
+            return False
+
+    wait_until(served, 60, "Envoy to serve again")
+    record = json.loads((edge.plat.home / "run" / "components.json").read_text())
+    envoy = record["components"]["envoy"]
+    assert envoy["crashes"][-1]["reason"] == "killed by SIGKILL"
+    wait_until(lambda: json.loads((edge.plat.home / "run" / "components.json").read_text())
+               ["components"]["envoy"]["state"] == "running", 60, "the record to say running")
+
+
+def test_no_envoy_binary_fails_up_at_once(tmp_path: Path) -> None:
+    env = {**os.environ, "MODELPORT_ENVOY": str(tmp_path / "no-such-envoy")}
+    home = tmp_path / "home"
+    done = subprocess.run([str(BIN / "modelport"), "up", "--home", str(home), "--port", "0",
+                           "--envoy-port", "0"], capture_output=True, text=True, timeout=60,
+                          env=env, cwd=ROOT)
+    assert done.returncode != 0
+    said = done.stdout + done.stderr
+    assert "MODELPORT_ENVOY" in said and "make venv" in said, said
+    assert not (home / "run" / "components.json").exists()
+    # the launcher itself (what `up` execs) refuses before it starts a component
+    done = subprocess.run([sys.executable, "-m", "modelport.launcher", "up", "--home",
+                           str(home), "--port", "0", "--envoy-port", "0"],
+                          capture_output=True, text=True, timeout=60, env=env, cwd=ROOT)
+    assert done.returncode == 1
+    assert "MODELPORT_ENVOY" in done.stderr and "make venv" in done.stderr, done.stderr
+    assert not (home / "run" / "components.json").exists()
+    assert not any((home / "logs").glob("*.log"))  # no component ever started
