@@ -116,8 +116,9 @@ def _when(ts: float) -> str:
 
 
 def status(url: UrlOpt = None, as_json: JsonOpt = False) -> None:
-    """The platform's components (state, pid, restarts, last crash), then per
-    GitOps-managed service: sync status, commit, health, last error, last sync."""
+    """The platform's components (state, pid, restarts, last crash), then per GitOps
+    repository the commit in force, one being applied and its Synced/Progressing conditions,
+    and per managed service: sync status, commit, health, last error, last sync."""
     with Client(url) as c:
         platform, source = components_view.fetch(c)
         if platform is not None and not as_json:
@@ -135,6 +136,13 @@ def status(url: UrlOpt = None, as_json: JsonOpt = False) -> None:
         print(f"source {s['id']}  ({s['mode']})")
         print(f"  head {s['head'][:12]}  synced {s['synced_commit'][:12] or '-'}  last sync "
               f"{_when(s['last_sync'])}  prune {'on' if s['prune'] else 'off'}")
+        if s.get("applying"):
+            attempts = s.get("apply_attempts", 1)
+            print(f"  applying {s['applying'][:12]} (attempt {attempts}, since "
+                  f"{_when(s.get('applying_since', 0.0))})")
+        for cond in s.get("conditions", []):
+            print(f"  {cond['type']}: {'True' if cond['status'] else 'False'} "
+                  f"{cond['reason']}: {cond['message']}")
         if s["message"]:
             print(f"  not applied: {s['message']}")
         if s["uncommitted"]:

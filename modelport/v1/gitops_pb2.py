@@ -22,37 +22,46 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from modelport.v1 import registry_pb2 as modelport_dot_v1_dot_registry__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19modelport/v1/gitops.proto\x12\x0cmodelport.v1\"\xbe\x01\n\x13GitOpsServiceStatus\x12\x0f\n\x07service\x18\x01 \x01(\t\x12\x0e\n\x06source\x18\x02 \x01(\t\x12\x0c\n\x04sync\x18\x03 \x01(\t\x12\x0e\n\x06\x63ommit\x18\x04 \x01(\t\x12\x0c\n\x04\x66ile\x18\x05 \x01(\t\x12\x0c\n\x04line\x18\x06 \x01(\x05\x12\x0f\n\x07message\x18\x07 \x01(\t\x12\x11\n\tlast_sync\x18\x08 \x01(\x01\x12\x14\n\x0c\x64\x65sired_hash\x18\t \x01(\t\x12\x12\n\nupdated_at\x18\n \x01(\x01\"O\n\x10GitOpsSyncRecord\x12\x0e\n\x06\x63ommit\x18\x01 \x01(\t\x12\n\n\x02ts\x18\x02 \x01(\x01\x12\x0e\n\x06result\x18\x03 \x01(\t\x12\x0f\n\x07message\x18\x04 \x01(\t\"\xab\x02\n\x0cGitOpsSource\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04repo\x18\x02 \x01(\t\x12\x0e\n\x06\x62ranch\x18\x03 \x01(\t\x12\x0c\n\x04path\x18\x04 \x01(\t\x12\x0c\n\x04mode\x18\x05 \x01(\t\x12\x0c\n\x04head\x18\x06 \x01(\t\x12\x15\n\rsynced_commit\x18\x07 \x01(\t\x12\x13\n\x0buncommitted\x18\x08 \x03(\t\x12\x0f\n\x07message\x18\t \x01(\t\x12\r\n\x05notes\x18\n \x03(\t\x12\r\n\x05prune\x18\x0b \x01(\x08\x12\x11\n\tlast_sync\x18\x0c \x01(\x01\x12\x11\n\theartbeat\x18\r \x01(\x01\x12\x15\n\rsync_requests\x18\x0e \x01(\x03\x12/\n\x07history\x18\x0f \x03(\x0b\x32\x1e.modelport.v1.GitOpsSyncRecord\"P\n\x0bGitOpsEvent\x12\x0f\n\x07service\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x0f\n\x07message\x18\x03 \x01(\t\x12\x0f\n\x07warning\x18\x04 \x01(\x08\"\xcf\x01\n\x13ReportGitOpsRequest\x12*\n\x06source\x18\x01 \x01(\x0b\x32\x1a.modelport.v1.GitOpsSource\x12\x33\n\x08services\x18\x02 \x03(\x0b\x32!.modelport.v1.GitOpsServiceStatus\x12)\n\x06\x65vents\x18\x03 \x03(\x0b\x32\x19.modelport.v1.GitOpsEvent\x12,\n\x04sync\x18\x04 \x01(\x0b\x32\x1e.modelport.v1.GitOpsSyncRecord\"\"\n\x10GetGitOpsRequest\x12\x0e\n\x06source\x18\x01 \x01(\t\"o\n\x0bGitOpsState\x12+\n\x07sources\x18\x01 \x03(\x0b\x32\x1a.modelport.v1.GitOpsSource\x12\x33\n\x08services\x18\x02 \x03(\x0b\x32!.modelport.v1.GitOpsServiceStatus\"3\n\x12RequestSyncRequest\x12\r\n\x05repos\x18\x01 \x03(\t\x12\x0e\n\x06\x62ranch\x18\x02 \x01(\t\"&\n\x13RequestSyncResponse\x12\x0f\n\x07sources\x18\x01 \x03(\t\"C\n\x0fWaitSyncRequest\x12\x0e\n\x06source\x18\x01 \x01(\t\x12\r\n\x05\x61\x66ter\x18\x02 \x01(\x03\x12\x11\n\ttimeout_s\x18\x03 \x01(\x01\")\n\x10WaitSyncResponse\x12\x15\n\rsync_requests\x18\x01 \x01(\x03\x32\xb2\x02\n\x06GitOps\x12G\n\x06Report\x12!.modelport.v1.ReportGitOpsRequest\x1a\x1a.modelport.v1.GitOpsSource\x12@\n\x03Get\x12\x1e.modelport.v1.GetGitOpsRequest\x1a\x19.modelport.v1.GitOpsState\x12R\n\x0bRequestSync\x12 .modelport.v1.RequestSyncRequest\x1a!.modelport.v1.RequestSyncResponse\x12I\n\x08WaitSync\x12\x1d.modelport.v1.WaitSyncRequest\x1a\x1e.modelport.v1.WaitSyncResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19modelport/v1/gitops.proto\x12\x0cmodelport.v1\x1a\x1bmodelport/v1/registry.proto\"\xbe\x01\n\x13GitOpsServiceStatus\x12\x0f\n\x07service\x18\x01 \x01(\t\x12\x0e\n\x06source\x18\x02 \x01(\t\x12\x0c\n\x04sync\x18\x03 \x01(\t\x12\x0e\n\x06\x63ommit\x18\x04 \x01(\t\x12\x0c\n\x04\x66ile\x18\x05 \x01(\t\x12\x0c\n\x04line\x18\x06 \x01(\x05\x12\x0f\n\x07message\x18\x07 \x01(\t\x12\x11\n\tlast_sync\x18\x08 \x01(\x01\x12\x14\n\x0c\x64\x65sired_hash\x18\t \x01(\t\x12\x12\n\nupdated_at\x18\n \x01(\x01\"O\n\x10GitOpsSyncRecord\x12\x0e\n\x06\x63ommit\x18\x01 \x01(\t\x12\n\n\x02ts\x18\x02 \x01(\x01\x12\x0e\n\x06result\x18\x03 \x01(\t\x12\x0f\n\x07message\x18\x04 \x01(\t\"\x9a\x03\n\x0cGitOpsSource\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04repo\x18\x02 \x01(\t\x12\x0e\n\x06\x62ranch\x18\x03 \x01(\t\x12\x0c\n\x04path\x18\x04 \x01(\t\x12\x0c\n\x04mode\x18\x05 \x01(\t\x12\x0c\n\x04head\x18\x06 \x01(\t\x12\x15\n\rsynced_commit\x18\x07 \x01(\t\x12\x13\n\x0buncommitted\x18\x08 \x03(\t\x12\x0f\n\x07message\x18\t \x01(\t\x12\r\n\x05notes\x18\n \x03(\t\x12\r\n\x05prune\x18\x0b \x01(\x08\x12\x11\n\tlast_sync\x18\x0c \x01(\x01\x12\x11\n\theartbeat\x18\r \x01(\x01\x12\x15\n\rsync_requests\x18\x0e \x01(\x03\x12/\n\x07history\x18\x0f \x03(\x0b\x32\x1e.modelport.v1.GitOpsSyncRecord\x12\x10\n\x08\x61pplying\x18\x10 \x01(\t\x12\x16\n\x0e\x61pplying_since\x18\x11 \x01(\x01\x12\x16\n\x0e\x61pply_attempts\x18\x12 \x01(\x05\x12+\n\nconditions\x18\x13 \x03(\x0b\x32\x17.modelport.v1.Condition\"P\n\x0bGitOpsEvent\x12\x0f\n\x07service\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x0f\n\x07message\x18\x03 \x01(\t\x12\x0f\n\x07warning\x18\x04 \x01(\x08\"\xe1\x01\n\x13ReportGitOpsRequest\x12*\n\x06source\x18\x01 \x01(\x0b\x32\x1a.modelport.v1.GitOpsSource\x12\x33\n\x08services\x18\x02 \x03(\x0b\x32!.modelport.v1.GitOpsServiceStatus\x12)\n\x06\x65vents\x18\x03 \x03(\x0b\x32\x19.modelport.v1.GitOpsEvent\x12,\n\x04sync\x18\x04 \x01(\x0b\x32\x1e.modelport.v1.GitOpsSyncRecord\x12\x10\n\x08\x61pplying\x18\x05 \x01(\t\"\"\n\x10GetGitOpsRequest\x12\x0e\n\x06source\x18\x01 \x01(\t\"o\n\x0bGitOpsState\x12+\n\x07sources\x18\x01 \x03(\x0b\x32\x1a.modelport.v1.GitOpsSource\x12\x33\n\x08services\x18\x02 \x03(\x0b\x32!.modelport.v1.GitOpsServiceStatus\"3\n\x12RequestSyncRequest\x12\r\n\x05repos\x18\x01 \x03(\t\x12\x0e\n\x06\x62ranch\x18\x02 \x01(\t\"&\n\x13RequestSyncResponse\x12\x0f\n\x07sources\x18\x01 \x03(\t\"C\n\x0fWaitSyncRequest\x12\x0e\n\x06source\x18\x01 \x01(\t\x12\r\n\x05\x61\x66ter\x18\x02 \x01(\x03\x12\x11\n\ttimeout_s\x18\x03 \x01(\x01\")\n\x10WaitSyncResponse\x12\x15\n\rsync_requests\x18\x01 \x01(\x03\"c\n\x12GitOpsServiceWrite\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\'\n\x04spec\x18\x02 \x01(\x0b\x32\x19.modelport.v1.ServiceSpec\x12\x16\n\x0epackage_digest\x18\x03 \x01(\t\"\xa1\x02\n\x12\x41pplyCommitRequest\x12*\n\x06source\x18\x01 \x01(\x0b\x32\x1a.modelport.v1.GitOpsSource\x12\x0e\n\x06\x63ommit\x18\x02 \x01(\t\x12\x32\n\x08services\x18\x03 \x03(\x0b\x32 .modelport.v1.GitOpsServiceWrite\x12\r\n\x05prune\x18\x04 \x03(\t\x12\x33\n\x08statuses\x18\x05 \x03(\x0b\x32!.modelport.v1.GitOpsServiceStatus\x12)\n\x06\x65vents\x18\x06 \x03(\x0b\x32\x19.modelport.v1.GitOpsEvent\x12,\n\x04sync\x18\x07 \x01(\x0b\x32\x1e.modelport.v1.GitOpsSyncRecord\"^\n\x14GitOpsAppliedService\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\x05\x12\x17\n\x0fversion_created\x18\x04 \x01(\x08\"w\n\x13\x41pplyCommitResponse\x12*\n\x06source\x18\x01 \x01(\x0b\x32\x1a.modelport.v1.GitOpsSource\x12\x34\n\x08services\x18\x02 \x03(\x0b\x32\".modelport.v1.GitOpsAppliedService2\x86\x03\n\x06GitOps\x12G\n\x06Report\x12!.modelport.v1.ReportGitOpsRequest\x1a\x1a.modelport.v1.GitOpsSource\x12@\n\x03Get\x12\x1e.modelport.v1.GetGitOpsRequest\x1a\x19.modelport.v1.GitOpsState\x12R\n\x0bRequestSync\x12 .modelport.v1.RequestSyncRequest\x1a!.modelport.v1.RequestSyncResponse\x12I\n\x08WaitSync\x12\x1d.modelport.v1.WaitSyncRequest\x1a\x1e.modelport.v1.WaitSyncResponse\x12R\n\x0b\x41pplyCommit\x12 .modelport.v1.ApplyCommitRequest\x1a!.modelport.v1.ApplyCommitResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'modelport.v1.gitops_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_GITOPSSERVICESTATUS']._serialized_start=44
-  _globals['_GITOPSSERVICESTATUS']._serialized_end=234
-  _globals['_GITOPSSYNCRECORD']._serialized_start=236
-  _globals['_GITOPSSYNCRECORD']._serialized_end=315
-  _globals['_GITOPSSOURCE']._serialized_start=318
-  _globals['_GITOPSSOURCE']._serialized_end=617
-  _globals['_GITOPSEVENT']._serialized_start=619
-  _globals['_GITOPSEVENT']._serialized_end=699
-  _globals['_REPORTGITOPSREQUEST']._serialized_start=702
-  _globals['_REPORTGITOPSREQUEST']._serialized_end=909
-  _globals['_GETGITOPSREQUEST']._serialized_start=911
-  _globals['_GETGITOPSREQUEST']._serialized_end=945
-  _globals['_GITOPSSTATE']._serialized_start=947
-  _globals['_GITOPSSTATE']._serialized_end=1058
-  _globals['_REQUESTSYNCREQUEST']._serialized_start=1060
-  _globals['_REQUESTSYNCREQUEST']._serialized_end=1111
-  _globals['_REQUESTSYNCRESPONSE']._serialized_start=1113
-  _globals['_REQUESTSYNCRESPONSE']._serialized_end=1151
-  _globals['_WAITSYNCREQUEST']._serialized_start=1153
-  _globals['_WAITSYNCREQUEST']._serialized_end=1220
-  _globals['_WAITSYNCRESPONSE']._serialized_start=1222
-  _globals['_WAITSYNCRESPONSE']._serialized_end=1263
-  _globals['_GITOPS']._serialized_start=1266
-  _globals['_GITOPS']._serialized_end=1572
+  _globals['_GITOPSSERVICESTATUS']._serialized_start=73
+  _globals['_GITOPSSERVICESTATUS']._serialized_end=263
+  _globals['_GITOPSSYNCRECORD']._serialized_start=265
+  _globals['_GITOPSSYNCRECORD']._serialized_end=344
+  _globals['_GITOPSSOURCE']._serialized_start=347
+  _globals['_GITOPSSOURCE']._serialized_end=757
+  _globals['_GITOPSEVENT']._serialized_start=759
+  _globals['_GITOPSEVENT']._serialized_end=839
+  _globals['_REPORTGITOPSREQUEST']._serialized_start=842
+  _globals['_REPORTGITOPSREQUEST']._serialized_end=1067
+  _globals['_GETGITOPSREQUEST']._serialized_start=1069
+  _globals['_GETGITOPSREQUEST']._serialized_end=1103
+  _globals['_GITOPSSTATE']._serialized_start=1105
+  _globals['_GITOPSSTATE']._serialized_end=1216
+  _globals['_REQUESTSYNCREQUEST']._serialized_start=1218
+  _globals['_REQUESTSYNCREQUEST']._serialized_end=1269
+  _globals['_REQUESTSYNCRESPONSE']._serialized_start=1271
+  _globals['_REQUESTSYNCRESPONSE']._serialized_end=1309
+  _globals['_WAITSYNCREQUEST']._serialized_start=1311
+  _globals['_WAITSYNCREQUEST']._serialized_end=1378
+  _globals['_WAITSYNCRESPONSE']._serialized_start=1380
+  _globals['_WAITSYNCRESPONSE']._serialized_end=1421
+  _globals['_GITOPSSERVICEWRITE']._serialized_start=1423
+  _globals['_GITOPSSERVICEWRITE']._serialized_end=1522
+  _globals['_APPLYCOMMITREQUEST']._serialized_start=1525
+  _globals['_APPLYCOMMITREQUEST']._serialized_end=1814
+  _globals['_GITOPSAPPLIEDSERVICE']._serialized_start=1816
+  _globals['_GITOPSAPPLIEDSERVICE']._serialized_end=1910
+  _globals['_APPLYCOMMITRESPONSE']._serialized_start=1912
+  _globals['_APPLYCOMMITRESPONSE']._serialized_end=2031
+  _globals['_GITOPS']._serialized_start=2034
+  _globals['_GITOPS']._serialized_end=2424
 # @@protoc_insertion_point(module_scope)

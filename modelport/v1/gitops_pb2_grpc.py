@@ -54,6 +54,11 @@ class GitOpsStub:
                 request_serializer=modelport_dot_v1_dot_gitops__pb2.WaitSyncRequest.SerializeToString,
                 response_deserializer=modelport_dot_v1_dot_gitops__pb2.WaitSyncResponse.FromString,
                 _registered_method=True)
+        self.ApplyCommit = channel.unary_unary(
+                '/modelport.v1.GitOps/ApplyCommit',
+                request_serializer=modelport_dot_v1_dot_gitops__pb2.ApplyCommitRequest.SerializeToString,
+                response_deserializer=modelport_dot_v1_dot_gitops__pb2.ApplyCommitResponse.FromString,
+                _registered_method=True)
 
 
 class GitOpsServicer:
@@ -83,6 +88,12 @@ class GitOpsServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ApplyCommit(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_GitOpsServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -105,6 +116,11 @@ def add_GitOpsServicer_to_server(servicer, server):
                     servicer.WaitSync,
                     request_deserializer=modelport_dot_v1_dot_gitops__pb2.WaitSyncRequest.FromString,
                     response_serializer=modelport_dot_v1_dot_gitops__pb2.WaitSyncResponse.SerializeToString,
+            ),
+            'ApplyCommit': grpc.unary_unary_rpc_method_handler(
+                    servicer.ApplyCommit,
+                    request_deserializer=modelport_dot_v1_dot_gitops__pb2.ApplyCommitRequest.FromString,
+                    response_serializer=modelport_dot_v1_dot_gitops__pb2.ApplyCommitResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -215,6 +231,33 @@ class GitOps:
             '/modelport.v1.GitOps/WaitSync',
             modelport_dot_v1_dot_gitops__pb2.WaitSyncRequest.SerializeToString,
             modelport_dot_v1_dot_gitops__pb2.WaitSyncResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ApplyCommit(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelport.v1.GitOps/ApplyCommit',
+            modelport_dot_v1_dot_gitops__pb2.ApplyCommitRequest.SerializeToString,
+            modelport_dot_v1_dot_gitops__pb2.ApplyCommitResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -95,7 +95,7 @@ def build_app(settings: GatewaySettings, dataplane: DataPlane,
                        WebSocketEndpoint(dataplane, settings.max_body_bytes).handle),
         *mgmt.routes(),
         *GitOpsApi(settings.registry_address, registry,
-                   settings.gitops_webhook_secret).routes(),
+                   settings.gitops_webhook_secret, upload=mgmt.upload).routes(),
     ]
     oip = OipModels(dataplane, registry_ready_probe(settings.registry_address))
     routes += [*OipRestApi(oip, settings.max_body_bytes).routes(),

@@ -1,9 +1,12 @@
-"""gRPC face of the GitOps sync state: watchers report, the gateway reads and nudges.
+"""gRPC face of the GitOps sync state: watchers report and apply, the gateway reads and
+nudges.
 
 The registry is the source of truth, so what a watcher found (per service: sync status,
-commit, file and line, error) lives here and survives restarts of the watcher. Webhooks
-bump a source's `sync_requests` counter; a watcher blocks in `WaitSync` until it moves,
-so a push reaches the watcher without the watcher polling.
+commit, file and line, error) lives here and survives restarts of the watcher. A commit
+goes in force only through `ApplyCommit` (gitops_apply.py: one transaction); `Report`
+records a commit that cannot be applied, or the intent to apply one (gitops_state.py).
+Webhooks bump a source's `sync_requests` counter; a watcher blocks in `WaitSync` until it
+moves, so a push reaches the watcher without the watcher polling.
 """
 
 from __future__ import annotations
@@ -16,10 +19,10 @@ import grpc
 from google.protobuf.json_format import MessageToDict, ParseDict
 
 from modelport.v1 import gitops_pb2, gitops_pb2_grpc
+from services.registry import gitops_state
+from services.registry.gitops_apply import CommitApplier
 from services.registry.store.base import EventRecord, Store
 from services.rpc.errors import translate_errors
-
-HISTORY = 20
 
 
 def _dict(msg: object) -> dict:
@@ -52,8 +55,9 @@ def repo_keys(repo: str) -> set[str]:
 
 
 class GitOpsServicer(gitops_pb2_grpc.GitOpsServicer):
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, applier: CommitApplier) -> None:
         self.store = store
+        self.applier = applier
         self._changed = asyncio.Condition()
 
     def _source(self, source_id: str) -> dict:
@@ -68,28 +72,27 @@ class GitOpsServicer(gitops_pb2_grpc.GitOpsServicer):
         now = time.time()
         new = _dict(request.source)
         old = self._source(new["id"])
-        # the webhook counter belongs to the registry, the history grows here
-        new["sync_requests"] = int(old.get("sync_requests", 0))
-        history = list(old.get("history", []))
-        if request.HasField("sync"):
-            rec = _dict(request.sync)
-            rec.setdefault("ts", now)
-            history = (history + [rec])[-HISTORY:]
-        new["history"] = history
-        new["heartbeat"] = now
-        self.store.put_gitops_source(new)
-        rows = []
-        for st in request.services:
-            row = _dict(st)
-            row["source"] = new["id"]
-            row["updated_at"] = now
-            rows.append(row)
-        self.store.replace_gitops_services(new["id"], rows)
-        for e in request.events:
-            self.store.add_event(EventRecord(now, e.service, e.service, 0,
-                                             "Warning" if e.warning else "Normal", e.reason,
-                                             e.message))
-        return ParseDict(new, gitops_pb2.GitOpsSource(), ignore_unknown_fields=True)
+        if request.applying:  # intent only: statuses, history and events stay as they are
+            rec = gitops_state.applying(new, old, request.applying, now)
+            self.store.put_gitops_source(rec)
+            return gitops_state.to_proto(rec)
+        sync = _dict(request.sync) if request.HasField("sync") else None
+        rec = gitops_state.reported(new, old, sync, now)
+        rows = [{**_dict(st), "source": new["id"], "updated_at": now}
+                for st in request.services]
+        with self.store.transaction():
+            self.store.put_gitops_source(rec)
+            self.store.replace_gitops_services(new["id"], rows)
+            for e in request.events:
+                self.store.add_event(EventRecord(now, e.service, e.service, 0,
+                                                 "Warning" if e.warning else "Normal",
+                                                 e.reason, e.message))
+        return gitops_state.to_proto(rec)
+
+    @translate_errors
+    async def ApplyCommit(self, request: gitops_pb2.ApplyCommitRequest,
+                          context: grpc.aio.ServicerContext) -> gitops_pb2.ApplyCommitResponse:
+        return self.applier.apply(request)
 
     @translate_errors
     async def Get(self, request: gitops_pb2.GetGitOpsRequest,
@@ -98,8 +101,7 @@ class GitOpsServicer(gitops_pb2_grpc.GitOpsServicer):
                    if not request.source or s["id"] == request.source]
         services = self.store.list_gitops_services(request.source)
         return gitops_pb2.GitOpsState(
-            sources=[ParseDict(s, gitops_pb2.GitOpsSource(), ignore_unknown_fields=True)
-                     for s in sources],
+            sources=[gitops_state.to_proto(s) for s in sources],
             services=[ParseDict(s, gitops_pb2.GitOpsServiceStatus(), ignore_unknown_fields=True)
                       for s in services])
 

@@ -23,6 +23,7 @@ from services.registry.blobs import PackageStore
 from services.registry.controller.activity import Activity
 from services.registry.controller.loop import ControllerLoop
 from services.registry.credentials import load_signing_key
+from services.registry.gitops_apply import CommitApplier
 from services.registry.gitops_sources import GitOpsServicer
 from services.registry.metrics import METRICS
 from services.registry.ownership import OwnershipInterceptor
@@ -66,7 +67,8 @@ async def serve(settings: RegistrySettings) -> None:
                ["modelport.v1.Registry"])
     server.add(agents_pb2_grpc.add_AgentsServicer_to_server, AgentsServicer(agents),
                ["modelport.v1.Agents"])
-    server.add(gitops_pb2_grpc.add_GitOpsServicer_to_server, GitOpsServicer(store),
+    applier = CommitApplier(store, packages, controller.trigger, layout.root / "faults")
+    server.add(gitops_pb2_grpc.add_GitOpsServicer_to_server, GitOpsServicer(store, applier),
                ["modelport.v1.GitOps"])
     tasks = TaskQueue(SqliteTaskStore(store.db), ttl_s=settings.task_ttl_s,
                       lease_s=settings.task_lease_s)

@@ -39,6 +39,33 @@ def slug(text: str) -> str:
     return f"{base}-{secrets.token_hex(3)}"
 
 
+def add_package_version(store: Store, model: str, pkg: Package, service: str) -> VersionRecord:
+    """A new version of ``model`` holding ``pkg`` (numbered next), with its VersionCreated
+    event; also what GitOps.ApplyCommit uses (gitops_apply.py)."""
+    v = store.add_version(VersionRecord(
+        model=model, number=0, digest=pkg.digest, kind=pkg.kind,
+        config_json=json.dumps(pkg.config), interface_json=json.dumps(pkg.interface()),
+        requirements=pkg.requirements, python=pkg.python or "", package_dir=str(pkg.root)))
+    store.add_event(EventRecord(time.time(), service, model, v.number, "Normal",
+                                "VersionCreated",
+                                f"version {v.number} created from package {pkg.digest[:19]}"))
+    return v
+
+
+def runtime_for(spec: ServiceSpec, asked: str, kind: str) -> ServiceSpec:
+    """A custom image package (kind ``image``) runs on docker: a spec that leaves the
+    runtime out gets it; one asking for ``process`` is refused."""
+    if kind != "image":
+        return spec
+    if asked == "process":
+        raise invalid("service.runtime_not_docker",
+                      "the package is a custom image (model_type Image), which runs "
+                      "only as a container, and the spec asks for runtime: process",
+                      "leave runtime out of the spec, or set runtime: docker",
+                      path="$.spec.runtime")
+    return spec if spec.runtime == "docker" else spec.replace(runtime="docker")
+
+
 class RegistryServicer(registry_pb2_grpc.RegistryServicer):
     def __init__(self, store: Store, packages: PackageStore, builder: builder_pb2_grpc.BuilderStub,
                  serving: Serving, trigger: Callable[[], None]) -> None:
@@ -88,26 +115,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServicer):
         existing = self.store.find_version_by_digest(model, pkg.digest)
         if existing is not None and existing.state != "failed":
             return existing, False
-        v = self.store.add_version(VersionRecord(
-            model=model, number=0, digest=pkg.digest, kind=pkg.kind,
-            config_json=json.dumps(pkg.config), interface_json=json.dumps(pkg.interface()),
-            requirements=pkg.requirements, python=pkg.python or "", package_dir=str(pkg.root)))
-        self._event(service, model, v.number, "VersionCreated",
-                    f"version {v.number} created from package {pkg.digest[:19]}")
-        return v, True
-
-    def _runtime_for(self, spec: ServiceSpec, asked: str, kind: str) -> ServiceSpec:
-        """A custom image package (kind ``image``) runs on docker: a spec that leaves the
-        runtime out gets it; one asking for ``process`` is refused."""
-        if kind != "image":
-            return spec
-        if asked == "process":
-            raise invalid("service.runtime_not_docker",
-                          "the package is a custom image (model_type Image), which runs "
-                          "only as a container, and the spec asks for runtime: process",
-                          "leave runtime out of the spec, or set runtime: docker",
-                          path="$.spec.runtime")
-        return spec if spec.runtime == "docker" else spec.replace(runtime="docker")
+        return add_package_version(self.store, model, pkg, service), True
 
     def _kind_of(self, spec: ServiceSpec, upload_id: str) -> str:
         """The package kind the spec will serve: the upload's, else its model version's."""
@@ -163,7 +171,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServicer):
             raise conflict("service.exists", f"a service named {name!r} already exists",
                            f"choose another name, or `modelport update {name} PACKAGE`")
         spec = ServiceSpec.from_proto(request.spec, name)
-        spec = self._runtime_for(spec, request.spec.runtime, self._kind_of(
+        spec = runtime_for(spec, request.spec.runtime, self._kind_of(
             spec, request.upload_id))
         if request.upload_id:
             self._version_from_upload(spec.model, request.upload_id, name)
@@ -183,7 +191,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServicer):
         spec = ServiceSpec.from_proto(request.spec, svc.name) if request.HasField(
             "spec") else svc.spec
         asked = request.spec.runtime if request.HasField("spec") else ""
-        spec = self._runtime_for(spec, asked, self._kind_of(spec, request.upload_id))
+        spec = runtime_for(spec, asked, self._kind_of(spec, request.upload_id))
         created = False
         if request.upload_id:
             v, created = self._version_from_upload(spec.model, request.upload_id, svc.name)

@@ -13,7 +13,9 @@ import sys
 import threading
 from pathlib import Path
 
-from modelport.errors import invalid
+import httpx
+
+from modelport.errors import ModelportError, invalid
 from services import telemetry
 from services.telemetry import tracing
 from services.watcher.loop import Watcher
@@ -63,11 +65,23 @@ def describe(result: SyncResult) -> str:
     return text
 
 
+def failed(exc: Exception, url: str) -> str:
+    """A sync that got no answer it could use, said in one line (no traceback)."""
+    if isinstance(exc, httpx.TransportError):
+        return (f"sync failed: cannot reach the platform at {url}: {exc or type(exc).__name__}"
+                " (is `modelport up` running?); nothing of the commit was applied")
+    if isinstance(exc, ModelportError):
+        return f"sync failed: {' '.join(str(exc).split())}; nothing of the commit was applied"
+    return f"sync failed: {exc}"
+
+
 def run(source: GitSource, url: str, interval: float, prune: bool | None, once: bool,
-        as_json: bool = False, stop: threading.Event | None = None) -> int:
-    """Sync until stopped (SIGINT/SIGTERM); `once` syncs one time and exits 1 on failure."""
+        as_json: bool = False, stop: threading.Event | None = None,
+        kill_after_writes: int = 0) -> int:
+    """Sync until stopped (SIGINT/SIGTERM); `once` syncs one time and exits 1 on failure.
+    ``kill_after_writes`` is fault injection for tests (platform.py)."""
     tracing.configure("watcher")  # OTEL_* set: each sync is a trace (also for `modelport watch`)
-    platform = Platform(url)
+    platform = Platform(url, kill_after_writes=kill_after_writes)
 
     def say(result: SyncResult) -> None:
         if as_json:
@@ -81,7 +95,13 @@ def run(source: GitSource, url: str, interval: float, prune: bool | None, once: 
 
     syncer = Syncer(source, platform, prune)
     if once:
-        result = syncer.sync()
+        try:
+            result = syncer.sync()
+        except (ModelportError, httpx.HTTPError, OSError, RuntimeError) as exc:
+            print(failed(exc, platform.url), file=sys.stderr, flush=True)
+            return 1
+        finally:
+            platform.close()
         say(result)
         return 0 if result.ok else 1
     stop = stop or threading.Event()
@@ -92,7 +112,7 @@ def run(source: GitSource, url: str, interval: float, prune: bool | None, once: 
           f"{platform.url}, every {interval:g}s", flush=True)
 
     def error(exc: Exception) -> None:
-        print(f"sync error (will retry): {exc}", file=sys.stderr, flush=True)
+        print(f"{failed(exc, platform.url)} (will retry)", file=sys.stderr, flush=True)
 
     Watcher(syncer, interval, on_result=say, on_error=error).run(stop)
     platform.close()
@@ -112,9 +132,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-prune", action="store_true")
     ap.add_argument("--once", action="store_true")
     ap.add_argument("--cache", default="")
+    # fault injection (tests, `make chaos`; docs/gitops.md): SIGKILL after N writes
+    ap.add_argument("--fault-kill-after-writes", type=int, default=0, help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
     telemetry.setup("watcher")  # JSON logs; OTEL_* turns on sync traces
     logging.getLogger("httpx").setLevel(logging.WARNING)
     source = make_source(a.path, a.repo, a.branch, a.subpath, a.worktree, a.cache)
     return run(source, a.url, parse_interval(a.interval), False if a.no_prune else None,
-               a.once)
+               a.once, kill_after_writes=a.fault_kill_after_writes)

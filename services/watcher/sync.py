@@ -1,17 +1,23 @@
-"""Apply one revision as a whole: validate everything, then change what differs, then prune.
+"""Apply one revision as a whole: validate everything, then write all of it at once.
 
 A sync is `prepare` (read the revision, render it, resolve packages, read the live
-services, plan) followed by `apply`. If anything of the revision is wrong — a document
+services, plan) followed by writing. If anything of the revision is wrong — a document
 that does not validate, a package that is missing or invalid, a name taken by a service
 this source does not manage — nothing of it is applied: the failing services are marked
 Failed with file, line and message, the others keep what they run. Packages are compared
 by content digest, so unchanged content never uploads, creates a version or rebuilds;
 a revert pins the older version that already holds that content.
+
+A valid revision is written in three steps (docs/gitops.md, "Atomic commits"): the intent
+(the commit this sync is about to apply, shown as `applying`), staging (new package
+content uploaded by digest, changing no service) and one `ApplyCommit`, which the registry
+carries out in a single transaction: every service, prune, event and status of the commit,
+and the commit itself as the one in force, or none of it. A sync cut short anywhere is
+simply run again (the watcher's retry, or a restarted watcher); nothing was written yet.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import tempfile
 import time
@@ -22,7 +28,7 @@ from typing import Any
 
 from opentelemetry import context as otel_context
 
-from modelport.errors import ModelportError
+from modelport.errors import Kind, ModelportError
 from modelport.package import ArchiveLimits, extract_zip, load_package, zip_directory
 from services.telemetry import tracing
 from services.watcher import diff as d
@@ -59,9 +65,10 @@ class Prepared:
 @dataclass
 class SyncResult:
     commit: str
-    applied: bool  # False: the revision was blocked by failures and nothing changed
+    applied: bool  # False: nothing of the revision changed (blocked, or refused)
     changes: list[d.Change]
     failures: list[DocFailure]
+    #: the service the platform refused, and why (then nothing of the commit was applied)
     errors: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     uncommitted: list[str] = field(default_factory=list)
@@ -70,23 +77,34 @@ class SyncResult:
     def ok(self) -> bool:
         return self.applied and not self.errors
 
+    @property
+    def outcome(self) -> str:
+        return "Synced" if self.ok else ("Failed" if self.errors else "Blocked")
+
+    def why(self) -> str:
+        """Why the commit was not applied."""
+        if self.failures:
+            return "; ".join(f"{f.where()}: {f.message}" for f in self.failures)
+        return "; ".join(f"the platform refused service {n}: {e}" for n, e in self.errors.items())
+
     def summary(self) -> str:
         short = self.commit[:12]
         if not self.applied:
-            return (f"commit {short} not applied: {len(self.failures)} problem(s): "
-                    + "; ".join(f"{f.where()}: {f.message}" for f in self.failures))
+            count = f"{len(self.failures)} problem(s): " if self.failures else ""
+            return f"commit {short} not applied: {count}{self.why()}"
         done = [c for c in self.changes if c.action not in ("keep",)]
         parts = [f"{c.action} {c.name}" + (" (drift)" if c.drift else "")
                  + (f" [{', '.join(str(f) for f in c.fields)}]" if c.action == "update" else "")
                  for c in done]
-        text = f"synced {short}: " + ("; ".join(parts) if parts else "no changes")
-        if self.errors:
-            text += "; errors: " + "; ".join(f"{n}: {e}" for n, e in self.errors.items())
-        return text
+        return f"synced {short}: " + ("; ".join(parts) if parts else "no changes")
 
 
 def _err(exc: Exception) -> str:
     return str(exc).replace("\n", " ")
+
+
+#: a platform answer that refuses what was sent (as opposed to one it could not give now)
+REFUSALS = (Kind.INVALID, Kind.CONFLICT, Kind.NOT_FOUND, Kind.TOO_LARGE)
 
 
 class Syncer:
@@ -101,17 +119,12 @@ class Syncer:
         self._digests: dict[tuple[str, int], str] = {}  # (model, version) -> digest
         self._previous: dict[str, dict[str, Any]] | None = None
         self._last_record: tuple[str, str] = ("", "")
-        self._source_row: dict[str, Any] = {}
 
     # reading ----------------------------------------------------------------------------
     def previous(self) -> dict[str, dict[str, Any]]:
         """Last reported status per service (from the registry on first use)."""
         if self._previous is None:
-            state = self.platform.gitops(self.source.id)
-            rows = state.get("services", [])
-            for src in state.get("sources", []):
-                if src.get("id") == self.source.id:
-                    self._source_row = src
+            rows = self.platform.gitops(self.source.id).get("services", [])
             self._previous = {r["service"]: r for r in rows if r.get("source") == self.source.id}
         return self._previous
 
@@ -259,21 +272,37 @@ class Syncer:
                         pinned)
 
     # writing ----------------------------------------------------------------------------
-    def _spec_doc(self, desired: Desired, commit: str, model: tuple[str, int] | None) -> str:
+    def _spec_doc(self, desired: Desired, commit: str, model: tuple[str, int]) -> dict[str, Any]:
         doc = desired.service.model_dump(by_alias=True, exclude={"spec": {"package"}})
         doc["metadata"]["annotations"] = self._annotations(desired, commit)
-        if model is not None:
-            doc["spec"]["model"] = {"name": model[0], "version": model[1]}
-        return json.dumps(doc)
+        doc["spec"]["model"] = {"name": model[0], "version": model[1]}
+        return doc
 
-    def _apply_one(self, p: Prepared, change: d.Change) -> None:
+    def _stage(self, p: Prepared, pkg: PackageInfo) -> None:
+        """Upload a package's content (stored by digest; no service changes)."""
+        entry = p.snapshot.entry(pkg.path)
+        assert entry is not None
+        with tempfile.TemporaryDirectory(prefix="modelport-gitops-") as tmp:
+            if entry.kind == "tree":
+                p.snapshot.export(pkg.path, Path(tmp) / "pkg")
+                zip_directory(Path(tmp) / "pkg", Path(tmp) / "pkg.zip")
+            else:
+                p.snapshot.export(pkg.path, Path(tmp) / "pkg.zip")
+            digest = self.platform.stage(Path(tmp) / "pkg.zip")
+        if digest != pkg.digest:
+            raise RuntimeError(f"the platform stored {pkg.path} as {digest[:19]}, not as "
+                               f"{pkg.digest[:19]} as read from the commit")
+
+    def _write(self, p: Prepared, change: d.Change, staged: set[str]) -> dict[str, Any]:
+        """One service as ApplyCommit writes it: the declared spec, pinned to the registry
+        version that holds its package content, or naming that content (staged now, once
+        per digest) when no version of its model holds it yet."""
         desired = p.rendered.services[change.name]
         commit = p.snapshot.commit
         spec = desired.service.spec
         if spec.model is not None:
-            self.platform.apply(change.name, self._spec_doc(
-                desired, commit, (spec.model.name, spec.model.version)))
-            return
+            return {"name": change.name, "spec": self._spec_doc(
+                desired, commit, (spec.model.name, spec.model.version))}
         pkg = p.packages[change.name]
         cur = p.live.get(change.name)
         if cur is not None and cur.spec.get("package") == pkg.digest and p.pinned.get(
@@ -281,23 +310,38 @@ class Syncer:
             version = p.pinned[change.name]
         else:
             version = self._find_version(change.name, pkg.digest)
-        if not version:  # new content: upload it once, then pin the version it became
-            entry = p.snapshot.entry(pkg.path)
-            assert entry is not None
-            with tempfile.TemporaryDirectory(prefix="modelport-gitops-") as tmp:
-                if entry.kind == "tree":
-                    p.snapshot.export(pkg.path, Path(tmp) / "pkg")
-                    zip_directory(Path(tmp) / "pkg", Path(tmp) / "pkg.zip")
-                else:
-                    p.snapshot.export(pkg.path, Path(tmp) / "pkg.zip")
-                self.platform.apply(change.name, self._spec_doc(desired, commit, None),
-                                    Path(tmp) / "pkg.zip")
-            version = self._find_version(change.name, pkg.digest)
-            if not version:
-                raise RuntimeError(f"the registry has no version of {change.name} with digest "
-                                   f"{pkg.digest[:19]} after the upload")
-        self.platform.apply(change.name, self._spec_doc(desired, commit,
-                                                        (change.name, version)))
+        if version:
+            return {"name": change.name,
+                    "spec": self._spec_doc(desired, commit, (change.name, version))}
+        if pkg.digest not in staged:
+            self._stage(p, pkg)
+            staged.add(pkg.digest)
+        return {"name": change.name, "spec": self._spec_doc(desired, commit, (change.name, 0)),
+                "package": pkg.digest}
+
+    def _events(self, p: Prepared) -> list[dict[str, Any]]:
+        commit = p.snapshot.commit
+        events: list[dict[str, Any]] = []
+        for change in p.changes:
+            where = f"{change.file} at commit {commit[:12]}"
+            what = "; ".join(str(f) for f in change.fields if f.field != "model")
+            if change.action in ("keep", "orphan"):
+                continue
+            if change.drift:
+                events.append({"service": change.name, "reason": "GitOpsDriftCorrected",
+                               "warning": True, "message": f"changed outside git ({what}); "
+                               f"restored from {where}"})
+            elif change.action == "create":
+                events.append({"service": change.name, "reason": "GitOpsCreated",
+                               "message": f"created from {where}"})
+            elif change.action == "update":
+                events.append({"service": change.name, "reason": "GitOpsUpdated",
+                               "message": f"updated from {where}: {what}"})
+            elif change.action == "prune":
+                events.append({"service": change.name, "reason": "GitOpsPruned",
+                               "message": f"pruned: no longer declared in {self.source.id} "
+                               f"at commit {commit[:12]} (was {change.file})"})
+        return events
 
     def sync(self) -> SyncResult:
         """One sync, as a trace of its own (its REST calls join it at the gateway)."""
@@ -314,35 +358,56 @@ class Syncer:
         commit = p.snapshot.commit
         result = SyncResult(commit, not p.failures, p.changes, p.failures,
                             notes=p.rendered.notes, uncommitted=p.snapshot.uncommitted)
-        events: list[dict[str, Any]] = []
-        if result.applied:
-            for change in p.changes:
-                where = f"{change.file} at commit {commit[:12]}"
-                try:
-                    if change.action in ("create", "update"):
-                        self._apply_one(p, change)
-                    elif change.action == "prune":
-                        self.platform.delete(change.name)
-                except (ModelportError, OSError, RuntimeError) as exc:
-                    result.errors[change.name] = _err(exc)
-                    continue
-                what = "; ".join(str(f) for f in change.fields if f.field != "model")
-                if change.drift:
-                    events.append({"service": change.name, "reason": "GitOpsDriftCorrected",
-                                   "warning": True, "message": f"changed outside git ({what}); "
-                                   f"restored from {where}"})
-                elif change.action == "create":
-                    events.append({"service": change.name, "reason": "GitOpsCreated",
-                                   "message": f"created from {where}"})
-                elif change.action == "update":
-                    events.append({"service": change.name, "reason": "GitOpsUpdated",
-                                   "message": f"updated from {where}: {what}"})
-                elif change.action == "prune":
-                    events.append({"service": change.name, "reason": "GitOpsPruned",
-                                   "message": f"pruned: no longer declared in {self.source.id} "
-                                   f"at commit {commit[:12]} (was {change.file})"})
+        if not result.applied:  # blocked: nothing of it is written; say why
+            return self._not_applied(p, result)
+        writes = [c for c in p.changes if c.action in ("create", "update")]
+        prunes = [c.name for c in p.changes if c.action == "prune"]
+        if writes or prunes:  # 1. intent: shown as `applying` until the commit is in force
+            self.platform.report({"source": self._source(p, result), "applying": commit})
+        staged: set[str] = set()
+        services = []
+        for change in writes:  # 2. stage new package content (no service changes)
+            try:
+                services.append(self._write(p, change, staged))
+            except ModelportError as exc:
+                if exc.kind not in REFUSALS:
+                    raise  # the platform could not answer now: the whole sync is retried
+                result.applied = False
+                result.errors[change.name] = _err(exc)
+                return self._not_applied(p, result)
+        events = self._events(p)
         rows = self._statuses(p, result, events)
-        self._report(p, result, rows, events)
+        body: dict[str, Any] = {"source": self._source(p, result), "commit": commit,
+                                "services": services, "prune": prunes, "statuses": rows,
+                                "events": events}
+        record = self._record(p, result, events)
+        if record:
+            body["sync"] = record
+        try:  # 3. the whole commit, in one registry transaction
+            self.platform.apply_commit(body)
+        except ModelportError as exc:
+            refused = exc.details.get("service")
+            if not refused or exc.kind not in REFUSALS:
+                raise  # nothing was written; the whole sync is retried
+            result.applied = False
+            result.errors[str(refused)] = _err(exc)
+            return self._not_applied(p, result)
+        self._previous = {r["service"]: r for r in rows}
+        self._last_record = (commit, result.outcome)
+        return result
+
+    def _not_applied(self, p: Prepared, result: SyncResult) -> SyncResult:
+        """Report a commit that is not put in force: blocked by its documents, or refused."""
+        events: list[dict[str, Any]] = []
+        rows = self._statuses(p, result, events)
+        payload: dict[str, Any] = {"source": self._source(p, result), "services": rows,
+                                   "events": events}
+        record = self._record(p, result, events)
+        if record:
+            payload["sync"] = record
+        self.platform.report(payload)
+        self._previous = {r["service"]: r for r in rows}
+        self._last_record = (p.snapshot.commit, result.outcome)
         return result
 
     # status -----------------------------------------------------------------------------
@@ -352,7 +417,7 @@ class Syncer:
         prev = self.previous()
         commit = p.snapshot.commit
         rows: dict[str, dict[str, Any]] = {}
-        blocked = "; ".join(f"{f.where()}: {f.message}" for f in p.failures)
+        blocked = "" if result.applied else result.why()
 
         def row(name: str, sync: str, file: str, line: int, message: str = "",
                 synced: bool = False, desired_hash: str = "") -> None:
@@ -400,28 +465,19 @@ class Syncer:
                 row(c.name, FAILED if c.name in result.errors else OUT_OF_SYNC, c.file, 0, msg)
         return sorted(rows.values(), key=lambda r: r["service"])
 
-    def _report(self, p: Prepared, result: SyncResult, rows: list[dict[str, Any]],
-                events: list[dict[str, Any]]) -> None:
-        now = time.time()
+    def _source(self, p: Prepared, result: SyncResult) -> dict[str, Any]:
+        """The source as this watcher sees it; what is in force is the registry's to say."""
         src = self.source
-        message = "" if result.applied else result.summary()
-        prev_sources = self._source_row
-        source = {
-            "id": src.id, "repo": src.repo, "branch": src.branch, "path": src.subpath or ".",
-            "mode": "worktree" if src.worktree else "commit", "head": p.snapshot.head,
-            "synced_commit": p.snapshot.commit if result.applied else prev_sources.get(
-                "synced_commit", ""),
-            "uncommitted": p.snapshot.uncommitted, "message": message,
-            "notes": p.rendered.notes, "prune": p.prune,
-            "last_sync": now if result.applied else prev_sources.get("last_sync", 0.0),
-        }
-        self._source_row = source
-        payload: dict[str, Any] = {"source": source, "services": rows, "events": events}
-        outcome = "Synced" if result.ok else ("Blocked" if not result.applied else "Failed")
-        record = (p.snapshot.commit, outcome)
-        if record != self._last_record or events:
-            payload["sync"] = {"commit": p.snapshot.commit, "ts": now, "result": outcome,
-                               "message": result.summary()}
-            self._last_record = record
-        self.platform.report(payload)
-        self._previous = {r["service"]: r for r in rows}
+        return {"id": src.id, "repo": src.repo, "branch": src.branch,
+                "path": src.subpath or ".", "mode": "worktree" if src.worktree else "commit",
+                "head": p.snapshot.head, "uncommitted": p.snapshot.uncommitted,
+                "message": "" if result.applied else result.summary(),
+                "notes": p.rendered.notes, "prune": p.prune}
+
+    def _record(self, p: Prepared, result: SyncResult, events: list[dict[str, Any]]
+                ) -> dict[str, Any] | None:
+        """A history entry when the outcome for this commit changed (or something happened)."""
+        if (p.snapshot.commit, result.outcome) == self._last_record and not events:
+            return None
+        return {"commit": p.snapshot.commit, "ts": time.time(), "result": result.outcome,
+                "message": result.summary()}

@@ -166,13 +166,18 @@ def test_a_gitops_sync_is_a_trace_that_the_gateway_continues(
     assert out.returncode == 0, out.stdout + out.stderr
     spans = receiver.wait_for(lambda spans: any(
         s.name == "gitops.sync" for s in spans) and any(
-        s.name == "PUT /api/v1/services/{name}" for s in spans))
+        s.name == "POST /api/v1/gitops/apply" for s in spans) and any(
+        "ApplyCommit" in s.name and s.service == "modelport-registry" for s in spans))
     sync = next(s for s in spans if s.name == "gitops.sync")
     assert sync.service == "modelport-watcher" and not sync.parent_id
     assert sync.attributes["modelport.gitops.commit"] == repo.head()
-    applied = [s for s in spans if s.trace_id == sync.trace_id
-               and s.name == "PUT /api/v1/services/{name}"]
-    assert applied and all(s.service == "modelport-gateway" for s in applied)
-    # ... and the registry's UpdateService/CreateService ran inside the same trace
+    # the commit is one apply (issue 18 §3), after the intent report and the staged package
+    in_sync = {s.name for s in spans if s.trace_id == sync.trace_id
+               and s.service == "modelport-gateway"}
+    assert {"POST /api/v1/gitops/reports", "POST /api/v1/gitops/packages",
+            "POST /api/v1/gitops/apply"} <= in_sync, in_sync
+    assert "PUT /api/v1/services/{name}" not in in_sync
+    # ... and the registry's ApplyCommit ran inside the same trace
     assert any(s.service == "modelport-registry" and s.trace_id == sync.trace_id
-               for s in spans)
+               and "ApplyCommit" in s.name for s in spans), {
+        s.name for s in spans if s.service == "modelport-registry"}

@@ -2,7 +2,9 @@
 
 - `GET  /api/v1/gitops`            sources and per-service sync status joined with health
 - `POST /api/v1/gitops/webhook`    a push event from a git host: the matching watchers sync now
-- `POST /api/v1/gitops/reports`    what a watcher found (it talks to the platform only here)
+- `POST /api/v1/gitops/reports`    what a watcher found, or the commit it is about to apply
+- `POST /api/v1/gitops/packages`   stage a package (stored by content digest; changes no service)
+- `POST /api/v1/gitops/apply`      a whole commit, applied in one registry transaction
 - `GET  /api/v1/gitops/wait`       long poll a watcher uses to hear about webhooks
 
 The state lives in the registry (modelport.v1.GitOps); this module only translates.
@@ -13,17 +15,19 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import grpc
 import orjson
-from google.protobuf.json_format import MessageToDict, ParseDict
+from google.protobuf.json_format import MessageToDict, ParseDict, ParseError
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from modelport.errors import invalid, not_found
+from modelport.errors import ModelportError, invalid, not_found
 from modelport.v1 import gitops_pb2, gitops_pb2_grpc, registry_pb2, registry_pb2_grpc
+from services.gateway.rest.management import ManagementApi
 from services.rpc.errors import from_rpc_error
 from services.rpc.server import channel
 
@@ -74,12 +78,20 @@ def push_event(body: dict[str, Any]) -> tuple[list[str], str] | None:
     return repos, str(body.get("branch") or "")
 
 
+#: the parts of a POST /api/v1/gitops/apply body that are ApplyCommitRequest fields as they are
+_APPLY_FIELDS = ("source", "commit", "prune", "statuses", "events", "sync")
+
+
 class GitOpsApi:
     def __init__(self, registry_address: str, registry: registry_pb2_grpc.RegistryStub,
-                 webhook_secret: str = "") -> None:
+                 webhook_secret: str = "",
+                 upload: Callable[[Request], Awaitable[registry_pb2.PackageRef]] | None = None
+                 ) -> None:
         self.registry_address = registry_address
         self.registry = registry
         self.webhook_secret = webhook_secret
+        #: the management API's streamed upload (its size limit included)
+        self.upload = upload
         self._gitops: gitops_pb2_grpc.GitOpsStub | None = None
 
     @property
@@ -121,6 +133,46 @@ class GitOpsApi:
             raise invalid("gitops.report_invalid", "the report has no source.id",
                           "name the watcher source (repo#branch:path)", path="$.source.id")
         return _json(_dict(await self._call(self.gitops, "Report", msg)))
+
+    async def stage(self, request: Request) -> Response:
+        """A package (the zip as the body) stored by its content digest; no service changes
+        until an apply names the digest."""
+        if self.upload is None or request.headers.get("content-type", "") not in (
+                "application/zip", "application/octet-stream"):
+            raise invalid("request.content_type", "stage a package as the request body",
+                          "send the zip with Content-Type: application/zip")
+        ref = await self.upload(request)
+        return _json({"digest": ref.digest, "kind": ref.kind, "name": ref.name}, 201)
+
+    async def apply(self, request: Request) -> Response:
+        """A commit as one ApplyCommit: each service's ModelService document is validated
+        and converted here, as PUT /api/v1/services/{name} does; the registry writes all
+        of it in one transaction or nothing (the error's details.service names the one
+        refused)."""
+        try:
+            body = orjson.loads(await request.body())
+            if not isinstance(body, dict) or not isinstance(body.get("services", []), list):
+                raise ValueError("the body must be an object with a 'services' list")
+            msg = ParseDict({k: body[k] for k in _APPLY_FIELDS if k in body},
+                            gitops_pb2.ApplyCommitRequest())
+            writes = [(str(s["name"]), s.get("spec") or {}, str(s.get("package") or ""))
+                      for s in body.get("services", [])]
+        except (ValueError, TypeError, AttributeError, KeyError, ParseError) as exc:
+            raise invalid("gitops.apply_invalid", f"the body is not a GitOps commit: {exc}",
+                          "send {source, commit, services: [{name, spec, package}], prune, "
+                          "statuses, events, sync}") from None
+        if not msg.source.id or not msg.commit:
+            raise invalid("gitops.apply_invalid", "the commit has no source.id or commit",
+                          "name the watcher source (repo#branch:path) and the commit")
+        for name, doc, digest in writes:
+            try:
+                spec = ManagementApi.spec_proto(json.dumps(doc), name)
+            except ModelportError as err:
+                err.details = {**err.details, "service": name}
+                err.message = f"service {name!r}: {err.message}"
+                raise
+            msg.services.add(name=name, spec=spec, package_digest=digest)
+        return _json(_dict(await self._call(self.gitops, "ApplyCommit", msg)))
 
     async def wait(self, request: Request) -> Response:
         q = request.query_params
@@ -184,5 +236,7 @@ class GitOpsApi:
             Route("/api/v1/gitops", self.status, methods=["GET"]),
             Route("/api/v1/gitops/webhook", self.webhook, methods=["POST"]),
             Route("/api/v1/gitops/reports", self.report, methods=["POST"]),
+            Route("/api/v1/gitops/packages", self.stage, methods=["POST"]),
+            Route("/api/v1/gitops/apply", self.apply, methods=["POST"]),
             Route("/api/v1/gitops/wait", self.wait, methods=["GET"]),
         ]

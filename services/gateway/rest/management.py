@@ -94,7 +94,8 @@ class ManagementApi:
         }
 
     # uploads --------------------------------------------------------------------------
-    async def _upload(self, source: UploadFile | Request) -> registry_pb2.PackageRef:
+    async def upload(self, source: UploadFile | Request) -> registry_pb2.PackageRef:
+        """Stream a package to the registry (also POST /api/v1/gitops/packages's)."""
         limit = self.max_upload_bytes
         declared = source.size if isinstance(source, UploadFile) else int(
             source.headers.get("content-length") or 0)
@@ -149,8 +150,12 @@ class ManagementApi:
     def _spec(fields: dict[str, str], name: str) -> registry_pb2.ServiceSpec | None:
         """A ModelService document (JSON or YAML text) in the 'spec' field -> proto spec."""
         raw = fields.get("spec")
-        if not raw:
-            return None
+        return ManagementApi.spec_proto(raw, name) if raw else None
+
+    @staticmethod
+    def spec_proto(raw: str, name: str) -> registry_pb2.ServiceSpec:
+        """A ModelService document (JSON or YAML text) -> proto spec, validated as the CLI
+        validates it (also what POST /api/v1/gitops/apply converts each service with)."""
         try:
             import yaml
 
@@ -183,7 +188,7 @@ class ManagementApi:
         spec = self._spec(fields, name)
         upload_id = ""
         if package is not None:
-            upload_id = (await self._upload(package)).upload_id
+            upload_id = (await self.upload(package)).upload_id
         elif spec is None or not spec.model:
             raise invalid("request.package_missing", "no package was uploaded",
                           "send the zip as a multipart file field named 'package'")
@@ -196,7 +201,7 @@ class ManagementApi:
         name = request.path_params["name"]
         package, fields = await self._form(request)
         spec = self._spec(fields, name)
-        upload_id = (await self._upload(package)).upload_id if package is not None else ""
+        upload_id = (await self.upload(package)).upload_id if package is not None else ""
         try:
             await self.registry.GetService(registry_pb2.GetServiceRequest(name=name), timeout=10)
             exists = True
@@ -219,7 +224,7 @@ class ManagementApi:
             raise invalid("request.package_missing", "no package was uploaded",
                           "send the zip as a multipart file field named 'package'")
         svc = await self._call("GetService", registry_pb2.GetServiceRequest(name=name))
-        ref = await self._upload(package)
+        ref = await self.upload(package)
         if same := await self._same_package(svc, ref.digest):
             return _json({**self.service_view(request, svc), "unchanged": True,
                           "notice": f"unchanged: version {same} already has this package"})

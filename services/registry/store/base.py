@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -53,6 +54,10 @@ class EventRecord:
 
 
 class Store(Protocol):
+    def transaction(self) -> AbstractContextManager[None]:
+        """Writes inside the block commit together or not at all (nested blocks join)."""
+        ...
+
     def add_version(self, v: VersionRecord) -> VersionRecord: ...
     def find_version_by_digest(self, model: str, digest: str) -> VersionRecord | None: ...
     def get_version(self, model: str, number: int) -> VersionRecord | None: ...

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
@@ -47,12 +49,38 @@ class SqliteStore:
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.execute("PRAGMA busy_timeout=5000")
         self.db.executescript(SCHEMA)
+        self._depth = 0  # open transaction() blocks
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """The block's writes as one SQLite transaction (BEGIN IMMEDIATE ... COMMIT, ROLLBACK
+        when it raises); a block inside another joins the outer one, so the outermost block
+        decides. A process killed inside the block leaves nothing of it (the WAL holds no
+        commit record for it). Only the event loop's thread uses the connection, and a
+        block never awaits, so no other request's writes land in between."""
+        if self._depth:
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+            return
+        self.db.execute("BEGIN IMMEDIATE")
+        self._depth = 1
+        try:
+            yield
+            self._depth = 0
+            self.db.execute("COMMIT")
+        except BaseException:
+            self._depth = 0
+            if self.db.in_transaction:  # also when COMMIT itself failed (a full disk)
+                self.db.execute("ROLLBACK")
+            raise
 
     # versions -------------------------------------------------------------------------
     def add_version(self, v: VersionRecord) -> VersionRecord:
         """Insert with the next free number (v.number is ignored) in one transaction."""
-        with self.db:
-            self.db.execute("BEGIN IMMEDIATE")
+        with self.transaction():
             row = self.db.execute("SELECT MAX(number) FROM versions WHERE model=?",
                                   (v.model,)).fetchone()
             v.number = (row[0] or 0) + 1
@@ -172,8 +200,7 @@ class SqliteStore:
 
     def replace_gitops_services(self, source: str, rows: list[dict[str, Any]]) -> None:
         """One transaction: a source's statuses are replaced whole, never half-written."""
-        with self.db:
-            self.db.execute("BEGIN IMMEDIATE")
+        with self.transaction():
             self.db.execute("DELETE FROM gitops_services WHERE source=?", (source,))
             self.db.executemany(
                 "INSERT OR REPLACE INTO gitops_services (service, source, data_json)"
