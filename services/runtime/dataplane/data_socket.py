@@ -331,6 +331,8 @@ class _Relay(Ticket):
 
     def _answer(self, buffers: list[Any] | None) -> None:
         self.done = True
+        # its deadline may stay in the admission queue's heap until due: keep no payload
+        self.parts, self.call = [], None
         if self.conn.running.get(self.id) is self:
             del self.conn.running[self.id]
         if buffers is not None:

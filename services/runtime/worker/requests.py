@@ -177,11 +177,22 @@ class UnaryRequest(_Collecting):
         return self
 
     def _settle(self, outcome: Reply | ModelportError) -> None:
-        self.ended = True
+        on_end = self._let_go()
         try:
-            self.on_end(outcome)
+            on_end(outcome)
         except Exception:  # the caller's bug: the connection (we are in its callback) lives
             log.exception("%s: handling the answer to %s failed", self.link.name, self.id)
+
+    def _let_go(self) -> Callable[[Reply | ModelportError], None]:
+        """Ended: drop the answer and the caller's callback (which holds the request's own
+        frame). Its deadline stays in the link's ``Deadlines`` heap until it comes due (or
+        the heap is pruned), so a settled request kept whole there held its request and
+        answer: with 4 MB answers, 64 of them held about half a gigabyte."""
+        self.ended = True
+        on_end, self.on_end = self.on_end, _settled
+        self.output = None
+        self.chunks = []
+        return on_end
 
     def _chunk(self, payload: Reply) -> Result:
         return payload.decoded()
@@ -201,8 +212,12 @@ class UnaryRequest(_Collecting):
 
     def cancel(self) -> None:
         """The caller went away: no ``on_end``; the worker stops it."""
-        self.ended = True
+        self._let_go()
         self.link._abandon(self)
+
+
+def _settled(outcome: Reply | ModelportError) -> None:
+    """What an ended request calls with a late answer: nothing."""
 
 
 def too_large_alone(item: BatchItem) -> bool:
