@@ -305,8 +305,8 @@ class HttpLink:
         reader, writer = await self.dialer.connect(self.port)
         return _Conn(reader, writer), False
 
-    def _give_back(self, conn: _Conn) -> None:
-        if (conn.h11.our_state is h11.DONE and conn.h11.their_state is h11.DONE
+    def _give_back(self, conn: _Conn, reusable: bool = True) -> None:
+        if (reusable and conn.h11.our_state is h11.DONE and conn.h11.their_state is h11.DONE
                 and not self.closed and len(self._idle) < POOL_SIZE and conn.usable()):
             conn.h11.start_next_cycle()
             self._idle.append(conn)
@@ -347,6 +347,10 @@ class HttpLink:
                         deadline: float) -> AsyncIterator[Head | bytes]:
         done = False
         started = False
+        # an error answer to a request with a body may have come before the server read
+        # the body (http.server does that): what is left of it would be read as the next
+        # request, so that connection is not used again
+        reusable = True
         try:
             async with asyncio.timeout_at(deadline):
                 await conn.send(request, *([h11.Data(data=body)] if body else []),
@@ -362,6 +366,7 @@ class HttpLink:
                 raise self._closed_early()
             assert isinstance(event, h11.Response)
             started = True
+            reusable = event.status_code < 400 or not body
             yield Head(event.status_code, event.reason.decode("latin-1", "replace"),
                        response_headers(event.headers))
             while True:
@@ -388,7 +393,7 @@ class HttpLink:
                                  fix="fix the image's HTTP server") from None
         finally:
             if done:
-                self._give_back(conn)
+                self._give_back(conn, reusable)
             else:
                 conn.close()
 

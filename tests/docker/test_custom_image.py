@@ -165,6 +165,13 @@ def test_dockerfile_image_serves_its_paths_as_they_are(echo, client, docker_clie
     r = httpx.get(f"{base}/health", timeout=60)
     assert r.status_code == 200 and r.json() == {"healthy": True}
 
+    # ModelArts' URL: /v1/infers/{name}[/path] -> /[path], the container's answer as it is
+    gateway = base.split("/v1/services/", 1)[0]
+    r = httpx.post(f"{gateway}/v1/infers/{name}/infer", json={"a": 1}, timeout=60)
+    assert r.status_code == 200 and r.json()["path"] == "/infer" and r.json()["json"] == {"a": 1}
+    r = httpx.post(f"{gateway}/v1/infers/{name}", json={}, timeout=60)
+    assert r.status_code == 404 and r.json() == {"error": "no such path /"}  # the image's 404
+
     # a version pin chooses as for any service; an unknown one is the platform's 404
     r = httpx.post(f"{base}/infer", json={}, headers={"X-Model-Version": "1"}, timeout=60)
     assert r.status_code == 200 and r.headers["x-model-version"] == "1"
