@@ -21,6 +21,9 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
+from modelport.errors import not_found
+from services.gateway.rest.errors import error_response
+
 ASSETS = Path(__file__).resolve().parent / "assets"
 #: only the platform's own origin; images may also be the browser's own previews (blob:)
 #: of files picked in the test form, or data: URLs of image outputs
@@ -67,9 +70,13 @@ class Console:
 
     def _serve(self, request: Request, name: str) -> Response:
         asset = self.assets.get(name)
-        if asset is None:
-            return Response(f"no console file {name!r}\n", status_code=404,
-                            media_type="text/plain", headers=SECURITY_HEADERS)
+        if asset is None:  # the API's JSON error, as every other 404
+            resp = error_response(not_found(
+                "console.not_found", f"no console file {name[:120]!r}",
+                "open the console at /console; its files are listed by the page"),
+                request.headers.get("x-request-id", ""))
+            resp.headers.update(SECURITY_HEADERS)
+            return resp
         headers = {**SECURITY_HEADERS, "etag": asset.etag, "cache-control": "no-cache"}
         if request.headers.get("if-none-match") == asset.etag:
             return Response(status_code=304, headers=headers)

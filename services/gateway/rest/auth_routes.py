@@ -20,7 +20,6 @@ only add what depends on the body (a key's scopes within the caller's own).
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
 
@@ -41,6 +40,7 @@ from services.gateway.auth.principal import (
     principal_json,
 )
 from services.gateway.limits import Limits
+from services.gateway.rest.params import INT64_MAX, finite_number, json_object, query_int
 from services.rpc.errors import from_rpc_error
 
 #: login attempts per second per client address (bursts of 10)
@@ -90,14 +90,7 @@ class AuthApi:
 
     @staticmethod
     async def _body(request: Request) -> dict[str, Any]:
-        try:
-            body = json.loads(await request.body() or b"{}")
-        except ValueError:
-            body = None
-        if not isinstance(body, dict):
-            raise invalid("request.body", "the body is not a JSON object",
-                          "send application/json")
-        return body
+        return await json_object(request, fix="send application/json", empty={})
 
     @staticmethod
     def _principal(request: Request) -> Principal:
@@ -121,7 +114,9 @@ class AuthApi:
         request.scope.setdefault("state", {})["audit_user"] = username
         return await self._call("Login", auth_pb2.LoginRequest(
             username=username, password=password, kind=kind,
-            name=str(body.get("name", "")), ttl_s=float(body.get("ttl_s") or 0)))
+            name=str(body.get("name", "")), ttl_s=finite_number(
+                body.get("ttl_s") or 0, "ttl_s", code="auth.invalid",
+                fix="send ttl_s as seconds, or leave it out")))
 
     # handlers -------------------------------------------------------------------------
     async def login(self, request: Request) -> Response:
@@ -195,11 +190,10 @@ class AuthApi:
         if user != p.user and not p.admin:
             raise forbidden("key.user_forbidden", "only admins create keys for other users",
                             "leave out 'user'")
-        try:
-            ttl, rate = float(body.get("ttl_s") or 0), float(body.get("rate_limit") or 0)
-        except (TypeError, ValueError):
-            raise invalid("key.invalid", "ttl_s and rate_limit must be numbers",
-                          'send e.g. {"ttl_s": 86400, "rate_limit": 10}') from None
+        fix = 'send e.g. {"ttl_s": 86400, "rate_limit": 10}'
+        ttl = finite_number(body.get("ttl_s") or 0, "ttl_s", code="key.invalid", fix=fix)
+        rate = finite_number(body.get("rate_limit") or 0, "rate_limit", code="key.invalid",
+                             fix=fix)
         created = await self._call("CreateKey", auth_pb2.CreateKeyRequest(
             user=user, name=str(body.get("name") or "key"), scopes=scopes, ttl_s=ttl,
             rate_limit=rate))
@@ -245,12 +239,11 @@ class AuthApi:
 
     async def audit(self, request: Request) -> Response:
         q = request.query_params
-        try:
-            limit, since = int(q.get("limit") or 100), float(q.get("since") or 0)
-            before = int(q.get("before_id") or 0)
-        except ValueError:
-            raise invalid("audit.query_invalid", "limit, since and before_id must be numbers",
-                          "GET /api/v1/audit?limit=50&user=alice") from None
+        fix = "GET /api/v1/audit?limit=50&user=alice"
+        limit = query_int(request, "limit", 100, code="audit.query_invalid", fix=fix)
+        before = query_int(request, "before_id", 0, high=INT64_MAX, code="audit.query_invalid",
+                           fix=fix)
+        since = finite_number(q.get("since") or 0, "since", code="audit.query_invalid", fix=fix)
         resp = await self._call("ListAudit", auth_pb2.ListAuditRequest(
             limit=limit, user=q.get("user", ""), since=since, before_id=before))
         return _json({"entries": [{"id": e.id, "ts": e.ts, "user": e.user, "key_id": e.key_id,

@@ -21,6 +21,7 @@ from modelport.errors import invalid, not_found, too_large
 from modelport.v1 import batches_pb2, batches_pb2_grpc
 from services.gateway.auth.gate import InferenceGate
 from services.gateway.auth.principal import Principal
+from services.gateway.rest.params import query_int
 from services.rpc.errors import from_rpc_error
 
 CHUNK = 1 << 20
@@ -78,11 +79,8 @@ class BatchApi:
             raise invalid("batch.service_missing", "a batch job needs a service",
                           "POST /api/v1/batches?service=NAME with the input archive as the "
                           "body (`modelport batch create NAME --input PATH`)", path="service")
-        try:
-            concurrency = int(q.get("concurrency") or 1)
-        except ValueError:
-            raise invalid("batch.concurrency", "concurrency must be a whole number",
-                          "e.g. ?concurrency=2", path="concurrency") from None
+        concurrency = query_int(request, "concurrency", 1, code="batch.concurrency",
+                                fix="e.g. ?concurrency=2")
         await self.gate.admit(service, limit=False, strict=True)
         p = _principal(request)
         header = batches_pb2.BatchHeader(service=service, concurrency=concurrency,
@@ -115,11 +113,7 @@ class BatchApi:
     async def list(self, request: Request) -> Response:
         p = _principal(request)
         owner = p.user if p is not None and p.role != "admin" else ""
-        try:
-            limit = int(request.query_params.get("limit") or 50)
-        except ValueError:
-            raise invalid("batch.limit", "limit must be a whole number", "e.g. ?limit=20",
-                          path="limit") from None
+        limit = query_int(request, "limit", 50, code="batch.limit", fix="e.g. ?limit=20")
         resp = await self._call(self.batches.ListBatches, batches_pb2.ListBatchesRequest(
             service=request.query_params.get("service", ""), owner=owner, limit=limit))
         return JSONResponse({"batches": [batch_view(j) for j in resp.batches]})

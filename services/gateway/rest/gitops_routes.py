@@ -28,6 +28,7 @@ from starlette.routing import Route
 from modelport.errors import ModelportError, invalid, not_found
 from modelport.v1 import gitops_pb2, gitops_pb2_grpc, registry_pb2, registry_pb2_grpc
 from services.gateway.rest.management import ManagementApi
+from services.gateway.rest.params import INT64_MAX, finite_number, parse_json, query_int
 from services.rpc.errors import from_rpc_error
 from services.rpc.server import channel
 
@@ -45,6 +46,12 @@ def _dict(msg: Any) -> dict[str, Any]:
                          always_print_fields_with_no_presence=True)
 
 
+def _object(value: Any) -> dict[str, Any]:
+    """``value`` when it is a JSON object, else ``{}``: a payload of another shape is read
+    as one that says nothing, never indexed as if it were right."""
+    return value if isinstance(value, dict) else {}
+
+
 def push_event(body: dict[str, Any]) -> tuple[list[str], str] | None:
     """(repository identities, branch) of a push event; None when it is not a branch push.
 
@@ -56,11 +63,14 @@ def push_event(body: dict[str, Any]) -> tuple[list[str], str] | None:
     def add(*values: Any) -> None:
         repos.extend(v for v in values if isinstance(v, str) and v)
 
-    if "push" in body and isinstance(body["push"], dict):  # Bitbucket Cloud
-        repo = body.get("repository") or {}
-        add(repo.get("full_name"), ((repo.get("links") or {}).get("html") or {}).get("href"))
-        branches = [c.get("new", {}).get("name") for c in body["push"].get("changes", [])
-                    if (c.get("new") or {}).get("type") == "branch"]
+    if isinstance(body.get("push"), dict):  # Bitbucket Cloud
+        repo = _object(body.get("repository"))
+        add(repo.get("full_name"), _object(_object(repo.get("links")).get("html")).get("href"))
+        changes = body["push"].get("changes")
+        news = [_object(_object(c).get("new")) for c in
+                (changes if isinstance(changes, list) else [])]
+        branches = [n["name"] for n in news
+                    if n.get("type") == "branch" and isinstance(n.get("name"), str)]
         return (repos, branches[0]) if branches else None
     ref = body.get("ref")
     if isinstance(ref, str):  # GitHub, Gitea, GitLab
@@ -124,9 +134,9 @@ class GitOpsApi:
 
     async def report(self, request: Request) -> Response:
         try:
-            body = json.loads(await request.body())
+            body = orjson.loads(await request.body())  # no lone surrogates, NaN (params.py)
             msg = ParseDict(body, gitops_pb2.ReportGitOpsRequest())
-        except (ValueError, TypeError, AttributeError) as exc:
+        except (ValueError, TypeError, AttributeError, ParseError) as exc:
             raise invalid("gitops.report_invalid", f"the report is not a GitOps report: {exc}",
                           "send the JSON form of modelport.v1.ReportGitOpsRequest") from None
         if not msg.source.id:
@@ -176,11 +186,11 @@ class GitOpsApi:
 
     async def wait(self, request: Request) -> Response:
         q = request.query_params
-        try:
-            after, timeout = int(q.get("after", 0)), min(float(q.get("timeout", 5)), 30.0)
-        except ValueError:
-            raise invalid("gitops.wait_invalid", "after and timeout must be numbers",
-                          "GET /api/v1/gitops/wait?source=ID&after=N&timeout=5") from None
+        fix = "GET /api/v1/gitops/wait?source=ID&after=N&timeout=5"
+        after = query_int(request, "after", 0, high=INT64_MAX, code="gitops.wait_invalid",
+                          fix=fix)
+        timeout = min(finite_number(q.get("timeout", 5), "timeout", code="gitops.wait_invalid",
+                                    fix=fix), 30.0)
         resp = await self._call(self.gitops, "WaitSync", gitops_pb2.WaitSyncRequest(
             source=q.get("source", ""), after=after, timeout_s=timeout), timeout=timeout + 10)
         return _json({"sync_requests": resp.sync_requests})
@@ -209,11 +219,8 @@ class GitOpsApi:
                  or "")
         if event == "ping":
             return _json({"pong": True})
-        try:
-            body = json.loads(raw) if raw.strip() else {}
-        except ValueError:
-            raise invalid("gitops.webhook_invalid", "the webhook body is not JSON",
-                          "configure the git host to send application/json") from None
+        body = parse_json(raw, "gitops.webhook_invalid", "the webhook body",
+                          "configure the git host to send application/json") if raw.strip() else {}
         if not isinstance(body, dict):
             raise invalid("gitops.webhook_invalid", "the webhook body is not a JSON object",
                           "send a push event") from None

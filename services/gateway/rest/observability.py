@@ -28,8 +28,9 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from modelport.errors import invalid
+from modelport.errors import invalid, not_found
 from modelport.v1 import registry_pb2, registry_pb2_grpc, runtime_pb2, runtime_pb2_grpc
+from services.gateway.rest.params import INT32_MAX, query_int
 from services.gateway.stats import GatewayStats
 from services.rpc.errors import from_rpc_error
 from services.telemetry import logfiles
@@ -124,9 +125,12 @@ class ObservabilityApi:
 
     # events of a model version -----------------------------------------------------------
     async def version_events(self, request: Request) -> Response:
+        model, number = request.path_params["model"], int(request.path_params["number"])
+        if not 0 < number <= INT32_MAX:  # {number:int} takes any digits; versions are int32
+            raise not_found("version.not_found", f"model {model!r} has no version {number}",
+                            f"list versions with GET /api/v1/models/{model}/versions")
         resp = await self._call("ListEvents", registry_pb2.ListEventsRequest(
-            model=request.path_params["model"], version=int(request.path_params["number"]),
-            limit=_int(request, "limit", 100)))
+            model=model, version=number, limit=_int(request, "limit", 100)))
         return _json({"events": [event_view(e) for e in resp.events]})
 
     # logs --------------------------------------------------------------------------------
@@ -213,18 +217,7 @@ def event_view(e: registry_pb2.Event) -> dict[str, Any]:
 
 
 def _int(request: Request, key: str, default: int) -> int:
-    raw = request.query_params.get(key)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise invalid("request.query_invalid", f"{key}={raw!r} is not a whole number",
-                      f"send {key} as an integer", path=f"$.{key}") from None
-    if value < 0:
-        raise invalid("request.query_invalid", f"{key} must not be negative",
-                      f"send {key}=0 or more", path=f"$.{key}")
-    return value
+    return query_int(request, key, default, fix=f"send {key} as a whole number, 0 or more")
 
 
 def _body(text: str) -> str:

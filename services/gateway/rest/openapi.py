@@ -4,8 +4,9 @@ It holds, for every deployed service, its own operations with schemas made from 
 service's declared interface (the predictor's ``input`` list, the file contract's input
 files, a ModelArts ``apis`` request schema when the package has one): the native infer
 URL (JSON and multipart bodies), the Open Inference Protocol URLs and KServe v1 predict.
-Then the management API under /api/v1, and (tagged ``other``, without body schemas) any
-further route the gateway serves, so generated clients and API fuzzers see all of it.
+Then the management API under /api/v1 and the rest of the routes (``openapi_routes.py``);
+a route described nowhere is still listed (tagged ``other``, without schemas), so generated
+clients and API fuzzers see all of it.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from starlette.routing import BaseRoute, Route
 
 from modelport import __version__
 from modelport.v1 import registry_pb2, registry_pb2_grpc
+from services.gateway.rest import openapi_routes
 from services.rpc.errors import from_rpc_error
 
 REF = "#/components/schemas/"
@@ -423,7 +425,8 @@ class OpenApi:
                                                     timeout=10)
         except grpc.aio.AioRpcError as err:
             raise from_rpc_error(err, "registry") from None
-        paths: dict[str, Any] = {**platform_paths(), **management_paths(), **generic_paths()}
+        paths: dict[str, Any] = {**platform_paths(), **management_paths(), **generic_paths(),
+                                 **openapi_routes.route_paths()}
         for svc in sorted(resp.services, key=lambda s: s.name):
             paths.update(service_paths(svc))
         paths.update(other_paths(self.routes(), paths))
@@ -434,7 +437,8 @@ class OpenApi:
                      "KServe v1 predict and the management API."},
             "servers": [{"url": base_url}],
             "paths": paths,
-            "components": components(),
+            "components": {"schemas": {**components()["schemas"],
+                                       **openapi_routes.route_schemas()}},
         }
 
     async def handle(self, request: Request) -> Response:

@@ -15,10 +15,12 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Match, Route, WebSocketRoute
 
 from modelport.errors import Kind, ModelportError, invalid
-from services.gateway.rest import errors, oip_routes
+from services.gateway.rest import errors, modelarts_infer, oip_routes
 
 #: paths answered in the Open Inference Protocol's ``{"error": "..."}`` shape (oip_routes.py)
 OIP_PREFIXES = ("/v2/", "/v1/models/")
+#: paths answered in ModelArts' ``{"error_code", "error_msg"}`` shape (modelarts_infer.py)
+MODELARTS_PREFIX = "/v1/infers/"
 #: at most this many routes are suggested for an unknown path
 SUGGESTIONS = 3
 _PARAM = re.compile(r"\{[^}]*\}")
@@ -103,8 +105,12 @@ async def handle_http_exception(request: Request, exc: Exception) -> Response:
     else:
         err = invalid("request.malformed", f"the request could not be read: {exc.detail}",
                       "check the body against its Content-Type")
-    if request.url.path.startswith(OIP_PREFIXES):
+    path = request.url.path
+    if path == "/v2" or path.startswith(OIP_PREFIXES):
         resp = oip_routes.error_response(err, rid)
-        resp.headers.update(headers)
-        return resp
-    return errors.error_response(err, rid, headers)
+    elif path.startswith(MODELARTS_PREFIX):
+        resp = modelarts_infer.modelarts_error(err, rid)
+    else:
+        return errors.error_response(err, rid, headers)
+    resp.headers.update(headers)
+    return resp

@@ -34,6 +34,7 @@ from modelport.v1 import inference_pb2, registry_pb2, registry_pb2_grpc
 from services.gateway.dataplane import DataPlane, InferenceResult, Route
 from services.gateway.rest.errors import error_response
 from services.gateway.rest.infer import decode, envelope
+from services.gateway.rest.params import query_int
 from services.rpc.errors import from_rpc_error
 
 _KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
@@ -166,11 +167,8 @@ class TaskApi:
 
     async def list(self, request: Request) -> Response:
         q = request.query_params
-        try:
-            limit = int(q.get("limit") or 0)
-        except ValueError:
-            raise invalid("task.limit_invalid", f"limit {q.get('limit')!r} is not a number",
-                          "pass limit=1..500", path="limit") from None
+        limit = query_int(request, "limit", 0, code="task.limit_invalid",
+                          fix="pass limit=1..500")
         await self.dataplane.authorize(request.path_params["name"])
         resp = await self._call("ListTasks", registry_pb2.ListTasksRequest(
             service=request.path_params["name"], limit=limit,
