@@ -238,3 +238,37 @@ def test_under_up_config_the_watchers_own_retry_applies_the_whole_commit(
         assert sampler.mixes() == [], sampler.mixes()[:3]
     finally:
         assert plat.stop() == 0
+
+
+def test_a_service_the_registry_refuses_keeps_the_whole_commit_out(
+        platform: RunningPlatform, tmp_path: Path) -> None:
+    url, names = platform.url, ("atom4-a", "atom4-b")
+    repo = Repo(tmp_path / "repo")
+    a = at_a(repo, names)
+    done = watcher_once(url, repo)
+    assert done.returncode == 0, done.stdout + done.stderr
+    for n in names:
+        repo.write(f"config/{n}.yaml", service_yaml(n, extra="  env: {COMMIT: B}\n"))
+    # valid YAML naming a registry version that does not exist: only the registry can tell
+    repo.write("config/atom4-ref.yaml", "apiVersion: modelport/v1\nkind: ModelService\n"
+               "metadata: {name: atom4-ref}\nspec:\n  model: {name: atom4-a, version: 9}\n")
+    b = repo.commit("two updates and a service pinned to a missing version")
+    refused = watcher_once(url, repo)
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    assert "not applied: the platform refused service atom4-ref" in refused.stdout, \
+        refused.stdout
+    assert commits_of(url, names) == dict.fromkeys(names, a)  # the updates are not applied
+    assert "atom4-ref" not in services(url, ("atom4-ref",))
+    rows = {r["service"]: r for r in httpx.get(f"{url}/api/v1/gitops", headers=AUTH_HEADERS,
+                                               timeout=30).json()["services"]}
+    assert rows["atom4-ref"]["sync"] == "Failed" and "version 9" in rows["atom4-ref"]["message"]
+    assert {rows[n]["sync"] for n in names} == {"OutOfSync"}
+    assert all("atom4-ref" in rows[n]["message"] and b[:12] in rows[n]["message"]
+               for n in names)
+    src = source(url, repo)
+    synced = condition(src, "Synced")
+    assert src["synced_commit"] == a and src["applying"] == ""
+    assert synced["reason"] == "NotApplied" and f"commit {a[:12]} is in force" in \
+        synced["message"]
+    for n in names:
+        cli(url, "delete", n, check=True)
