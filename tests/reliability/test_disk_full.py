@@ -3,7 +3,8 @@ the last byte. Writes get a 507 JSON error that names the disk and how to fix it
 500), reads and inference go on, nothing is left half-written (uploads, package staging,
 blobs: a package whose blob copy the full disk cuts halfway leaves no partial blob;
 registry.db passes SQLite's check and still lists what existed), no component crashes;
-once space is freed, creating a service, an async task and a key work.
+a task the model was running when the disk filled is recorded as succeeded once space is
+freed (not failed as interrupted); then creating a service, an async task and a key work.
 
 Needs root (or CAP_SYS_ADMIN) to mount the tmpfs; without it the test is skipped, unless
 CI is set: then it fails, saying why."""
@@ -13,6 +14,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import subprocess
+import time
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,6 +29,18 @@ from tests.reliability.faults import package
 from tests.rollout.load import wait_until
 
 SIZE = "64m"
+SLOW = """
+import time
+
+class Predictor:
+    def predict(self, text):
+        time.sleep(1.5)
+        return {"echo": text}
+"""
+
+
+def task_view(url: str, task_id: str) -> dict:
+    return httpx.get(f"{url}/v1/tasks/{task_id}", timeout=30).json()
 
 
 def mount_small(path: Path) -> None:
@@ -127,11 +141,18 @@ def test_a_full_home_is_a_clear_507_loses_nothing_and_heals_when_freed(
         url = plat.url
         with modelport.Client(url, home=home) as c:
             c.create(package(tmp_path / "before", "before"), name="before")
+            c.create(package(tmp_path / "slow", "slow", SLOW), name="slow")
         zipped = tmp_path / "after.zip"
         zip_directory(package(tmp_path / "after", "after"), zipped)
         infer = f"{url}/v1/services/before/infer"
         assert httpx.post(infer, json={"text": "x"}, timeout=60).status_code == 200
 
+        # a task the model is running when the disk fills: its outcome waits for space
+        r = httpx.post(f"{url}/v1/services/slow/tasks", json={"text": "held"}, timeout=60)
+        assert r.status_code == 202, r.text
+        running = r.json()["task_id"]
+        wait_until(lambda: task_view(url, running)["status"] == "running", 60, "the task to run")
+        submitted = time.monotonic()
         fillers = fill(home)
         # writes: a clear 507, each time
         storage_error(create(url, zipped, "after"))
@@ -145,7 +166,7 @@ def test_a_full_home_is_a_clear_507_loses_nothing_and_heals_when_freed(
             assert r.status_code == 200, r.text
         listed = httpx.get(f"{url}/api/v1/services", headers=AUTH_HEADERS, timeout=60)
         assert listed.status_code == 200, listed.text
-        assert [s["name"] for s in listed.json()["services"]] == ["before"]
+        assert sorted(s["name"] for s in listed.json()["services"]) == ["before", "slow"]
         # nothing half-written, the database whole, no component crashed of it
         assert leftovers(home) == []
         with sqlite3.connect(f"file:{home / 'registry.db'}?mode=ro", uri=True) as db:
@@ -155,6 +176,8 @@ def test_a_full_home_is_a_clear_507_loses_nothing_and_heals_when_freed(
         assert {(c["name"], c["state"], c["crash_count"]) for c in comps} == {
             (n, "running", 0) for n in ("builder", "runtime", "registry", "gateway")}, comps
 
+        time.sleep(max(0.0, submitted + 3.0 - time.monotonic()))  # the model answered
+        assert task_view(url, running)["status"] == "running"  # its outcome not recorded yet
         # room for the upload and its extraction, not for its blob's copy: cut halfway
         big = package(tmp_path / "big", "big")
         (big / "weights.bin").write_bytes(os.urandom(2 << 20))  # does not compress
@@ -168,6 +191,11 @@ def test_a_full_home_is_a_clear_507_loses_nothing_and_heals_when_freed(
 
         for f in fillers:  # space again: everything works, nothing to repair first
             f.unlink()
+        held = wait_until(lambda: (v := task_view(url, running))["status"] != "running" and v, 60,
+                          "the held outcome to be recorded")
+        assert held["status"] == "succeeded", held  # not task.interrupted
+        result = httpx.get(f"{url}/v1/tasks/{running}/result", timeout=30).json()
+        assert result["data"]["echo"] == "held", result
         for name, path in (("after", zipped), ("big", big_zip)):
             r = create(url, path, name)
             assert r.status_code == 201, r.text
@@ -193,4 +221,4 @@ def test_a_full_home_is_a_clear_507_loses_nothing_and_heals_when_freed(
     with sqlite3.connect(home / "registry.db") as db:
         assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
         names = {row[0] for row in db.execute("SELECT name FROM services")}
-    assert names == {"before", "after", "big"}, names
+    assert names == {"before", "slow", "after", "big"}, names
