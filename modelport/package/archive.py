@@ -8,6 +8,7 @@ offending entry, and a rejected zip leaves nothing behind.
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import shutil
@@ -29,6 +30,12 @@ _CHUNK = 1 << 20
 #: the earliest time a zip can store; fixed so re-zipping the same files gives the same bytes
 _EPOCH = (1980, 1, 1, 0, 0, 0)
 _DRIVE = re.compile(r"^[A-Za-z]:")
+#: the longest file name and relative path an entry may have, in UTF-8 bytes: what Linux
+#: file systems take (NAME_MAX 255), and a path that fits PATH_MAX below any home
+NAME_MAX = 255
+PATH_MAX = 2048
+#: an entry name is quoted in errors up to this many characters
+SHOWN_NAME = 120
 
 
 @dataclass
@@ -141,17 +148,17 @@ def _check_entries(infos: list[zipfile.ZipInfo], limits: ArchiveLimits) -> list[
         if stat.S_ISLNK(mode):
             raise invalid(
                 "package.symlink",
-                f"zip entry '{info.filename}' is a symbolic link",
+                f"zip entry {_shown(info.filename)} is a symbolic link",
                 fix="replace the link with the file or folder it points to before zipping "
                 "(for example `zip -r` without `--symlinks`)",
-                path=info.filename,
+                path=_shown(info.filename, quote=False),
             )
         if info.flag_bits & 0x1:
             raise invalid(
                 "package.encrypted",
-                f"zip entry '{info.filename}' is password-protected",
+                f"zip entry {_shown(info.filename)} is password-protected",
                 fix="zip the package again without a password",
-                path=info.filename,
+                path=_shown(info.filename, quote=False),
             )
         is_dir = info.filename.replace("\\", "/").endswith("/")
         clash = parts in files or (not is_dir and parts in dirs)
@@ -159,9 +166,10 @@ def _check_entries(infos: list[zipfile.ZipInfo], limits: ArchiveLimits) -> list[
         if clash:
             raise invalid(
                 "package.duplicate_entry",
-                f"zip entry '{info.filename}' appears twice, or clashes with a file of that name",
+                f"zip entry {_shown(info.filename)} appears twice, or clashes with a file of that "
+                "name",
                 fix="zip the package again from a clean folder so each path appears once",
-                path=info.filename,
+                path=_shown(info.filename, quote=False),
             )
         dirs.update(parts[:i] for i in range(1, len(parts) + (1 if is_dir else 0)))
         if not is_dir:
@@ -183,6 +191,9 @@ def _safe_parts(name: str) -> tuple[str, ...]:
     parts = tuple(p for p in norm.split("/") if p not in ("", "."))
     if ".." in parts:
         raise _slip(name, "climbs out of the package with '..'")
+    longest = max((len(p.encode("utf-8", "surrogateescape")) for p in parts), default=0)
+    if longest > NAME_MAX or len("/".join(parts).encode("utf-8", "surrogateescape")) > PATH_MAX:
+        raise _name_too_long(name)
     return parts
 
 
@@ -197,7 +208,7 @@ def _write_entries(
             target.mkdir(parents=True, exist_ok=True)
             continue
         target.parent.mkdir(parents=True, exist_ok=True)
-        written = 0
+        written = crc = 0
         try:
             with zf.open(entry.info) as fin, target.open("xb") as fout:
                 while chunk := fin.read(_CHUNK):
@@ -207,16 +218,29 @@ def _write_entries(
                         raise _too_big(written_total, limits, actual=True)
                     if written > entry.info.file_size:
                         raise _corrupt(entry.info.filename, "holds more data than its header says")
+                    crc = zlib.crc32(chunk, crc)
                     fout.write(chunk)
+            # zipfile stops at the declared size and checks the CRC only when the data ends
+            # there too: a size that understates the data would be a silently cut file
+            if crc != entry.info.CRC:
+                raise _corrupt(entry.info.filename, "its data does not match its checksum "
+                               "(a declared size that is smaller than the data)")
         except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
             raise _corrupt(entry.info.filename, str(exc)) from None
+        except OSError as exc:
+            if exc.errno == errno.ENAMETOOLONG:  # within the limits, but not on this disk
+                raise _name_too_long(entry.info.filename) from None
+            if exc.errno == errno.EINVAL:  # zipfile seeking to a header offset before 0
+                raise _corrupt(entry.info.filename, "its header points outside the "
+                               "archive") from None
+            raise
         except NotImplementedError as exc:
             raise invalid(
                 "package.unsupported_compression",
-                f"zip entry '{entry.info.filename}' uses a compression method this server "
-                f"cannot read ({exc})",
+                f"zip entry {_shown(entry.info.filename)} uses a compression method this "
+                f"server cannot read ({exc})",
                 fix="zip the package again with standard deflate compression",
-                path=entry.info.filename,
+                path=_shown(entry.info.filename, quote=False),
             ) from None
         mode = entry.info.external_attr >> 16
         target.chmod(0o755 if entry.info.create_system == 3 and mode & 0o111 else 0o644)
@@ -249,19 +273,35 @@ def _declared_entry_count(fh: BinaryIO) -> int | None:
 def _slip(name: str, why: str) -> ModelportError:
     return invalid(
         "package.zip_slip",
-        f"zip entry '{name}' {why}",
+        f"zip entry {_shown(name)} {why}",
         fix="zip the package from inside its folder so every entry is a relative path "
         "below the package root",
-        path=name,
+        path=_shown(name, quote=False),
     )
+
+
+def _name_too_long(name: str) -> ModelportError:
+    return invalid(
+        "package.name_too_long",
+        f"zip entry {_shown(name)} has a name or path longer than a file system takes "
+        f"({NAME_MAX} bytes a name, {PATH_MAX} a path)",
+        fix="shorten the file or folder names in the package and zip it again",
+        path=_shown(name, quote=False),
+    )
+
+
+def _shown(name: str, quote: bool = True) -> str:
+    """An entry name as errors quote it: at most SHOWN_NAME characters."""
+    cut = name if len(name) <= SHOWN_NAME else name[: SHOWN_NAME - 3] + "..."
+    return f"'{cut}'" if quote else cut
 
 
 def _corrupt(name: str, why: str) -> ModelportError:
     return invalid(
         "package.corrupt_zip",
-        f"zip entry '{name}' is damaged: {why}",
+        f"zip entry {_shown(name)} is damaged: {why}",
         fix="create the zip again and upload it again",
-        path=name,
+        path=_shown(name, quote=False),
     )
 
 

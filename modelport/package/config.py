@@ -63,8 +63,12 @@ MODELARTS_MODEL_TYPES = (
 _RESTRAINTS = {"EXACT": "==", "ATLEAST": ">=", "ATMOST": "<="}
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _DOTTED = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
-_PYTHON = re.compile(r"^[23]\.\d{1,2}(\.\d{1,3})?$")
-_MEMORY = re.compile(r"^(\d+(?:\.\d+)?)(Ki|Mi|Gi|Ti|K|M|G|T)?$")
+# ASCII digits ([0-9], not \d): "٣.١١" matched \d and went on to the builder and runtime
+_PYTHON = re.compile(r"^[23]\.[0-9]{1,2}(\.[0-9]{1,3})?$")
+_MEMORY = re.compile(r"^([0-9]+(?:\.[0-9]+)?)(Ki|Mi|Gi|Ti|K|M|G|T)?$")
+#: what the platform's protobuf fields take (GPU counts, batch sizes) and byte counts
+INT32_MAX = 2**31 - 1
+MAX_MEMORY_BYTES = 2**63 - 1
 _MEMORY_UNITS = {
     None: 1,
     "K": 10**3,
@@ -99,17 +103,26 @@ class Resources(_Strict):
 
     cpu: float | None = Field(None, gt=0)
     memory: str | None = None
-    gpu: int = Field(0, ge=0)
+    gpu: int = Field(0, ge=0, le=INT32_MAX)
 
     @field_validator("memory")
     @classmethod
     def _memory(cls, v: str | None) -> str | None:
-        if v is not None and not _MEMORY.match(v):
+        m = _MEMORY.match(v) if v is not None else None
+        if v is not None and m is None:
             raise _fail(
                 "memory_format",
                 "memory '{value}' is not a size",
                 'write it like "512Mi" or "2Gi"',
-                value=v,
+                value=v[:60],
+            )
+        # 400 digits are a float too large for a double (inf): int(inf) failed later
+        if m is not None and not float(m.group(1)) * _MEMORY_UNITS[m.group(2)] <= MAX_MEMORY_BYTES:
+            raise _fail(
+                "memory_too_large",
+                "memory '{value}' is more bytes than any machine has",
+                'write a real size, like "512Mi" or "2Gi"',
+                value=v[:60],
             )
         return v
 
@@ -157,7 +170,7 @@ class Health(_Strict):
 class Batching(_Strict):
     """Opt-in dynamic batching: the runtime calls ``predict_batch`` with up to N inputs."""
 
-    max_batch_size: int = Field(ge=1)
+    max_batch_size: int = Field(ge=1, le=INT32_MAX)
     max_latency_ms: float = Field(10.0, gt=0)
 
 

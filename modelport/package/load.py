@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from modelport.errors import ModelportError, Problem, invalid
-from modelport.package import checks, problems
+from modelport.package import checks, plain_json, problems
 from modelport.package.config import (
     KIND_MODELS,
     CommonConfig,
@@ -157,7 +157,9 @@ def _read_json(path: Path, label: str) -> Any:
             path=label,
         ) from None
     try:
-        return json.loads(text)
+        return plain_json.loads(text, label)
+    except plain_json.NotPlain as exc:
+        raise _invalid([exc.problem]) from None
     except json.JSONDecodeError as exc:
         raise invalid(
             "package.config_invalid_json",
@@ -201,14 +203,38 @@ def _in_file_order(found: list[Problem], raw: dict[str, Any], label: str) -> lis
     return sorted(found, key=position)
 
 
+#: the problems one error carries, in bytes of JSON: the registry sends the error in a
+#: gRPC trailer (8 KiB in all), and a longer list would arrive as a bare RESOURCE_EXHAUSTED
+PROBLEMS_BYTES = 4096
+#: a problem's path, message and fix are cut to this many characters (a key or entry name
+#: can be 60,000 characters long)
+PROBLEM_TEXT = 240
+
+
 def _invalid(found: list[Problem]) -> ModelportError:
     n = len(found)
+    kept: list[Problem] = []
+    size = 0
+    for p in found:
+        short = Problem(_cut(p.path), _cut(p.message), _cut(p.fix), p.code)
+        size += len(json.dumps(short.to_dict()))
+        if size > PROBLEMS_BYTES and kept:
+            break
+        kept.append(short)
+    rest = n - len(kept)
+    more = f"; {rest} more not listed" if rest else ""
     return invalid(
         "package.invalid",
-        f"package has {n} problem{'s' if n != 1 else ''}",
-        fix="fix each problem listed and upload the package again",
-        problems=found,
+        f"package has {n} problem{'s' if n != 1 else ''}{more}",
+        fix="fix each problem listed and upload the package again"
+        + (" (then the next ones are listed)" if rest else ""),
+        problems=kept,
+        details={"problems_not_listed": rest} if rest else {},
     )
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= PROBLEM_TEXT else text[: PROBLEM_TEXT - 3] + "..."
 
 
 def _build(
@@ -298,7 +324,7 @@ def _schema(data: dict[str, Any] | str | None) -> dict[str, Any] | None:
     """A ModelArts api body schema as a dict (some configs carry it as a JSON string)."""
     if isinstance(data, str):
         try:
-            data = json.loads(data)
+            data = plain_json.loads(data, "")  # NotPlain is a ValueError
         except ValueError:
             return None
     return data if isinstance(data, dict) else None
@@ -312,7 +338,7 @@ def _schema_fields(data: dict[str, Any] | str | None) -> list[tuple[str, str]]:
     """Top-level properties of a ModelArts JSON-schema body as (name, modelport type)."""
     if isinstance(data, str):
         try:
-            data = json.loads(data)
+            data = plain_json.loads(data, "")  # NotPlain is a ValueError
         except ValueError:
             return []
     props = data.get("properties") if isinstance(data, dict) else None
