@@ -83,3 +83,12 @@ bench: venv $(BENCH_STAMP)
 
 clean:
 	rm -rf $(VENV) $(ENVOY_VENV) .pytest_cache
+
+# issue 18's fault table (bench/chaos.py; a recorded run is in docs/reliability.md), then a
+# soak of SOAK_SECONDS (tests/reliability/test_soak.py); e.g. CHAOS_ARGS="--only worker"
+SOAK_SECONDS ?= 600
+.PHONY: chaos
+chaos: venv
+	$(BIN)/python bench/chaos.py $(CHAOS_ARGS); rc=$$?; \
+	  SOAK_SECONDS=$(SOAK_SECONDS) $(BIN)/python -m pytest -q -s -p no:cacheprovider \
+	  --timeout 0 tests/reliability/test_soak.py && exit $$rc
