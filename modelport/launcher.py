@@ -323,12 +323,16 @@ class Platform:
     async def _wait_gateway(self, comp: Component) -> None:
         deadline = time.monotonic() + READY_TIMEOUT_S
         slot, port_file = self.slots[comp.name], self.ports_file(comp.name)
-        while not port_file.exists():
+        while True:  # it writes the file once it serves (not in one step: read it whole)
+            try:
+                ports = json.loads(port_file.read_text())
+                break
+            except (OSError, ValueError):
+                pass
             self._check_alive(comp)
             if time.monotonic() > deadline:
                 raise RuntimeError(f"{comp.name} did not start; see {comp.log_path}")
             await asyncio.sleep(0.05)
-        ports = json.loads(port_file.read_text())
         # a restarted gateway must come back on the same ports
         slot.http_port, slot.bound_grpc_port = ports["http_port"], ports["grpc_port"]
         comp.argv = self._argv(comp.name)
@@ -340,6 +344,21 @@ class Platform:
                 raise RuntimeError(f"{comp.name} /health did not answer; see {comp.log_path}")
             await asyncio.sleep(0.05)
         self._write_gateways()
+
+    async def _xds_bound_port(self, comp: Component) -> int:
+        """The port the xDS server bound, from its port file: written just after it said
+        ready (services/xds/server.py), so it may not be there, or be whole, at once."""
+        path = self.layout.run / "xds.ports.json"
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while True:
+            try:
+                return int(json.loads(path.read_text())["port"])
+            except (OSError, ValueError, KeyError, TypeError):
+                pass
+            self._check_alive(comp)
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"xds did not write {path}; see {comp.log_path}")
+            await asyncio.sleep(0.05)
 
     async def _wait_envoy(self, comp: Component) -> None:
         """Until Envoy's admin /ready answers 200 (its first config from the xDS server is
@@ -367,6 +386,8 @@ class Platform:
         comp = self.components[name]
         if is_gateway(name):
             self.ports_file(name).unlink(missing_ok=True)
+        if name == "xds" and not self.xds_port:  # an earlier `up`'s port is not this one's
+            (self.layout.run / "xds.ports.json").unlink(missing_ok=True)
         if name == "envoy":
             assert self.edge is not None
             self.edge.admin_address_path.unlink(missing_ok=True)  # the last start's
@@ -379,8 +400,7 @@ class Platform:
         elif name != "watcher":
             await self._wait_ready(comp)
         if name == "xds" and not self.xds_port:  # restarts come back on the same port
-            ports = json.loads((self.layout.run / "xds.ports.json").read_text())
-            self.xds_port = int(ports["port"])
+            self.xds_port = await self._xds_bound_port(comp)
             comp.argv = self._argv("xds")
 
     async def start(self) -> None:

@@ -24,6 +24,8 @@ class Answer:
     status: int
     version: str
     body: Any
+    #: the request's place in the order they were sent, from 1 (``Load.sent``)
+    seq: int = 0
 
 
 @dataclass
@@ -38,8 +40,11 @@ class Load:
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
-    #: requests sent and not answered yet; while ``_frozen``, no worker sends another
+    #: requests sent so far, and those not answered yet; while ``_frozen``, no worker sends
+    _sent: int = 0
     _in_flight: int = 0
+    #: the seq of each request in ``errors`` (no answer at all)
+    _error_seqs: list[int] = field(default_factory=list)
     _frozen: bool = False
     _moved: threading.Condition = field(init=False)
 
@@ -56,16 +61,20 @@ class Load:
                     if self._stop.is_set():
                         break
                     self._in_flight += 1
+                    self._sent += 1
+                    seq = self._sent
                 try:
                     r = http.post(self.url, json=self.body, headers=self.headers)
                     try:
                         body = r.json()
                     except ValueError:
                         body = r.text
-                    answer = Answer(r.status_code, r.headers.get("x-model-version", ""), body)
+                    answer = Answer(r.status_code, r.headers.get("x-model-version", ""), body,
+                                    seq)
                 except httpx.HTTPError as exc:  # no answer at all: the worst outcome
                     with self._lock:
                         self.errors.append(f"{type(exc).__name__}: {exc}")
+                        self._error_seqs.append(seq)
                         self._in_flight -= 1
                     continue
                 with self._lock:
@@ -76,8 +85,9 @@ class Load:
     def frozen(self) -> Iterator[int]:
         """Hold the load still: while the block runs no worker sends a new request (the
         ones in flight go on). Yields how many were in flight as it began; that number can
-        only fall inside the block, so a kill done there meets at most that many, and
-        every request that fails beyond them was sent after it."""
+        only fall inside the block, so a kill done there meets at most that many. The
+        requests sent after the block are those after ``sent()`` read inside it
+        (``failed_after``)."""
         with self._lock:
             self._frozen = True
             in_flight = self._in_flight
@@ -102,6 +112,19 @@ class Load:
         self._stop.set()
         for t in self._threads:
             t.join(120)
+
+    def sent(self) -> int:
+        """How many requests were sent so far (each one's ``seq`` is at most this)."""
+        with self._lock:
+            return self._sent
+
+    def failed_after(self, seq: int) -> list[str]:
+        """The failures (non-200 answers, no answer) of the requests sent after the first
+        ``seq``."""
+        with self._lock:
+            return [f"{a.status}: {a.body}" for a in self.answers
+                    if a.seq > seq and a.status != 200] + [
+                e for e, n in zip(self.errors, self._error_seqs, strict=True) if n > seq]
 
     def count(self) -> int:
         with self._lock:
