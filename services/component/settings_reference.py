@@ -39,6 +39,8 @@ OTHER = [
      "invoke:NAME`)"),
     ("MODELPORT_RAY_ADDRESS", "`up`", "a Ray cluster (host:port) whose nodes run the "
      "replicas, a runtime per node, instead of a runtime here (`--ray`, docs/fleet.md)"),
+    ("MODELPORT_ENVOY", "`up --envoy-port`", "the Envoy binary to run (default: `envoy` "
+     "next to python, which `make venv` links from .venv-envoy, else on PATH; docs/xds.md)"),
     ("MODELPORT_ADMIN_TOKEN", "`up`, first start", "adopt this bootstrap admin token instead "
      "of making one"),
     ("MODELPORT_DEBUG", "CLI", "`1`: failures print their traceback (what `--debug` sets)"),
