@@ -160,6 +160,11 @@ def up(
         except EnvoyMissing as exc:
             fail(ModelportError(Kind.NOT_FOUND, "envoy.not_found", exc.message, exc.fix),
                  as_json)
+        if envoy_port and envoy_port in (port, grpc_port):
+            fail(ModelportError(Kind.CONFLICT, "platform.port_in_use",
+                                f"--envoy-port {envoy_port} is also the gateway's port",
+                                "give Envoy a port of its own, or --envoy-port 0 for a free "
+                                "one"), as_json)
         if envoy_port and not _port_free(host, envoy_port):
             fail(ModelportError(Kind.CONFLICT, "platform.port_in_use",
                                 f"--envoy-port {envoy_port} on {host} is in use by another "

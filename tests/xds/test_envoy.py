@@ -15,6 +15,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -308,3 +309,22 @@ def test_no_envoy_binary_fails_up_at_once(tmp_path: Path) -> None:
     assert "MODELPORT_ENVOY" in done.stderr and "make venv" in done.stderr, done.stderr
     assert not (home / "run" / "components.json").exists()
     assert not any((home / "logs").glob("*.log"))  # no component ever started
+
+
+def test_an_envoy_port_in_use_fails_up_at_once(tmp_path: Path) -> None:
+    _need_envoy()
+    with socket.socket() as free:  # a port nothing listens on: the gateway's and Envoy's
+        free.bind(("127.0.0.1", 0))
+        same = free.getsockname()[1]
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        for args in (["--port", "0", "--envoy-port", str(port)],
+                     ["--port", str(same), "--envoy-port", str(same)]):
+            done = subprocess.run([str(BIN / "modelport"), "up", "--home",
+                                   str(tmp_path / "home"), *args], capture_output=True,
+                                  text=True, timeout=60, cwd=ROOT)
+            assert done.returncode != 0
+            assert f"--envoy-port {args[-1]}" in done.stderr, done.stderr
+    assert not (tmp_path / "home" / "run" / "components.json").exists()
