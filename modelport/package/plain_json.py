@@ -7,7 +7,9 @@ until Python's recursion limit. Each got through validation here and failed late
 500: a 64-bit-plus tensor shape created the service, then its view could not be written
 (orjson takes 64-bit integers only); a lone surrogate could not be encoded for protobuf;
 a deep document raised RecursionError. ``loads`` parses with the stdlib, hooks the
-literals, and walks the result once, iteratively, to a bounded depth.
+literals, and walks the result once, iteratively, to a bounded depth. ``check`` is the
+walk alone, for documents parsed otherwise (a ModelService spec from YAML, whose aliases
+can make a few hundred bytes a tree of billions of nodes: the walk stops at MAX_NODES).
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from modelport.errors import Problem
 #: deeper than any config needs (a ModelArts apis schema nests a dozen levels); orjson
 #: writes at most 255
 MAX_DEPTH = 64
+#: more values than any config or spec has; a YAML alias bomb has billions
+MAX_NODES = 100_000
 INT64 = (-(2**63), 2**63 - 1)
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -67,49 +71,64 @@ def loads(text: str, label: str) -> Any:
         doc = json.loads(text, parse_constant=_constant, parse_float=_float,
                          parse_int=_int)
     except RecursionError:
-        raise NotPlain(_deep(f"{label}:$")) from None
-    _walk(doc, label)
+        raise NotPlain(_deep(f"{label}:$", "package")) from None
+    check(doc, label, max_nodes=None)  # parsed text: as many values as it has characters
     return doc
 
 
-def _walk(doc: Any, label: str) -> None:
+def check(doc: Any, label: str, prefix: str = "package",
+          max_nodes: int | None = MAX_NODES) -> None:
+    """``NotPlain`` (its problem's code ``prefix.*``) unless every value of ``doc`` is
+    plain: finite numbers, 64-bit integers, text without lone surrogates, at most
+    MAX_DEPTH deep and ``max_nodes`` in all (counting what aliases repeat)."""
     stack: list[tuple[Any, tuple[int | str, ...]]] = [(doc, ())]
+    seen = 0
     while stack:
         node, loc = stack.pop()
+        seen += 1
+        if max_nodes is not None and seen > max_nodes:
+            raise NotPlain(Problem(f"{label}:$", f"the document holds more than {max_nodes} "
+                                   "values (YAML aliases repeat what they point to)",
+                                   "write it out plainly, without nested aliases",
+                                   f"{prefix}.too_large"))
         if len(loc) > MAX_DEPTH:
-            raise NotPlain(_deep(f"{label}:{_path(loc[:MAX_DEPTH])}"))
+            raise NotPlain(_deep(f"{label}:{_path(loc[:MAX_DEPTH])}", prefix))
         where = f"{label}:{_path(loc)}"
-        if isinstance(node, _Odd):
-            raise NotPlain(Problem(where, f"{node.literal} {node.why}",
+        if isinstance(node, _Odd) or (isinstance(node, float) and not math.isfinite(node)) or (
+                isinstance(node, int) and not INT64[0] <= node <= INT64[1]):
+            odd = node if isinstance(node, _Odd) else _Odd(repr(node), "is not a finite "
+                                                           "number within 64 bits")
+            raise NotPlain(Problem(where, f"{odd.literal} {odd.why}",
                                    "write a number JSON and 64-bit integers can hold",
-                                   "package.bad_number"))
+                                   f"{prefix}.bad_number"))
         if isinstance(node, str):
-            _text(node, where)
+            _text(node, where, prefix)
         elif isinstance(node, dict):
             for key, value in node.items():
-                _text(key, f"{where} (a key {_path((key,))[1:]})")
+                if isinstance(key, str):
+                    _text(key, f"{where} (a key {_path((key,))[1:]})", prefix)
                 stack.append((value, (*loc, key)))
         elif isinstance(node, list):
             stack.extend((value, (*loc, i)) for i, value in enumerate(node))
 
 
-def _text(s: str, where: str) -> None:
+def _text(s: str, where: str, prefix: str) -> None:
     if _SURROGATE.search(s):
         raise NotPlain(Problem(where, "the text holds a lone UTF-16 surrogate escape "
                                "(\\ud800-\\udfff), which is no character",
                                "write the character itself, or its surrogate pair",
-                               "package.bad_text"))
+                               f"{prefix}.bad_text"))
 
 
-def _deep(where: str) -> Problem:
-    return Problem(where, f"the JSON nests deeper than {MAX_DEPTH} levels",
-                   "flatten the document: no config needs that depth", "package.too_deep")
+def _deep(where: str, prefix: str) -> Problem:
+    return Problem(where, f"the document nests deeper than {MAX_DEPTH} levels",
+                   "flatten it: no config or spec needs that depth", f"{prefix}.too_deep")
 
 
 def _path(loc: tuple[int | str, ...]) -> str:
     out = "$"
     for part in loc:
-        if isinstance(part, int):
+        if not isinstance(part, str):
             out += f"[{part}]"
         else:
             key = part if len(part) <= 60 else part[:57] + "..."

@@ -24,6 +24,13 @@ from pydantic import (
 )
 
 from modelport.errors import Problem, invalid
+from modelport.package import plain_json
+
+#: what the registry's protobuf int32 fields (GPUs, versions, burst) take
+INT32_MAX = 2**31 - 1
+#: the models below refuse NaN and Infinity (YAML's .nan/.inf, or 1e400): a timeout or
+#: rate of either reached the registry and the runtime as a value nothing could use
+_PLAIN = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 NAME_FIX = "use 1-63 lowercase letters, digits or '-', starting and ending with a letter or digit"
@@ -37,42 +44,46 @@ def check_name(name: str) -> str:
 
 
 class Resources(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = _PLAIN
     cpu: float = Field(0, ge=0, description="CPU cores; 0 = no limit")
     memory: str = Field("", description="memory limit such as 512Mi or 2Gi; empty = no limit")
-    gpu: int = Field(0, ge=0, description="number of GPUs")
+    gpu: int = Field(0, ge=0, le=INT32_MAX, description="number of GPUs")
 
     @field_validator("memory")
     @classmethod
     def _memory(cls, v: str) -> str:
-        if v and not re.fullmatch(r"\d+(\.\d+)?(Ki|Mi|Gi|Ti|K|M|G|T)?", v):
+        # ASCII digits only, and a size a double holds: "١٢Mi" and 400 digits got through
+        m = re.fullmatch(r"([0-9]+(?:\.[0-9]+)?)(Ki|Mi|Gi|Ti|K|M|G|T)?", v)
+        if v and m is None:
             raise ValueError("memory must look like 512Mi or 2Gi")
+        if m is not None and not float(m.group(1)) < 2.0**63:
+            raise ValueError("memory is more bytes than any machine has")
         return v
 
 
 class Auth(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = _PLAIN
     required: bool = Field(False, description="calls need an API key with scope "
                            "invoke:<service> or invoke:* (docs/security.md)")
 
 
 class RateLimit(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = _PLAIN
     rps: float = Field(0, ge=0, description="requests per second the service accepts; "
                        "0 = no limit; more get 429 with Retry-After")
-    burst: int = Field(0, ge=0, description="requests allowed at once above the rate; "
-                       "0 = max(1, rps)")
+    burst: int = Field(0, ge=0, le=INT32_MAX, description="requests allowed at once above "
+                       "the rate; 0 = max(1, rps)")
 
 
 class TrafficTarget(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    version: int = Field(ge=1, description="model version number")
+    model_config = _PLAIN
+    version: int = Field(ge=1, le=INT32_MAX, description="model version number")
     percent: float = Field(ge=0, le=100, description="share of requests without an "
                            "X-Model-Version header; all entries add up to 100")
 
 
 class Autoscaling(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = _PLAIN
     min: int = Field(1, ge=0, le=64, description="fewest replicas; 0 scales to zero when idle")
     max: int = Field(ge=1, le=64, description="most replicas")
     target_concurrency: float = Field(1.0, gt=0, description="requests in flight or queued "
@@ -91,13 +102,13 @@ class Autoscaling(BaseModel):
 
 
 class ModelRef(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = _PLAIN
     name: str
-    version: int = Field(0, ge=0, description="0 = latest")
+    version: int = Field(0, ge=0, le=INT32_MAX, description="0 = latest")
 
 
 class ServiceSpecBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = _PLAIN
     package: str | None = Field(None, description="directory or zip, relative to the YAML file")
     model: ModelRef | None = None
     runtime: Literal["process", "docker"] = "process"
@@ -133,7 +144,7 @@ class ServiceSpecBody(BaseModel):
 
 
 class Metadata(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = _PLAIN
     name: str
     annotations: dict[str, str] = Field(default_factory=dict)
 
@@ -166,6 +177,12 @@ def parse_service(doc: Any, source: str = "") -> ModelService:
     if not isinstance(doc, dict):
         raise invalid("service.not_a_mapping", f"{source or 'the document'} is not a YAML mapping",
                       "write a ModelService with apiVersion, kind, metadata and spec")
+    try:  # before pydantic walks it: a YAML alias bomb, lone surrogates, NaN
+        plain_json.check(doc, source or "spec", "service")
+    except plain_json.NotPlain as exc:
+        raise invalid("service.spec_invalid", f"{source or 'the service spec'} cannot be "
+                      f"used: {exc.problem.message}", exc.problem.fix,
+                      path=exc.problem.path, problems=[exc.problem]) from None
     try:
         svc = ModelService.model_validate(doc)
     except ValidationError as exc:

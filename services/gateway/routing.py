@@ -104,7 +104,7 @@ def pinned_version(header: str | None) -> int:
     if header is None or not header.strip():
         return 0
     text = header.strip().lstrip("vV")
-    if not text.isdigit() or not 0 < int(text) < 2**31:
+    if not (text.isascii() and text.isdigit()) or not 0 < int(text) < 2**31:  # not "²"
         raise invalid("request.version_header", f"X-Model-Version {header!r} is not a "
                       "version number", "send a version number such as 3, or leave the "
                       "header out to follow the traffic split")

@@ -19,6 +19,7 @@ import os
 import time
 import uuid
 import zipfile
+import zlib
 from collections.abc import AsyncIterator, Callable
 from io import BytesIO
 from pathlib import Path
@@ -27,6 +28,7 @@ from typing import Any
 import grpc
 
 from modelport.errors import ModelportError, conflict, invalid, not_found, too_large
+from modelport.package import plain_json
 from modelport.v1 import batches_pb2, batches_pb2_grpc
 from services.registry import batch_results
 from services.registry.store.batches import (
@@ -222,7 +224,7 @@ def read_items(archive: Path) -> list[ItemRecord]:
     """The items an input archive (modelport/batch_input.py's format) declares, checked."""
     try:
         z = zipfile.ZipFile(archive)
-    except (zipfile.BadZipFile, OSError) as exc:
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
         raise invalid("batch.archive", f"the batch input is not a zip archive: {exc}",
                       "upload the archive `modelport batch create` makes") from exc
     with z:
@@ -230,8 +232,20 @@ def read_items(archive: Path) -> list[ItemRecord]:
         if ITEMS_FILE not in members:
             raise invalid("batch.archive", f"the batch input has no {ITEMS_FILE}",
                           "upload the archive `modelport batch create` makes")
+        try:
+            raw = z.read(ITEMS_FILE)
+        except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError) as exc:
+            raise invalid("batch.archive", f"{ITEMS_FILE} in the batch input is damaged: {exc}",
+                          "create the archive again (`modelport batch create` makes it)") from None
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            n = raw.count(b"\n", 0, exc.start) + 1
+            raise invalid("batch.item", f"{ITEMS_FILE} line {n} is not UTF-8 text (byte "
+                          f"{exc.start})", f"save {ITEMS_FILE} as UTF-8",
+                          path=f"{ITEMS_FILE} line {n}") from None
         items = []
-        for n, line in enumerate(z.read(ITEMS_FILE).decode("utf-8").splitlines(), 1):
+        for n, line in enumerate(text.splitlines(), 1):
             if not line.strip():
                 continue
             items.append(_item(n, line, members, len(items)))
@@ -243,11 +257,14 @@ def read_items(archive: Path) -> list[ItemRecord]:
 
 def _item(n: int, line: str, members: set[str], idx: int) -> ItemRecord:
     where = f"{ITEMS_FILE} line {n}"
-    try:
-        entry = json.loads(line)
+    try:  # plain JSON: no lone surrogates, NaN, huge numbers or deep nesting (a 500 before)
+        entry = plain_json.loads(line, where)
+    except plain_json.NotPlain as exc:
+        raise invalid("batch.item", f"{where}: {exc.problem.message}",
+                      f"{exc.problem.fix}; one JSON object per line", path=where) from None
     except ValueError as exc:
         raise invalid("batch.item", f"{where} is not JSON: {exc}", "one JSON object per line",
-                      path=where) from exc
+                      path=where) from None
     if not (isinstance(entry, dict) and isinstance(entry.get("source"), str)
             and isinstance(entry.get("inputs", {}), dict)
             and isinstance(entry.get("files", {}), dict)):

@@ -48,7 +48,8 @@ class Probe:
         changes: dict[str, Any] = {}
         for key, attr in _FIELDS.items():
             value = raw.get(key)
-            if isinstance(value, str) and value.strip().isdigit():  # ModelArts writes strings
+            if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
+                # ModelArts writes strings (ASCII digits: int("²") fails)
                 value = int(value)
             if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0:
                 if attr in ("period_s", "failure_threshold") and value <= 0:

@@ -49,7 +49,8 @@ def line_time(line: str) -> float | None:
     frac = 0.0
     if text[19] == ".":
         digits = text[20:23]
-        frac = int(digits) / 10 ** len(digits) if digits.isdigit() else 0.0
+        # ASCII only: "²".isdigit() is true but int("²") fails
+        frac = int(digits) / 10 ** len(digits) if digits.isascii() and digits.isdigit() else 0.0
     return base + frac
 
 

@@ -37,7 +37,7 @@ class Inference:
 def version_number(model: str, version: str) -> int:
     if not version:
         return 0
-    if not version.isdigit():
+    if not (version.isascii() and version.isdigit()) or not 0 < int(version) < 2**31:
         raise not_found("oip.version", f"model {model!r} has no version {version!r}",
                         "versions are numbers (see `modelport versions`), or leave it out "
                         "for the serving version")

@@ -21,6 +21,7 @@ from modelport.errors import invalid, not_found, too_large
 from modelport.spec.service import ModelService, parse_service
 from modelport.v1 import registry_pb2, registry_pb2_grpc
 from services.gateway import call_examples
+from services.gateway.rest.params import parse_json
 from services.gateway.rest.serving import (
     serving_spec_proto,
     serving_spec_view,
@@ -142,7 +143,12 @@ class ManagementApi:
         if ctype in ("application/zip", "application/octet-stream"):
             return request, dict(request.query_params)
         if ctype.startswith("application/json"):
-            return None, {"spec": (await request.body()).decode()}
+            try:
+                return None, {"spec": (await request.body()).decode()}
+            except UnicodeDecodeError as exc:
+                raise invalid("service.spec_invalid", f"the spec is not UTF-8 text (byte "
+                              f"{exc.start})", "send the ModelService document as UTF-8 "
+                              "JSON or YAML") from None
         raise invalid("request.content_type", f"unsupported Content-Type {ctype!r} for a package "
                       "upload", "send multipart/form-data with a 'package' file field")
 
@@ -237,14 +243,12 @@ class ManagementApi:
         the canary split alone, the rest of the spec kept (an empty list sends everything
         to the target version). What the console's split editor and pin buttons send."""
         name = request.path_params["name"]
-        try:
-            body = json.loads(await request.body() or b"null")
-        except ValueError:
-            body = None
+        fix = 'send {"traffic": [{"version": 1, "percent": 90}, {"version": 2, "percent": 10}]}'
+        # orjson: no lone surrogates, NaN or RecursionError from a deep body (params.py)
+        body = parse_json(await request.body() or b"null", "request.body", "the body", fix)
         if not isinstance(body, dict) or not isinstance(body.get("traffic"), list):
             raise invalid("request.body", "the body must be a JSON object with a 'traffic' "
-                          "list", 'send {"traffic": [{"version": 1, "percent": 90}, '
-                          '{"version": 2, "percent": 10}]}')
+                          "list", fix)
         split = parse_service({"metadata": {"name": name},
                                "spec": {"traffic": body["traffic"]}}).spec.traffic
         svc = await self._call("GetService", registry_pb2.GetServiceRequest(name=name))

@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import re
 import time
 from collections.abc import AsyncIterator, Callable
@@ -50,9 +51,16 @@ def parse_since(raw: str, now: float | None = None) -> float | None:
     if m := _DURATION.match(raw):
         return now - float(m.group(1)) * _UNITS[m.group(2)]
     try:
-        return float(raw)
+        seconds = float(raw)
     except ValueError:
-        pass
+        seconds = math.nan
+    if math.isfinite(seconds):  # "nan" and "inf" are floats too, but no time
+        return seconds
+    # "…00.²²²Z": line_time reads log lines leniently; a query is refused instead
+    if not raw.isascii() or raw.lower().lstrip("+-") in ("nan", "inf", "infinity"):
+        raise invalid("logs.since_invalid", f"since={raw[:40]!r} is not a time",
+                      "use a duration like 10m, 2h or 1d, an ISO time like "
+                      "2026-01-31T12:00:00Z, or unix seconds", path="$.since")
     text = raw if raw.endswith("Z") or "+" in raw[10:] else raw + "Z"
     t = logfiles.line_time(text.replace(" ", "T", 1) + " ")
     if t is not None:

@@ -105,7 +105,8 @@ def parse_request(body: bytes, header_length: str | None
     """The JSON header and the input tensors (binary parts sliced, not copied)."""
     view = memoryview(body)
     if header_length is not None:
-        if not header_length.isdigit() or int(header_length) > len(body):
+        if not (header_length.isascii() and header_length.isdigit()) or int(
+                header_length) > len(body):  # ASCII: "²".isdigit(), but int("²") fails
             raise invalid("oip.header_length", f"Inference-Header-Content-Length is "
                           f"{header_length!r} but the body is {len(body)} bytes",
                           "set it to the byte length of the JSON part")
