@@ -112,6 +112,91 @@ def test_bad_json_bodies(bad_input: RunningPlatform, method: str, path: str,
     assert_response(_send(bad_input, method, path, body, JSON))
 
 
+#: valid JSON whose fields have the wrong type or range, per route
+BAD_FIELDS = [
+    ("POST", "/api/v1/keys", {"scopes": ["read"], "ttl_s": "abc"}),
+    ("POST", "/api/v1/keys", {"scopes": ["read"], "ttl_s": [1]}),
+    ("POST", "/api/v1/keys", {"scopes": ["read"], "ttl_s": "nan"}),
+    ("POST", "/api/v1/keys", {"scopes": ["read"], "rate_limit": {"a": 1}}),
+    ("POST", "/api/v1/keys", {"scopes": ["read"], "rate_limit": "inf"}),
+    ("POST", "/api/v1/keys", {"scopes": "read"}),
+    ("POST", "/api/v1/keys", {"scopes": [1, 2]}),
+    ("POST", "/api/v1/keys", {"scopes": ["read"], "user": "nobody-here"}),
+    ("POST", "/api/v1/auth/token", {"username": "x", "password": "y", "ttl_s": [None]}),
+    ("POST", "/api/v1/auth/token", {"username": "x", "password": "y", "ttl_s": -5}),
+    ("POST", "/api/v1/users", {"username": ["a"], "password": {"b": 1}}),
+    ("POST", "/api/v1/users", {"username": "ok-name", "password": "short"}),
+    ("PUT", "/api/v1/services/echo/traffic", {"traffic": "all"}),
+    ("PUT", "/api/v1/services/echo/traffic", {"traffic": [{"version": "x", "percent": 100}]}),
+    ("PUT", "/api/v1/services/echo/traffic", {"traffic": [{"version": 2**40, "percent": 100}]}),
+    ("PUT", "/api/v1/services/echo/traffic", {"traffic": [{"version": 1, "percent": 50}]}),
+    ("PUT", "/api/v1/services/echo/traffic", {"traffic": [1]}),
+    ("POST", "/api/v1/gitops/reports", {"source": "a string"}),
+    ("POST", "/api/v1/gitops/reports", {"source": {"id": "x", "sync_requests": "abc"}}),
+    ("POST", "/api/v1/gitops/reports", {"source": {"id": "x", "history": {"a": 1}}}),
+    ("POST", "/api/v1/gitops/reports", {"source": {"id": "x"}, "sync": {"ts": "yesterday"}}),
+    ("POST", "/api/v1/gitops/reports", {"source": {"id": "x"}, "services": [1]}),
+    ("POST", "/api/v1/gitops/reports", {"source": {"id": "x", "sync_requests": 2**70}}),
+    ("POST", "/api/v1/gitops/reports", {"source": {"id": ""}}),
+    ("POST", "/api/v1/gitops/reports", {"nope": 1}),
+    ("POST", "/api/v1/gitops/apply", {"source": {"id": "x"}, "commit": "c",
+                                      "services": [{"name": "a", "spec": {"replicas": "x"}}]}),
+    ("POST", "/api/v1/gitops/apply", {"source": {"id": "x"}, "commit": 5, "services": "a"}),
+    ("POST", "/api/v1/gitops/apply", {"source": {"id": "x"}, "commit": "c",
+                                      "services": [{"spec": {}}]}),
+    ("POST", "/api/v1/gitops/apply", {"source": {"id": "x"}, "commit": "c", "prune": "all"}),
+    ("POST", "/v2/models/oip-sum/infer", {"inputs": [{"name": "x", "datatype": "FP32",
+                                                      "shape": [2**40, 2**40], "data": [1]}]}),
+    ("POST", "/v2/models/oip-sum/infer", {"inputs": [{"name": "x", "datatype": "FP32",
+                                                      "shape": [-1], "data": [1]}]}),
+    ("POST", "/v2/models/oip-sum/infer", {"inputs": [{"name": "x", "datatype": "NOPE",
+                                                      "shape": [1], "data": [1]}]}),
+    ("POST", "/v2/models/oip-sum/infer", {"inputs": [{"name": "x", "datatype": "FP32",
+                                                      "shape": [1, 1], "data": ["a"]}]}),
+    ("POST", "/v2/models/oip-sum/infer", {"inputs": [{"name": "x", "datatype": "FP32",
+                                                      "shape": [1, 1], "data": [1],
+                                                      "parameters": {"binary_data_size":
+                                                                     -1}}]}),
+    ("POST", "/v2/models/oip-sum/infer", {"inputs": [], "outputs": "all"}),
+    ("POST", "/v1/models/oip-sum:predict", {"instances": [[["a"]]]}),
+    ("POST", "/v1/models/echo:predict", {"instances": [{"text": 1}]}),
+    ("POST", "/v1/services/oip-sum/infer", {"x": "not a tensor"}),
+    ("POST", "/v1/services/echo/infer", {"text": ["a"]}),
+    ("POST", "/v1/services/echo/infer", {"text": "a", "extra": 1}),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "doc"), BAD_FIELDS,
+                         ids=[f"{m} {p} {i}" for i, (m, p, _) in enumerate(BAD_FIELDS)])
+def test_wrong_field_types_and_ranges(bad_input: RunningPlatform, method: str, path: str,
+                                      doc: Any) -> None:
+    assert_response(_send(bad_input, method, path, json.dumps(doc).encode(), JSON))
+
+
+WEBHOOKS = [{"push": {"changes": [1]}}, {"push": {"changes": "x"}},
+            {"push": {"changes": [{"new": "x"}]}}, {"push": {}, "repository": "str"},
+            {"push": {}, "repository": {"links": []}},
+            {"push": {"changes": [{"new": {"type": "branch", "name": 5}}]}},
+            {"push": {"changes": [{"new": {"type": "branch", "name": "main"}}]},
+             "repository": {"links": {"html": "x"}}},
+            {"ref": 5}, {"ref": "refs/heads/main", "repository": [1]},
+            {"ref": "refs/heads/main", "project": "p"}, {"repo": ["a"], "branch": {"x": 1}},
+            {"ref": "refs/tags/v1"}]
+
+
+@pytest.mark.parametrize("payload", WEBHOOKS, ids=[str(i) for i in range(len(WEBHOOKS))])
+def test_webhook_payloads_of_the_wrong_shape(bad_input: RunningPlatform,
+                                             payload: dict[str, Any]) -> None:
+    """Read as a push that names no followed repository (404 gitops.no_source) or as no
+    branch push at all (200, ignored); never indexed as if it had the right shape."""
+    r = _send(bad_input, "POST", "/api/v1/gitops/webhook", json.dumps(payload).encode(),
+              {**JSON, "X-GitHub-Event": "push"})
+    if r.status_code == 200:
+        assert r.json()["synced"] == [], r.text
+        return
+    assert_response(r, json.dumps(payload))
+
+
 # ------------------------------------------------------------------ content types, multipart
 
 
