@@ -30,12 +30,6 @@ print(reply.model_version)
 
 
 @pytest.fixture(scope="module")
-def receiver() -> Iterator[OtlpReceiver]:
-    with OtlpReceiver() as r:
-        yield r
-
-
-@pytest.fixture(scope="module")
 def traced(receiver: OtlpReceiver, tmp_path_factory: pytest.TempPathFactory
            ) -> Iterator[RunningPlatform]:
     plat = start_platform(tmp_path_factory.mktemp("home"), "--xds-port", "0", env={
