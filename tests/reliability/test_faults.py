@@ -13,6 +13,7 @@ The other scenarios of docs/reliability.md have their tests elsewhere (listed th
 
 from __future__ import annotations
 
+import contextlib
 import re
 import signal
 import threading
@@ -93,10 +94,8 @@ def kill_everything(pid: int) -> None:
     root = psutil.Process(pid)
     procs = [root, *root.children(recursive=True)]
     for p in procs:
-        try:
+        with contextlib.suppress(psutil.NoSuchProcess):  # gone already: nothing to kill
             p.send_signal(signal.SIGKILL)
-        except psutil.NoSuchProcess:
-            pass
     psutil.wait_procs(procs, timeout=30)
 
 

@@ -15,6 +15,7 @@ Runs are seeded (``derandomize=True``) and bounded by example counts, never by t
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import stat
@@ -104,10 +105,8 @@ def _write(zf: zipfile.ZipFile, info: zipfile.ZipInfo | str, data: bytes) -> Non
     """One entry, unless zipfile itself refuses to write it (an empty name, say)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # "Duplicate name": meant
-        try:
+        with contextlib.suppress(ValueError, IndexError, zipfile.BadZipFile):
             zf.writestr(info, data)
-        except (ValueError, IndexError, zipfile.BadZipFile):
-            pass
 
 
 def _headers(raw: bytes | bytearray, sig: bytes) -> list[int]:
