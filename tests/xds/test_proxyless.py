@@ -301,10 +301,16 @@ print(reply.get_response().model_version, reply.as_numpy("tag")[0].decode())
 def test_an_unmodified_tritonclient_dials_xds(plat: RunningPlatform, admin: modelport.Client,
                                              bootstrap: str) -> None:
     admin.create(str(TAGGED), name="triton", timeout=300)
-    done = subprocess.run([sys.executable, "-c", TRITON], capture_output=True, text=True,
-                          timeout=120, cwd=ROOT,
-                          env={**os.environ, "GRPC_XDS_BOOTSTRAP_CONFIG": bootstrap})
-    assert done.returncode == 0, done.stderr[-2000:]
+
+    def dial() -> subprocess.CompletedProcess[str] | None:
+        """One run of the client; None while the new service's route has not reached xDS
+        clients yet (within a poll or two of the create)."""
+        done = subprocess.run([sys.executable, "-c", TRITON], capture_output=True, text=True,
+                              timeout=120, cwd=ROOT,
+                              env={**os.environ, "GRPC_XDS_BOOTSTRAP_CONFIG": bootstrap})
+        return done if done.returncode == 0 else None
+
+    done = wait_until(dial, 60, "tritonclient answered over xds:///triton")
     version, tag = done.stdout.split()
     assert version == "1" and tag.isdigit(), done.stdout
     admin.delete("triton")
